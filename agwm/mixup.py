@@ -1,0 +1,270 @@
+"""The attention-guided weight mixup layer, its injection into a model, merge, and alpha I/O.
+
+A wrapped ``nn.Linear`` keeps its pretrained weight W0 frozen in ``base_layer`` and learns a task
+weight W (initialised to W0) together with attention factors A (out x r) and B (r x in):
+
+* ``factored`` (default): W~ = (A B / r) * W + ((1 - A)(1 - B) / r) * W0
+* ``convex``:             alpha = A B / r,  W~ = alpha * W + (1 - alpha) * W0
+
+where ``*`` is the elementwise product and ``1 - A`` subtracts every entry from one. A and B live
+in [0, 1]; :func:`project_alphas` puts them back after every update.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+FORMULATIONS = ("factored", "convex")
+ALPHA_WEIGHTS_NAME = "alphas.safetensors"
+ALPHA_CONFIG_NAME = "alphas.json"
+
+
+class MixupLinear(nn.Module):
+    """``y = x W~^T + bias`` with W~ the mix of the task weight W and the pretrained weight W0."""
+
+    def __init__(
+        self,
+        base_layer: nn.Linear,
+        rank: int = 1,
+        formulation: str = "factored",
+        init_mean: float = 1.0,
+        init_std: float = 0.005,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        if rank < 1:
+            raise ValueError(f"rank must be at least 1, got {rank}")
+        if formulation not in FORMULATIONS:
+            raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
+        self.base_layer = base_layer
+        self.base_layer.weight.requires_grad_(False)
+        self.rank = rank
+        self.formulation = formulation
+        self.in_features = base_layer.in_features
+        self.out_features = base_layer.out_features
+        w0 = base_layer.weight
+        self.weight = nn.Parameter(w0.detach().clone())
+        self.A = nn.Parameter(torch.empty(self.out_features, rank, dtype=w0.dtype, device=w0.device))
+        self.B = nn.Parameter(torch.empty(rank, self.in_features, dtype=w0.dtype, device=w0.device))
+        self.reset_alpha(init_mean, init_std, generator)
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base_layer.bias
+
+    @torch.no_grad()
+    def reset_alpha(self, mean: float, std: float, generator: torch.Generator | None = None) -> None:
+        """Draw every entry of A and B from N(mean, std) and clamp it to [0, 1]."""
+        for factor in (self.A, self.B):
+            sample = torch.randn(factor.shape, generator=generator, dtype=torch.float64)
+            factor.copy_((sample * std + mean).clamp_(0.0, 1.0))
+
+    def alpha(self) -> torch.Tensor:
+        """alpha = A B / r, the (out x in) attention on the task weight W."""
+        return self.A @ self.B / self.rank
+
+    def mixed_weight(self) -> torch.Tensor:
+        """W~ of the chosen formulation (see the module docstring)."""
+        w0 = self.base_layer.weight
+        alpha = self.alpha()
+        if self.formulation == "factored":
+            return alpha * self.weight + ((1 - self.A) @ (1 - self.B) / self.rank) * w0
+        return alpha * self.weight + (1 - alpha) * w0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.mixed_weight(), self.bias)
+
+    def merged_linear(self) -> nn.Linear:
+        """A plain ``nn.Linear`` computing the same function: weight W~, the trained bias."""
+        w0 = self.base_layer.weight
+        linear = nn.Linear(
+            self.in_features, self.out_features, bias=self.bias is not None,
+            device=w0.device, dtype=w0.dtype,
+        )
+        with torch.no_grad():
+            linear.weight.copy_(self.mixed_weight())
+            if self.bias is not None:
+                linear.bias.copy_(self.bias)
+        return linear
+
+    def extra_repr(self) -> str:
+        return f"rank={self.rank}, formulation={self.formulation}"
+
+
+def _parent_and_attr(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    parent_name, _, attr = name.rpartition(".")
+    return (model.get_submodule(parent_name) if parent_name else model), attr
+
+
+def _matches(name: str, targets: str | Iterable[str]) -> bool:
+    """PEFT's rule: a regex is matched against the whole name, a list against its last parts."""
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def default_search_root(model: nn.Module) -> str:
+    """The encoder of a Hugging Face model (``model.base_model``): every Linear but the head."""
+    base = getattr(model, "base_model", model)
+    for name, module in model.named_modules():
+        if module is base:
+            return name
+    return ""
+
+
+def inject_mixup(
+    model: nn.Module,
+    target_modules: str | Iterable[str] | None = None,
+    rank: int = 1,
+    formulation: str = "factored",
+    init_mean: float = 1.0,
+    init_std: float = 0.005,
+    seed: int | None = None,
+) -> list[str]:
+    """Wrap the targeted ``nn.Linear`` layers of ``model`` in place; return their names.
+
+    ``target_modules``: ``None`` targets every Linear inside the encoder (``model.base_model``,
+    the pooler included, the classification head not); a string is a regex on the full module
+    name; a list names modules by their last dotted parts (``["query", "value"]``).
+    ``seed`` makes the initial A and B reproducible independently of the global random stream.
+    """
+    if isinstance(target_modules, (list, tuple)) and not target_modules:
+        raise ValueError("target_modules is empty: name at least one module, or pass None")
+    root = default_search_root(model) if target_modules is None else ""
+    names = [
+        name for name, module in model.named_modules()
+        if type(module) is nn.Linear
+        and (target_modules is None and (not root or name.startswith(root + "."))
+             or target_modules is not None and _matches(name, target_modules))
+    ]
+    if not names:
+        raise ValueError(f"no nn.Linear module matches target_modules={target_modules!r}")
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    for name in names:
+        parent, attr = _parent_and_attr(model, name)
+        setattr(parent, attr, MixupLinear(
+            getattr(parent, attr), rank, formulation, init_mean, init_std, generator))
+    return names
+
+
+def mixup_layers(model: nn.Module) -> Iterator[tuple[str, MixupLinear]]:
+    for name, module in model.named_modules():
+        if isinstance(module, MixupLinear):
+            yield name, module
+
+
+def alpha_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The attention factors A, B of every mixup layer: the outer level's variables."""
+    return [p for _, layer in mixup_layers(model) for p in (layer.A, layer.B)]
+
+
+def task_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Every trainable parameter except the attention factors: the inner level's variables."""
+    alphas = {id(p) for p in alpha_parameters(model)}
+    return [p for p in model.parameters() if p.requires_grad and id(p) not in alphas]
+
+
+@torch.no_grad()
+def project_alphas(parameters: Iterable[torch.Tensor]) -> None:
+    """Euclidean projection onto the box: A <- clip(A, 0, 1), B <- clip(B, 0, 1)."""
+    for p in parameters:
+        p.clamp_(0.0, 1.0)
+
+
+def merge_mixup(model: nn.Module) -> nn.Module:
+    """Replace every mixup layer by its merged ``nn.Linear`` (in place); the model's state dict
+    then has the original names, so ``save_pretrained`` writes a stock Hugging Face folder."""
+    for name, layer in list(mixup_layers(model)):
+        parent, attr = _parent_and_attr(model, name)
+        setattr(parent, attr, layer.merged_linear())
+    return model
+
+
+def alpha_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {
+        f"{name}.{factor}": getattr(layer, factor).detach().cpu().contiguous()
+        for name, layer in mixup_layers(model) for factor in ("A", "B")
+    }
+
+
+def _layers_settings(model: nn.Module) -> dict:
+    layers = dict(mixup_layers(model))
+    if not layers:
+        raise ValueError("the model has no mixup layers")
+    first = next(iter(layers.values()))
+    return {"layers": list(layers), "rank": first.rank, "formulation": first.formulation}
+
+
+def save_alphas(model: nn.Module, directory: str) -> None:
+    """Write only A and B (``alphas.safetensors``) and the layer names, rank and formulation
+    (``alphas.json``); each file goes to a temporary name first and is renamed when complete."""
+    os.makedirs(directory, exist_ok=True)
+    save_tensors(alpha_state_dict(model), os.path.join(directory, ALPHA_WEIGHTS_NAME))
+    write_json(_layers_settings(model), os.path.join(directory, ALPHA_CONFIG_NAME))
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: str) -> None:
+    tmp = path + ".tmp"
+    save_file(tensors, tmp)
+    os.replace(tmp, path)
+
+
+def write_json(obj, path: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def read_alpha_settings(weights_path: str) -> dict:
+    """The ``alphas.json`` beside an ``alphas.safetensors`` file."""
+    config_path = os.path.join(os.path.dirname(weights_path) or ".", ALPHA_CONFIG_NAME)
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"{config_path} (written beside {weights_path} by save_alphas) is missing")
+    with open(config_path) as f:
+        return json.load(f)
+
+
+def load_alphas(model: nn.Module, weights_path: str) -> None:
+    """Copy saved A, B into the mixup layers of ``model``; names and shapes must match exactly."""
+    tensors = load_file(weights_path)
+    own = dict(mixup_layers(model))
+    expected = {f"{name}.{factor}" for name in own for factor in ("A", "B")}
+    if set(tensors) != expected:
+        missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        raise ValueError(
+            f"{weights_path} does not fit this model: missing {missing[:3]}, unexpected {extra[:3]}"
+        )
+    with torch.no_grad():
+        for key, value in tensors.items():
+            name, _, factor = key.rpartition(".")
+            target = getattr(own[name], factor)
+            if target.shape != value.shape:
+                raise ValueError(f"{key}: saved shape {tuple(value.shape)}, model has {tuple(target.shape)}")
+            target.copy_(value)
+
+
+def inject_from_saved(model: nn.Module, weights_path: str) -> list[str]:
+    """Wrap exactly the layers named in the saved ``alphas.json`` and load their A, B."""
+    settings = read_alpha_settings(weights_path)
+    names = inject_mixup(
+        model, target_modules="|".join(re.escape(n) for n in settings["layers"]),
+        rank=settings["rank"], formulation=settings["formulation"],
+    )
+    load_alphas(model, weights_path)
+    return names
+
+
+def average_alpha_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The fold average of the factors: A_bar = (1/K) sum_k A_k, B_bar = (1/K) sum_k B_k."""
+    if not states:
+        raise ValueError("no alpha states to average")
+    return {key: torch.stack([s[key] for s in states]).mean(0) for key in states[0]}

@@ -1,0 +1,89 @@
+"""One level of a bi-level (or single-level) problem on Betty, with nothing task-specific in it.
+
+A level is given a module, the subset of its parameters that this level owns, a loss function
+``loss_fn(module, batch) -> scalar``, an optimizer over those parameters (its param groups are
+kept), an optional scheduler, a data loader, and an optional ``projection`` applied to the owned
+parameters after every update (for constrained variables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from betty.hypergradient import jvp_fn_mapping
+from betty.problems import ImplicitProblem
+from torch import nn
+
+LossFn = Callable[[nn.Module, object], torch.Tensor]
+
+
+class LevelProblem(ImplicitProblem):
+    def __init__(
+        self,
+        name: str,
+        config,
+        module: nn.Module,
+        loss_fn: LossFn,
+        parameters: Sequence[nn.Parameter],
+        optimizer: torch.optim.Optimizer,
+        train_data_loader,
+        scheduler=None,
+        projection: Callable[[Sequence[torch.Tensor]], None] | None = None,
+    ):
+        super().__init__(name, config, module, optimizer, scheduler, train_data_loader)
+        self.loss_fn = loss_fn
+        self._own_parameters = list(parameters)
+        self._own_groups = optimizer.param_groups
+        self.projection = projection
+        self.last_loss: float | None = None
+        self.pre_step_state: dict | None = None
+        self._rng_before_loss = None
+
+    def training_step(self, batch):
+        return self.loss_fn(self.module, batch)
+
+    def trainable_parameters(self):
+        return self._own_parameters
+
+    def param_groups(self):
+        """The groups of the optimizer handed in (Betty rebuilds the optimizer from them)."""
+        return self._own_groups
+
+    def _keeps_pre_step_state(self) -> bool:
+        method = jvp_fn_mapping.get(self.config.type)
+        return bool(self._parents) and getattr(method, "needs_pre_step_state", False)
+
+    def get_loss(self, batch):
+        if self._keeps_pre_step_state():
+            self._rng_before_loss = rng_state()
+        loss, loss_dict = super().get_loss(batch)
+        self.last_loss = loss_dict["loss"]
+        return loss, loss_dict
+
+    def optimizer_step(self, *args, **kwargs):
+        if self._keeps_pre_step_state():
+            lr_of = {id(p): g["lr"] for g in self.optimizer.param_groups for p in g["params"]}
+            self.pre_step_state = {
+                "weights": [p.detach().clone() for p in self._own_parameters],
+                "lrs": [lr_of[id(p)] for p in self._own_parameters],
+                "batch": self.cur_batch,
+                "rng": self._rng_before_loss,
+            }
+        super().optimizer_step(*args, **kwargs)
+
+    def param_callback(self):
+        if self.projection is not None:
+            self.projection(self._own_parameters)
+
+
+def rng_state() -> dict:
+    """The random state that dropout draws from (CPU, and every CUDA device when present)."""
+    return {"cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] is not None:
+        torch.cuda.set_rng_state_all(state["cuda"])
