@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, Value
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
@@ -60,15 +60,16 @@ def tokenize(dataset: Dataset, task: GlueTask, tokenizer: PreTrainedTokenizerBas
     encoded = dataset.map(encode, batched=True, remove_columns=text_columns)
     encoded = encoded.rename_column("label", "labels")
     if task.is_regression:
-        encoded = encoded.cast_column("labels", encoded.features["labels"].__class__("float32"))
+        encoded = encoded.cast_column("labels", Value("float32"))
     return encoded
 
 
 def make_loader(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int,
                 shuffle: bool, seed: int = 0, stream: str = "order") -> DataLoader:
     """Batches padded to their longest example; the shuffle order is the ``stream`` of ``seed``."""
+    pad = DataCollatorWithPadding(tokenizer)
     return DataLoader(
         dataset.with_format("torch"), batch_size=batch_size, shuffle=shuffle,
-        collate_fn=DataCollatorWithPadding(tokenizer),
+        collate_fn=lambda features: dict(pad(features)),  # a plain dict, as Betty expects
         generator=generator(seed, stream) if shuffle else None,
     )

@@ -234,15 +234,18 @@ def read_alpha_settings(weights_path: str) -> dict:
 
 
 def load_alphas(model: nn.Module, weights_path: str) -> None:
-    """Copy saved A, B into the mixup layers of ``model``; names and shapes must match exactly."""
-    tensors = load_file(weights_path)
+    """Copy the A, B saved at ``weights_path`` into the mixup layers of ``model``."""
+    load_alpha_state(model, load_file(weights_path), source=weights_path)
+
+
+def load_alpha_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: str = "the state") -> None:
+    """Copy ``{"<layer>.A": tensor, "<layer>.B": tensor}`` into the mixup layers of ``model``;
+    names and shapes must match exactly."""
     own = dict(mixup_layers(model))
     expected = {f"{name}.{factor}" for name in own for factor in ("A", "B")}
     if set(tensors) != expected:
         missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
-        raise ValueError(
-            f"{weights_path} does not fit this model: missing {missing[:3]}, unexpected {extra[:3]}"
-        )
+        raise ValueError(f"{source} does not fit this model: missing {missing[:3]}, unexpected {extra[:3]}")
     with torch.no_grad():
         for key, value in tensors.items():
             name, _, factor = key.rpartition(".")

@@ -34,7 +34,6 @@ class LevelProblem(ImplicitProblem):
         super().__init__(name, config, module, optimizer, scheduler, train_data_loader)
         self.loss_fn = loss_fn
         self._own_parameters = list(parameters)
-        self._own_groups = optimizer.param_groups
         self.projection = projection
         self.last_loss: float | None = None
         self.pre_step_state: dict | None = None
@@ -46,9 +45,15 @@ class LevelProblem(ImplicitProblem):
     def trainable_parameters(self):
         return self._own_parameters
 
-    def param_groups(self):
-        """The groups of the optimizer handed in (Betty rebuilds the optimizer from them)."""
-        return self._own_groups
+    def patch_optimizer(self):
+        """Keep the optimizer handed in, on one device. (Betty 0.2.1 rebuilds it as
+        ``cls(params, **optimizer.defaults)``, which torch >= 2.6's AdamW rejects.)"""
+        if self._strategy not in ("default", "cpu", "gpu"):
+            super().patch_optimizer()
+
+    def patch_scheduler(self):
+        if self._strategy not in ("default", "cpu", "gpu"):
+            super().patch_scheduler()
 
     def _keeps_pre_step_state(self) -> bool:
         method = jvp_fn_mapping.get(self.config.type)

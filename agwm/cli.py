@@ -1,0 +1,41 @@
+"""Command-line options shared by the scripts, in the style of Hugging Face's ``run_glue.py``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from .config import ConfigError, RunConfig, build_run_config
+from .tasks import DataError
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--task", required=True, help="GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte")
+    p.add_argument("--train-size", type=int, default=None, help="training examples drawn by --seed (default 300)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the sample, splits and every draw (default 1)")
+    p.add_argument("--data-dir", default=None, help="folder in the GLUE layout (default $GLUE_DIR, else the hub)")
+    p.add_argument("--model", default=None, help="model folder or hub name (default: bundled all-MiniLM-L6-v2)")
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--max-length", type=int, default=None, help="tokens per example (default 128)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 16")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="single settings, e.g. search.alpha_lr=1e-3 finetune.epochs=3 inner.darts_alpha=0.02")
+    return p
+
+
+def run_config(args: argparse.Namespace, extra_flags: dict | None = None) -> RunConfig:
+    flags = {"task": args.task, "train_size": args.train_size, "seed": args.seed, "data_dir": args.data_dir,
+             "model": args.model, "output_dir": args.output_dir, "max_length": args.max_length,
+             "batch_size": args.batch_size, **(extra_flags or {})}
+    return build_run_config(flags, args.overrides)
+
+
+def main_guard(body: Callable[[], None]) -> None:
+    """Run ``body``; a bad setting or bad data ends the program with one line and exit code 2."""
+    try:
+        body()
+    except (ConfigError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

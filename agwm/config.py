@@ -1,0 +1,291 @@
+"""The one place where settings are read, overridden and validated.
+
+A run's settings are a :class:`RunConfig`; a hypergradient method's are an :class:`EngineSettings`
+(Betty's ``Config`` for the inner and outer problems and its ``EngineConfig``), read from a YAML
+file in ``engine_configs/``. Command-line flags and ``key=value`` arguments override single
+fields; every bad value stops with a :class:`ConfigError` that names the option as it was
+written, the value, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import yaml
+from betty.configs import Config, EngineConfig
+
+from .mixup import FORMULATIONS
+from .tasks import TASKS, TASK_ALIASES
+
+ENGINE_CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine_configs")
+HYPERGRADS = ("darts", "neumann", "cg")
+PROBLEMS = ("bilevel", "joint")
+FINETUNE_STARTS = ("pretrained", "fold_average")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; ``str()`` is the message for the user."""
+
+
+@dataclass
+class MixupConfig:
+    rank: int = 1
+    formulation: str = "factored"
+    init_mean: float = 1.0
+    init_std: float = 0.005
+    target_modules: Any = None  # None: every Linear of the encoder; a regex; or a list of names
+
+
+@dataclass
+class SearchConfig:
+    problem: str = "bilevel"
+    folds: int = 2
+    split_ratio: float = 0.8
+    epochs: float = 3.0
+    max_steps: int | None = None  # stop each fold after this many outer iterations
+    w_lr: float = 1e-4
+    w_weight_decay: float = 0.01
+    w_warmup_ratio: float = 0.1
+    alpha_lr: float = 2e-3
+    alpha_beta1: float = 0.9
+    alpha_beta2: float = 0.999
+    alpha_weight_decay: float = 0.01
+    alpha_warmup_ratio: float = 0.1
+    finetune_start: str = "pretrained"
+
+
+@dataclass
+class FinetuneConfig:
+    epochs: float = 10.0
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    eval_batch_size: int = 64
+    holdout: bool = False  # train on split 0's training part, score on its held-out part, not dev
+
+
+@dataclass
+class RunConfig:
+    task: str = "rte"
+    train_size: int = 300
+    seed: int = 1
+    data_dir: str | None = None
+    model: str | None = None  # None: the bundled all-MiniLM-L6-v2, else the hub copy
+    output_dir: str = "runs/default"
+    max_length: int = 128
+    batch_size: int = 16
+    hypergrad: str = "darts"
+    engine_config: str | None = None  # a YAML path; None: engine_configs/<hypergrad>.yaml
+    mixup: MixupConfig = field(default_factory=MixupConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+
+@dataclass
+class EngineSettings:
+    inner: Config
+    outer: Config
+    engine: EngineConfig
+    path: str = ""
+
+
+# How each field is spelt on the command line, for messages.
+FLAGS = {
+    "task": "--task", "train_size": "--train-size", "seed": "--seed", "data_dir": "--data-dir",
+    "model": "--model", "output_dir": "--output-dir", "hypergrad": "--hypergrad",
+    "engine_config": "--engine-config", "search.folds": "--folds", "search.split_ratio": "--split-ratio",
+    "search.max_steps": "--max-steps", "search.problem": "--problem", "mixup.rank": "--rank",
+    "mixup.formulation": "--formulation", "max_length": "--max-length", "batch_size": "--batch-size",
+}
+
+
+def _coerce(value: Any, default: Any, option: str) -> Any:
+    """``value`` (YAML-parsed) as the type of the field's ``default``."""
+    if value is None or default is None or isinstance(default, (list, tuple, dict)):
+        return value
+    if isinstance(value, str) and type(default) in (int, float):
+        try:  # YAML 1.1 reads 1e-3 (no dot) as a string
+            value = type(default)(value)
+        except ValueError:
+            pass
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int) and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif isinstance(default, str) and isinstance(value, (str, int, float)):
+        return str(value)
+    raise ConfigError(f"{option}: {value!r} is not allowed: expected a {type(default).__name__}")
+
+
+def _set_path(obj: Any, path: str, value: Any, option: str) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        if not dataclasses.is_dataclass(obj) or part not in {f.name for f in fields(obj)}:
+            raise ConfigError(f"{option}: unknown key {path!r}")
+        obj = getattr(obj, part)
+    names = {f.name for f in fields(obj)}
+    if leaf not in names or dataclasses.is_dataclass(getattr(obj, leaf)):
+        allowed = ", ".join(sorted(n for n in names if not dataclasses.is_dataclass(getattr(obj, n))))
+        raise ConfigError(f"{option}: unknown key {path!r}; allowed here: {allowed}")
+    setattr(obj, leaf, _coerce(value, _reference_value(obj, leaf), option))
+
+
+def _reference_value(obj: Any, name: str) -> Any:
+    """A value of the field's type: its default, or for an optional field its annotated type's."""
+    spec = next(f for f in fields(obj) if f.name == name)
+    default = spec.default if spec.default is not dataclasses.MISSING else getattr(obj, name)
+    if default is None and isinstance(spec.type, str):
+        default = {"int": 0, "float": 0.0, "str": ""}.get(spec.type.split("|")[0].strip())
+    return default
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, Any, str]]:
+    """``["search.alpha_lr=1e-3", ...]`` as (key, YAML-parsed value, the text as written)."""
+    parsed = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{item!r} is not allowed: overrides are written key=value (e.g. search.alpha_lr=1e-3)")
+        try:
+            value = yaml.safe_load(raw) if raw else None
+        except yaml.YAMLError:
+            value = raw
+        parsed.append((key.strip(), value, item))
+    return parsed
+
+
+def build_run_config(flags: dict[str, Any], overrides: list[str] = (), base: RunConfig | None = None) -> RunConfig:
+    """``base`` (defaults) updated by ``flags`` (dotted field -> value, None meaning not given)
+    and then by ``overrides`` that are not engine keys; validated."""
+    cfg = base or RunConfig()
+    written: dict[str, str] = {}
+    for path, value in flags.items():
+        if value is not None:
+            _set_path(cfg, path, value, FLAGS.get(path, path))
+    for key, value, text in parse_overrides(list(overrides)):
+        if key.split(".")[0] not in ("inner", "outer", "engine"):
+            _set_path(cfg, key, value, text)
+            written[key] = text
+    validate_run_config(cfg, written)
+    return cfg
+
+
+def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -> None:
+    """``written``: the override text of a field set by ``key=value``, to quote in a message."""
+    written = written or {}
+
+    def _require(ok: bool, path: str, value: Any, allowed: str) -> None:
+        if not ok:
+            flag = FLAGS.get(path)
+            option = written.get(path) or (f"{flag} {value}" if flag else f"{path}={value}")
+            raise ConfigError(f"{option} is not allowed: {allowed}")
+
+    known = [*TASKS, *TASK_ALIASES]
+    _require(cfg.task.lower() in known, "task", cfg.task, f"one of {', '.join(TASKS)}")
+    _require(cfg.train_size >= 2, "train_size", cfg.train_size, "at least 2")
+    _require(cfg.max_length >= 8, "max_length", cfg.max_length, "at least 8")
+    _require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "at least 1")
+    _require(cfg.hypergrad in HYPERGRADS, "hypergrad", cfg.hypergrad, f"one of {', '.join(HYPERGRADS)}")
+    m, s, f = cfg.mixup, cfg.search, cfg.finetune
+    _require(m.rank >= 1, "mixup.rank", m.rank, "at least 1")
+    _require(m.formulation in FORMULATIONS, "mixup.formulation", m.formulation, f"one of {', '.join(FORMULATIONS)}")
+    _require(0.0 <= m.init_mean <= 1.0, "mixup.init_mean", m.init_mean, "between 0 and 1")
+    _require(m.init_std >= 0.0, "mixup.init_std", m.init_std, "at least 0")
+    _require(s.problem in PROBLEMS, "search.problem", s.problem, f"one of {', '.join(PROBLEMS)}")
+    _require(s.folds >= 1, "search.folds", s.folds, "at least 1")
+    _require(0.0 < s.split_ratio < 1.0, "search.split_ratio", s.split_ratio, "strictly between 0 and 1")
+    _require(s.max_steps is None or s.max_steps >= 1, "search.max_steps", s.max_steps, "at least 1")
+    _require(s.finetune_start in FINETUNE_STARTS, "search.finetune_start", s.finetune_start,
+             f"one of {', '.join(FINETUNE_STARTS)}")
+    for path in ("search.epochs", "search.w_lr", "search.alpha_lr", "finetune.epochs", "finetune.lr"):
+        value = _get(cfg, path)
+        _require(value > 0, path, value, "greater than 0")
+    for path in ("search.w_weight_decay", "search.alpha_weight_decay", "finetune.weight_decay"):
+        value = _get(cfg, path)
+        _require(value >= 0, path, value, "at least 0")
+    for path in ("search.w_warmup_ratio", "search.alpha_warmup_ratio", "finetune.warmup_ratio",
+                 "search.alpha_beta1", "search.alpha_beta2"):
+        value = _get(cfg, path)
+        _require(0 <= value < 1, path, value, "in [0, 1)")
+    _require(f.eval_batch_size >= 1, "finetune.eval_batch_size", f.eval_batch_size, "at least 1")
+
+
+def _get(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def engine_config_path(cfg: RunConfig) -> str:
+    if cfg.engine_config:
+        if not os.path.isfile(cfg.engine_config):
+            raise ConfigError(f"--engine-config {cfg.engine_config} is not allowed: no such file")
+        return cfg.engine_config
+    return os.path.join(ENGINE_CONFIG_DIR, f"{cfg.hypergrad}.yaml")
+
+
+def load_engine_settings(path: str, overrides: list[str] = ()) -> EngineSettings:
+    """Betty's ``Config`` (sections ``inner``, ``outer``) and ``EngineConfig`` (``engine``) from
+    a YAML file, then ``inner.*`` / ``outer.*`` / ``engine.*`` overrides; unknown keys stop."""
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with sections inner, outer, engine")
+    unknown = set(raw) - {"inner", "outer", "engine"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; allowed: inner, outer, engine")
+    settings = EngineSettings(Config(), Config(first_order=True, retain_graph=True), EngineConfig(), path)
+    for section in ("inner", "outer", "engine"):
+        for key, value in (raw.get(section) or {}).items():
+            _set_path(settings, f"{section}.{key}", value, f"{path}: {section}.{key}")
+    for key, value, written in parse_overrides(list(overrides)):
+        if key.split(".")[0] in ("inner", "outer", "engine"):
+            _set_path(settings, key, value, written)
+    validate_engine_settings(settings)
+    return settings
+
+
+def validate_engine_settings(settings: EngineSettings) -> None:
+    from betty.hypergradient import jvp_fn_mapping
+
+    from . import hypergrad  # noqa: F401  (registers the project's methods)
+
+    inner, outer = settings.inner, settings.outer
+    if inner.type not in jvp_fn_mapping:
+        raise ConfigError(f"inner.type={inner.type} is not allowed: one of {', '.join(sorted(jvp_fn_mapping))}")
+    if inner.type in ("reinforce",):
+        raise ConfigError(f"inner.type={inner.type} is not allowed: Betty 0.2.1's reinforce is a stub")
+    if not (outer.first_order and outer.retain_graph):
+        raise ConfigError("outer.first_order and outer.retain_graph must both be true: Betty adds the "
+                          "implicit hypergradient only with first_order and reuses the outer graph")
+    for path, value, minimum in (("inner.unroll_steps", inner.unroll_steps, 1),
+                                 ("inner.cg_iterations", inner.cg_iterations, 1),
+                                 ("inner.neumann_iterations", inner.neumann_iterations, 1)):
+        if value < minimum:
+            raise ConfigError(f"{path}={value} is not allowed: at least {minimum}")
+    if settings.engine.strategy not in ("default", "cpu", "gpu"):
+        raise ConfigError(f"engine.strategy={settings.engine.strategy} is not allowed: one of default, cpu, gpu "
+                          "(Betty 0.2.1's accelerate strategy fails)")
+    if settings.engine.early_stopping:
+        raise ConfigError("engine.early_stopping=true is not allowed: it fails in Betty 0.2.1")
+
+
+def to_dict(obj: Any) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def write_resolved(path: str, cfg: RunConfig, engine: EngineSettings | None = None) -> None:
+    data = {"run": to_dict(cfg)}
+    if engine is not None:
+        data.update(engine_config=engine.path, inner=to_dict(engine.inner),
+                    outer=to_dict(engine.outer), engine=to_dict(engine.engine))
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+    os.replace(tmp, path)

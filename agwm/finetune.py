@@ -1,0 +1,97 @@
+"""The finetune phase: with A, B fixed, train W on the whole training sample and score on dev.
+
+    W_hat = argmin_W L(W, A_bar, B_bar; D) + wd ||W||^2     (AdamW, linear warm-up and decay)
+
+Without alphas this is plain (vanilla) finetuning of the same model on the same examples.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
+
+from .config import RunConfig, write_resolved
+from .data import random_splits, stream_seed
+from .mixup import alpha_parameters, inject_from_saved, merge_mixup, task_parameters
+from .runtime import (CsvLog, adamw, build_model, evaluate, load_dev, load_run_data, loader,
+                      model_loss, prepare_output_dir, schedule, steps_for, write_metrics)
+
+
+def load_start_weights(model, path: str) -> None:
+    """Overwrite the task weights with those saved by a search (``task_weights.safetensors``)."""
+    state = load_file(path)
+    own = dict(model.named_parameters())
+    unknown = sorted(set(state) - set(own))
+    if unknown:
+        raise ValueError(f"{path} does not fit this model: unexpected {unknown[:3]}")
+    with torch.no_grad():
+        for name, value in state.items():
+            own[name].copy_(value)
+
+
+def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str | None = None,
+                 save_model: bool = False) -> dict:
+    """Finetune (with the mixup of ``alphas`` if given), evaluate on dev (or, with
+    ``finetune.holdout``, train on split 0's training part and evaluate on its held-out part), write ``config.yaml``,
+    ``log.csv``, optionally the merged model (``model/``, a stock Hugging Face folder), and last
+    ``metrics.json``."""
+    start = time.perf_counter()
+    data = load_run_data(cfg)
+    if cfg.finetune.holdout:  # for choosing settings without the dev set
+        train_idx, held_out_idx = random_splits(len(data.train), 1, cfg.search.split_ratio, cfg.seed)[0]
+        data.train, dev = data.train.select(train_idx), data.train.select(held_out_idx)
+    else:
+        dev = load_dev(cfg, data)
+    out = cfg.output_dir
+    prepare_output_dir(out)
+    write_resolved(os.path.join(out, "config.yaml"), cfg)
+
+    model = build_model(cfg, data.task, with_mixup=False)
+    if alphas is not None:
+        inject_from_saved(model, alphas)
+        for p in alpha_parameters(model):
+            p.requires_grad_(False)
+    if start_weights is not None:
+        load_start_weights(model, start_weights)
+    torch.manual_seed(stream_seed(cfg.seed, "dropout/finetune"))
+
+    f = cfg.finetune
+    steps = steps_for(f.epochs, len(data.train), cfg.batch_size)
+    optimizer = adamw([{"params": task_parameters(model), "weight_decay": f.weight_decay}], lr=f.lr)
+    scheduler = schedule(optimizer, "linear", steps, f.warmup_ratio)
+    batches = loader(data, data.train, cfg, "order/finetune")
+    log = CsvLog(out)
+    model.train()
+    step, loss_value = 0, float("nan")
+    with tqdm(total=steps, desc="finetune") as progress:
+        while step < steps:
+            for batch in batches:
+                loss = model_loss(model, batch)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step, loss_value = step + 1, loss.item()
+                log("finetune", 0, step, train_loss=loss_value, lr=scheduler.get_last_lr()[0])
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss_value:.3f}")
+                if step == steps:
+                    break
+    log.close()
+    train_time = time.perf_counter() - start
+    dev_metrics = evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size)
+    if save_model:
+        merged = merge_mixup(model)
+        merged.save_pretrained(os.path.join(out, "model"))
+        data.tokenizer.save_pretrained(os.path.join(out, "model"))
+    metrics = {"phase": "finetune", "task": data.task.name, "metric": data.task.metric,
+               "evaluated_on": "holdout" if cfg.finetune.holdout else "dev",
+               "score": dev_metrics["score"], "dev": dev_metrics, "alphas": alphas,
+               "steps": steps, "final_train_loss": loss_value, "train_time_s": train_time,
+               "wall_time_s": time.perf_counter() - start}
+    write_metrics(out, metrics)
+    return metrics

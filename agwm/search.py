@@ -1,0 +1,161 @@
+"""The search phase: learn the attention factors A, B by bi-level optimisation on K random splits
+of the training sample and average them.
+
+On split k (train part D_tr^k, held-out part D_val^k):
+
+    A_k, B_k = argmin_{A,B} L(W*(A, B); D_val^k) + wd ||A, B||^2
+    W*(A, B) = argmin_W     L(W, A, B; D_tr^k)   + wd ||W||^2
+
+solved by Betty (one inner step per outer step by default; the outer gradient goes through W* by
+the method of the engine config), then A_bar = mean_k A_k, B_bar = mean_k B_k. The ``joint``
+problem instead minimises L(W, A, B) over W, A, B together on the whole sample.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import torch
+from betty.engine import Engine
+from betty.logging.logger_base import get_logger
+from tqdm.auto import tqdm
+
+from problems import AttentionProblem, JointProblem, TaskWeightProblem
+
+from .config import EngineSettings, RunConfig, write_resolved
+from .data import random_splits, stream_seed
+from .mixup import (alpha_parameters, alpha_state_dict, average_alpha_states, load_alpha_state,
+                    mixup_layers, project_alphas, save_alphas, save_tensors, task_parameters)
+from .runtime import (CsvLog, RunData, adamw, build_model, load_run_data, loader, model_loss,
+                      prepare_output_dir, schedule, steps_for, warmup_then_decay, write_metrics)
+
+TASK_WEIGHTS_NAME = "task_weights.safetensors"
+get_logger().setLevel(logging.WARNING)  # Betty prints its graph at INFO for every engine
+
+
+class ProgressEngine(Engine):
+    """Betty's engine with a callback after every iteration (progress bar, log)."""
+
+    def __init__(self, problems, config, dependencies, on_step):
+        self.on_step = on_step
+        super().__init__(problems, config, dependencies)
+
+    def train_step(self):
+        super().train_step()
+        self.on_step(self.global_step)
+
+
+def alpha_summary(model) -> dict[str, float]:
+    """Means over all layers of A, B, alpha = A B / r and of the W0 weight (1-A)(1-B)/r."""
+    a = torch.cat([layer.A.detach().flatten() for _, layer in mixup_layers(model)])
+    b = torch.cat([layer.B.detach().flatten() for _, layer in mixup_layers(model)])
+    alpha = [layer.alpha().detach().mean() for _, layer in mixup_layers(model)]
+    w0_weight = [((1 - layer.A) @ (1 - layer.B) / layer.rank).detach().mean() for _, layer in mixup_layers(model)]
+    return {"a_mean": a.mean().item(), "b_mean": b.mean().item(),
+            "alpha_mean": torch.stack(alpha).mean().item(), "w0_weight_mean": torch.stack(w0_weight).mean().item()}
+
+
+def _bilevel_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, model, fold, train_idx, val_idx):
+    s, unroll = cfg.search, settings.inner.unroll_steps
+    inner_steps = steps_for(s.epochs, len(train_idx), cfg.batch_size)
+    if s.max_steps is not None:
+        inner_steps = min(inner_steps, s.max_steps * unroll)
+    outer_steps = max(1, inner_steps // unroll)
+    weights, alphas = task_parameters(model), alpha_parameters(model)
+    w_opt = adamw([{"params": weights, "weight_decay": s.w_weight_decay}], lr=s.w_lr)
+    a_opt = torch.optim.AdamW(alphas, lr=s.alpha_lr, betas=(s.alpha_beta1, s.alpha_beta2),
+                              weight_decay=s.alpha_weight_decay)
+    inner = TaskWeightProblem(
+        "inner", settings.inner, model, model_loss, weights, w_opt,
+        loader(data, data.train.select(train_idx), cfg, f"order/inner{fold}"),
+        schedule(w_opt, "linear", inner_steps, s.w_warmup_ratio))
+    outer = AttentionProblem(
+        "outer", settings.outer, model, model_loss, alphas, a_opt,
+        loader(data, data.train.select(val_idx), cfg, f"order/outer{fold}"),
+        schedule(a_opt, "cosine", outer_steps, s.alpha_warmup_ratio), projection=project_alphas)
+    return [inner, outer], {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}}, inner_steps
+
+
+def _joint_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, model):
+    s = cfg.search
+    steps = steps_for(s.epochs, len(data.train), cfg.batch_size)
+    if s.max_steps is not None:
+        steps = min(steps, s.max_steps)
+    weights, alphas = task_parameters(model), alpha_parameters(model)
+    optimizer = adamw([{"params": weights, "weight_decay": s.w_weight_decay, "lr": s.w_lr}], lr=s.w_lr)
+    optimizer.add_param_group({"params": alphas, "lr": s.alpha_lr, "betas": (s.alpha_beta1, s.alpha_beta2),
+                               "weight_decay": s.alpha_weight_decay})
+    factors = [warmup_then_decay("linear", steps, s.w_warmup_ratio)] * (len(optimizer.param_groups) - 1)
+    factors.append(warmup_then_decay("cosine", steps, s.alpha_warmup_ratio))
+    joint = JointProblem(
+        "joint", settings.inner.__class__(), model, model_loss, weights + alphas, optimizer,
+        loader(data, data.train, cfg, "order/joint"),
+        torch.optim.lr_scheduler.LambdaLR(optimizer, factors),
+        projection=project_alphas, constrained_parameters=alphas)
+    return [joint], {"u2l": {}, "l2u": {}}, steps
+
+
+def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: int, split, log: CsvLog):
+    """One search; returns the model with its learned A, B and a summary of the run."""
+    model = build_model(cfg, data.task, with_mixup=True)
+    torch.manual_seed(stream_seed(cfg.seed, f"dropout/search{fold}"))
+    if cfg.search.problem == "joint":
+        problems, dependencies, iterations = _joint_problems(cfg, settings, data, model)
+    else:
+        problems, dependencies, iterations = _bilevel_problems(cfg, settings, data, model, fold, *split)
+    progress = tqdm(total=iterations, desc=f"search fold {fold + 1}/{cfg.search.folds if split else 1}")
+    losses: dict[str, float] = {}
+
+    def on_step(step: int) -> None:
+        losses.update({f"{p.name}_loss": p.last_loss for p in problems if p.last_loss is not None})
+        log("search", fold, step, **losses, **alpha_summary(model))
+        progress.update(1)
+        progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
+
+    config = settings.engine.__class__(**{**vars(settings.engine), "train_iters": iterations})
+    start = time.perf_counter()
+    ProgressEngine(problems, config, dependencies, on_step).run()
+    progress.close()
+    summary = {"fold": fold, "iterations": iterations, **{f"final_{k}": v for k, v in losses.items()},
+               **alpha_summary(model), "wall_time_s": time.perf_counter() - start}
+    return model, summary
+
+
+def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
+    """Search on ``cfg.search.folds`` splits (one run on the whole sample for ``joint``); write
+    the averaged ``alphas.safetensors`` / ``alphas.json``, each fold's under ``fold<k>/``, the
+    fold-averaged task weights when ``finetune_start`` is ``fold_average``, ``config.yaml``,
+    ``log.csv`` and, last, ``metrics.json``."""
+    start = time.perf_counter()
+    data = load_run_data(cfg)
+    out = cfg.output_dir
+    prepare_output_dir(out)
+    write_resolved(os.path.join(out, "config.yaml"), cfg, settings)
+    joint = cfg.search.problem == "joint"
+    splits = [None] if joint else random_splits(len(data.train), cfg.search.folds, cfg.search.split_ratio, cfg.seed)
+    log = CsvLog(out)
+    alpha_states, weight_sums, summaries = [], None, []
+    try:
+        for fold, split in enumerate(splits):
+            model, summary = search_fold(cfg, settings, data, fold, split, log)
+            save_alphas(model, os.path.join(out, f"fold{fold}"))
+            alpha_states.append(alpha_state_dict(model))
+            summaries.append(summary)
+            if cfg.search.finetune_start == "fold_average":
+                weights = {n: p.detach().clone() for n, p in model.named_parameters()
+                           if p.requires_grad and not n.endswith((".A", ".B"))}
+                weight_sums = weights if weight_sums is None else {n: weight_sums[n] + weights[n] for n in weights}
+    finally:
+        log.close()
+    load_alpha_state(model, average_alpha_states(alpha_states))
+    save_alphas(model, out)
+    if weight_sums is not None:
+        save_tensors({n: (t / len(splits)).contiguous() for n, t in weight_sums.items()},
+                     os.path.join(out, TASK_WEIGHTS_NAME))
+    metrics = {"phase": "search", "problem": cfg.search.problem, "hypergrad": None if joint else cfg.hypergrad,
+               "folds": summaries, "alpha": alpha_summary(model),
+               "wall_time_s": time.perf_counter() - start}
+    write_metrics(out, metrics)
+    return metrics

@@ -1,0 +1,39 @@
+"""Finetune phase: train the task weights with alpha fixed (or plain finetuning without
+--alphas) on the whole training sample and report the GLUE dev score.
+
+    python scripts/finetune.py --task rte --train-size 300 --seed 1 \
+        --alphas runs/rte-300-s1/alphas.safetensors --data-dir ../shared/glue \
+        --output-dir runs/rte-300-s1/finetune
+"""
+
+import os
+
+from agwm.cli import main_guard, parser, run_config
+from agwm.config import ConfigError
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--alphas", default=None, help="alphas.safetensors written by search.py (omit: vanilla)")
+    p.add_argument("--start-weights", default=None,
+                   help="task_weights.safetensors of a search with search.finetune_start=fold_average")
+    p.add_argument("--save-model", action="store_true", help="also write the merged model to <output-dir>/model")
+    args = p.parse_args()
+
+    def body() -> None:
+        cfg = run_config(args)
+        for flag, path in (("--alphas", args.alphas), ("--start-weights", args.start_weights)):
+            if path is not None and not os.path.isfile(path):
+                raise ConfigError(f"{flag} {path} is not allowed: no such file")
+        from agwm.finetune import run_finetune
+
+        metrics = run_finetune(cfg, args.alphas, args.start_weights, args.save_model)
+        print(f"dev {metrics['metric']} {metrics['score']:.2f} (all: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in metrics["dev"].items() if k != "score")
+              + f"; {metrics['wall_time_s']:.0f} s)")
+
+    main_guard(body)
+
+
+if __name__ == "__main__":
+    main()
