@@ -90,7 +90,8 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
         data.tokenizer.save_pretrained(os.path.join(out, "model"))
     metrics = {"phase": "finetune", "task": data.task.name, "metric": data.task.metric,
                "evaluated_on": "holdout" if cfg.finetune.holdout else "dev",
-               "score": dev_metrics["score"], "dev": dev_metrics, "alphas": alphas,
+               "score": dev_metrics["score"], "holdout" if cfg.finetune.holdout else "dev": dev_metrics,
+               "alphas": alphas,
                "steps": steps, "final_train_loss": loss_value, "train_time_s": train_time,
                "wall_time_s": time.perf_counter() - start}
     write_metrics(out, metrics)

@@ -1,0 +1,77 @@
+"""Bad input stops before any training: exit code 2, one line naming the option, the value and
+what is allowed, no traceback, no metrics.json."""
+
+import runpy
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run_script(name, args, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", [name, *args])
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(str(REPO / "scripts" / name), run_name="__main__")
+    err = capsys.readouterr().err
+    return stopped.value.code, err
+
+
+def base(glue_dir, out):
+    return ["--task", "rte", "--train-size", "32", "--data-dir", glue_dir, "--output-dir", str(out)]
+
+
+CASES = [
+    (["--task", "wnli"], "--task wnli is not allowed: one of cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte"),
+    (["--train-size", "1"], "--train-size 1 is not allowed: at least 2"),
+    (["--train-size", "5000"], "--train-size 5000 is out of range: allowed 2 to 2490"),
+    (["--rank", "0"], "--rank 0 is not allowed: at least 1"),
+    (["--split-ratio", "1.5"], "--split-ratio 1.5 is not allowed: strictly between 0 and 1"),
+    (["--split-ratio", "0"], "--split-ratio 0.0 is not allowed: strictly between 0 and 1"),
+    (["--folds", "0"], "--folds 0 is not allowed: at least 1"),
+    (["--hypergrad", "adam"], "--hypergrad adam is not allowed: one of darts, neumann, cg"),
+    (["--problem", "triple"], "--problem triple is not allowed: one of bilevel, joint"),
+    (["search.alpha_lrr=1e-3"], "search.alpha_lrr=1e-3: unknown key 'search.alpha_lrr'"),
+    (["inner.cg_iters=3"], "inner.cg_iters=3: unknown key 'inner.cg_iters'"),
+    (["mixup.rank=0"], "mixup.rank=0 is not allowed: at least 1"),
+    (["--data-dir", "/nonexistent"], "data folder '/nonexistent' does not exist"),
+    (["--engine-config", "/nonexistent.yaml"], "--engine-config /nonexistent.yaml is not allowed: no such file"),
+]
+
+
+@pytest.mark.parametrize("extra, message", CASES, ids=[c[1][:30] for c in CASES])
+def test_search_rejects_bad_input(extra, message, glue_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    code, err = run_script("search.py", base(glue_dir, out) + extra, monkeypatch, capsys)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (out / "metrics.json").exists()
+
+
+def test_unknown_yaml_key_in_an_engine_file(glue_dir, tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("inner:\n  type: agwm_darts\n  darts_radius: 0.1\n")
+    code, err = run_script("search.py", base(glue_dir, tmp_path / "o") + ["--engine-config", str(bad)],
+                           monkeypatch, capsys)
+    assert code == 2 and f"{bad}: inner.darts_radius: unknown key 'inner.darts_radius'" in err
+
+
+def test_malformed_row_and_bad_label_stop_finetune(tmp_path, monkeypatch, capsys):
+    (tmp_path / "RTE").mkdir()
+    header = "index\tsentence1\tsentence2\tlabel\n"
+    (tmp_path / "RTE" / "train.tsv").write_text(header + "0\ta\tb\tentailment\n" * 4 + "9\tx\ty\tperhaps\n")
+    (tmp_path / "RTE" / "dev.tsv").write_text(header + "0\ta\tb\n")
+    args = ["--task", "rte", "--train-size", "5", "--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "o")]
+    code, err = run_script("finetune.py", args, monkeypatch, capsys)
+    assert code == 2 and "train.tsv, line 6: label 'perhaps' is not one of ['entailment', 'not_entailment']" in err
+    (tmp_path / "RTE" / "train.tsv").write_text(header + "0\ta\tb\tentailment\n" * 5)
+    code, err = run_script("finetune.py", args, monkeypatch, capsys)
+    assert code == 2 and "dev.tsv, line 2: malformed row with 3 fields, expected 4" in err
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_finetune_rejects_a_missing_alphas_file(glue_dir, tmp_path, monkeypatch, capsys):
+    code, err = run_script("finetune.py", base(glue_dir, tmp_path) + ["--alphas", "/no/alphas.safetensors"],
+                           monkeypatch, capsys)
+    assert code == 2 and "--alphas /no/alphas.safetensors is not allowed: no such file" in err

@@ -1,0 +1,67 @@
+"""Both phases on 32 real RTE examples with the real default model, a few steps each."""
+
+import json
+import math
+
+import pytest
+from safetensors.torch import load_file
+
+from agwm.config import build_run_config, load_engine_settings, engine_config_path
+from agwm.finetune import run_finetune
+from agwm.mixup import alpha_state_dict
+from agwm.runtime import build_model
+from agwm.search import run_search
+from agwm.tasks import get_task
+
+
+def config(glue_dir, out, **flags):
+    return build_run_config({"task": "rte", "train_size": 32, "seed": 3, "data_dir": glue_dir,
+                             "output_dir": str(out), "search.folds": 1, "search.max_steps": 2, **flags})
+
+
+@pytest.fixture(scope="module")
+def initial_alphas(glue_dir, tmp_path_factory):
+    cfg = config(glue_dir, tmp_path_factory.mktemp("init"))
+    return alpha_state_dict(build_model(cfg, get_task("rte"), with_mixup=True))
+
+
+def search(glue_dir, out, hypergrad, problem):
+    cfg = config(glue_dir, out, **{"hypergrad": hypergrad, "search.problem": problem})
+    return run_search(cfg, load_engine_settings(engine_config_path(cfg)))
+
+
+@pytest.fixture(scope="module")
+def darts_search(glue_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("darts")
+    return out, search(glue_dir, out, "darts", "bilevel")
+
+
+def check_alphas_moved_inside_the_box(out, metrics, initial_alphas):
+    alphas = load_file(out / "alphas.safetensors")
+    assert set(alphas) == set(initial_alphas)
+    moved = max((alphas[k] - initial_alphas[k]).abs().max().item() for k in alphas)
+    assert moved > 1e-5
+    assert all(t.min() >= 0.0 and t.max() <= 1.0 for t in alphas.values())
+    assert metrics["folds"][0]["iterations"] == 2
+    assert {"config.yaml", "log.csv", "metrics.json", "alphas.json"} <= {p.name for p in out.iterdir()}
+
+
+def test_darts_search_moves_alpha_inside_the_box(darts_search, initial_alphas):
+    check_alphas_moved_inside_the_box(*darts_search, initial_alphas)
+
+
+@pytest.mark.parametrize("hypergrad, problem", [("neumann", "bilevel"), ("cg", "bilevel"), ("darts", "joint")])
+def test_other_searches_move_alpha_inside_the_box(hypergrad, problem, glue_dir, tmp_path, initial_alphas):
+    metrics = search(glue_dir, tmp_path, hypergrad, problem)
+    check_alphas_moved_inside_the_box(tmp_path, metrics, initial_alphas)
+
+
+def test_finetune_with_the_searched_alphas_scores_on_dev(darts_search, glue_dir, tmp_path):
+    out, _ = darts_search
+    cfg = build_run_config({"task": "rte", "train_size": 32, "seed": 3, "data_dir": glue_dir,
+                            "output_dir": str(tmp_path)}, ["finetune.epochs=1"])
+    result = run_finetune(cfg, str(out / "alphas.safetensors"))
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["score"] == result["score"] and math.isfinite(saved["score"])
+    assert 0.0 <= saved["dev"]["accuracy"] <= 100.0 and saved["evaluated_on"] == "dev"
+    assert saved["steps"] == 2

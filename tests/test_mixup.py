@@ -1,0 +1,81 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agwm.mixup import MixupLinear, project_alphas
+
+
+def layer(formulation="factored", rank=1, **kwargs):
+    torch.manual_seed(0)
+    return MixupLinear(nn.Linear(5, 3), rank=rank, formulation=formulation, **kwargs)
+
+
+def randomise(m: MixupLinear):
+    with torch.no_grad():
+        m.A.uniform_(0, 1)
+        m.B.uniform_(0, 1)
+        m.weight.add_(torch.randn_like(m.weight))
+
+
+@pytest.mark.parametrize("rank", [1, 2, 8])
+def test_factored_formula(rank):
+    m = layer("factored", rank)
+    randomise(m)
+    w0 = m.base_layer.weight
+    expected = (m.A @ m.B / rank) * m.weight + ((1 - m.A) @ (1 - m.B) / rank) * w0
+    torch.testing.assert_close(m.mixed_weight(), expected)
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(m(x), F.linear(x, expected, m.base_layer.bias))
+
+
+def test_convex_formula():
+    m = layer("convex", 2)
+    randomise(m)
+    alpha = m.A @ m.B / 2
+    torch.testing.assert_close(m.mixed_weight(), alpha * m.weight + (1 - alpha) * m.base_layer.weight)
+
+
+def test_starts_from_the_pretrained_weight_and_freezes_it():
+    m = layer()
+    torch.testing.assert_close(m.weight, m.base_layer.weight)
+    assert m.weight is not m.base_layer.weight
+    assert not m.base_layer.weight.requires_grad
+    assert m.base_layer.bias.requires_grad and m.weight.requires_grad and m.A.requires_grad
+
+
+def test_initialisation_is_clamped_normal():
+    m = MixupLinear(nn.Linear(400, 300), init_mean=1.0, init_std=0.005, generator=torch.Generator().manual_seed(0))
+    a = m.A.detach()
+    assert a.min() >= 0 and a.max() == 1.0  # half the draws exceed 1 and are clamped
+    assert 0.4 < (a == 1.0).float().mean() < 0.6
+    m = MixupLinear(nn.Linear(400, 300), init_mean=0.5, init_std=0.1, generator=torch.Generator().manual_seed(0))
+    b = m.B.detach()
+    assert abs(b.mean().item() - 0.5) < 0.02 and abs(b.std().item() - 0.1) < 0.02
+
+
+def test_alpha_one_gives_the_task_weight():
+    m = layer(init_std=0.0)
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    torch.testing.assert_close(m.mixed_weight(), m.weight)
+
+
+def test_gradients_reach_w_and_the_factors_but_not_w0():
+    m = layer()
+    randomise(m)
+    m(torch.randn(4, 5)).pow(2).sum().backward()
+    assert m.weight.grad is not None and m.A.grad is not None and m.B.grad is not None
+    assert m.base_layer.weight.grad is None
+
+
+def test_projection_clamps_to_the_unit_box():
+    a = torch.tensor([-0.5, 0.3, 1.7])
+    project_alphas([a])
+    assert a.tolist() == pytest.approx([0.0, 0.3, 1.0])
+
+
+@pytest.mark.parametrize("kwargs, message", [({"rank": 0}, "rank"), ({"formulation": "sum"}, "formulation")])
+def test_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MixupLinear(nn.Linear(2, 2), **kwargs)

@@ -1,0 +1,112 @@
+"""The Betty problems on a tiny mixup BERT: the bi-level search and the joint problem."""
+
+import pytest
+import torch
+from betty.configs import Config, EngineConfig
+from betty.engine import Engine
+from torch.func import functional_call
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+import agwm.hypergrad  # noqa: F401
+from agwm.mixup import alpha_parameters, average_alpha_states, inject_mixup, mixup_layers, project_alphas, task_parameters
+from agwm.runtime import model_loss
+from problems import AttentionProblem, JointProblem, TaskWeightProblem
+
+
+def tiny_mixup_bert(dtype=torch.float32, dropout=0.1):
+    torch.manual_seed(0)
+    config = AutoConfig.for_model("bert", vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=16, max_position_embeddings=16, num_labels=2,
+                                  hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    model = AutoModelForSequenceClassification.from_config(config).to(dtype).train()
+    inject_mixup(model, seed=0, init_mean=0.7, init_std=0.2)
+    return model
+
+
+def batches(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        ids = torch.randint(1, 50, (4, 6), generator=g)
+        out.append({"input_ids": ids, "attention_mask": torch.ones_like(ids),
+                    "labels": torch.randint(0, 2, (4,), generator=g)})
+    return out
+
+
+class RecordingAttention(AttentionProblem):
+    def grad_callback(self):
+        self.hypergrad = [p.grad.detach().clone() for p in self.trainable_parameters()]
+
+
+def bilevel(model, inner_config, inner_lr, alpha_lr, train, val, outer_cls=AttentionProblem):
+    weights, alphas = task_parameters(model), alpha_parameters(model)
+    inner = TaskWeightProblem("inner", inner_config, model, model_loss, weights,
+                              torch.optim.SGD(weights, lr=inner_lr), train)
+    outer = outer_cls("outer", Config(first_order=True, retain_graph=True), model, model_loss, alphas,
+                      torch.optim.SGD(alphas, lr=alpha_lr), val, projection=project_alphas)
+    return inner, outer, {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}}
+
+
+def test_search_moves_alpha_keeps_it_in_the_box_and_never_touches_w0():
+    model = tiny_mixup_bert()
+    w0 = {n: l.base_layer.weight.detach().clone() for n, l in mixup_layers(model)}
+    a0 = [p.detach().clone() for p in alpha_parameters(model)]
+    w_start = [p.detach().clone() for p in task_parameters(model)]
+    inner, outer, deps = bilevel(model, Config(type="agwm_darts"), 0.1, 5.0, batches(3, 1), batches(2, 2))
+    Engine([inner, outer], EngineConfig(train_iters=6, valid_step=10**9), deps).run()
+    alphas = alpha_parameters(model)
+    assert any((a - b).abs().max() > 1e-3 for a, b in zip(alphas, a0))
+    assert all(a.min() >= 0 and a.max() <= 1 for a in alphas)
+    assert any(a.min() == 0 or a.max() == 1 for a in alphas)  # the large step hit the box: projected
+    assert all(torch.equal(l.base_layer.weight, w0[n]) for n, l in mixup_layers(model))
+    assert any(not torch.equal(a, b) for a, b in zip(task_parameters(model), w_start))
+
+
+def test_darts_replays_the_inner_dropout_and_matches_autograd_on_the_mixup_model():
+    """The hypergradient of the first outer step against autograd through the same inner SGD
+    step, dropout on: the finite differences must see the inner step's dropout masks."""
+    torch.manual_seed(0)
+    model = tiny_mixup_bert(torch.float64, dropout=0.3)
+    train, val = batches(1, 1), batches(1, 2)
+    xi = 0.5
+    weights, alphas = task_parameters(model), alpha_parameters(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+
+    torch.manual_seed(123)
+    w = {names[id(p)]: p.detach().clone().requires_grad_(True) for p in weights}
+    lam = {names[id(p)]: p.detach().clone().requires_grad_(True) for p in alphas}
+    inner_loss = functional_call(model, {**w, **lam}, kwargs=train[0]).loss
+    grads = torch.autograd.grad(inner_loss, list(w.values()), create_graph=True)
+    stepped = {n: p - xi * g for (n, p), g in zip(w.items(), grads)}
+    outer_loss = functional_call(model, {**stepped, **lam}, kwargs=val[0]).loss
+    exact = torch.autograd.grad(outer_loss, list(lam.values()))
+
+    inner, outer, deps = bilevel(model, Config(type="agwm_darts", darts_alpha=1e-4), xi, 0.0, train, val,
+                                 outer_cls=RecordingAttention)
+    torch.manual_seed(123)
+    Engine([inner, outer], EngineConfig(train_iters=1, valid_step=10**9), deps).run()
+    got, want = torch.cat([g.flatten() for g in outer.hypergrad]), torch.cat([g.flatten() for g in exact])
+    assert ((got - want).norm() / want.norm()).item() < 1e-3
+
+
+def test_joint_problem_trains_weights_and_alpha_together_inside_the_box():
+    model = tiny_mixup_bert()
+    weights, alphas = task_parameters(model), alpha_parameters(model)
+    before = [p.detach().clone() for p in weights + alphas]
+    optimizer = torch.optim.SGD([{"params": weights, "lr": 0.1}, {"params": alphas, "lr": 5.0}])
+    joint = JointProblem("joint", Config(), model, model_loss, weights + alphas, optimizer, batches(3, 1),
+                         projection=project_alphas, constrained_parameters=alphas)
+    Engine([joint], EngineConfig(train_iters=4, valid_step=10**9), {"u2l": {}, "l2u": {}}).run()
+    after = weights + alphas
+    assert any(not torch.equal(a, b) for a, b in zip(after[:len(weights)], before))
+    assert any(not torch.equal(a, b) for a, b in zip(after[len(weights):], before[len(weights):]))
+    assert all(a.min() >= 0 and a.max() <= 1 for a in alphas)
+
+
+def test_fold_average_of_the_factors():
+    states = [{"l.A": torch.tensor([0.2, 1.0]), "l.B": torch.tensor([[0.0]])},
+              {"l.A": torch.tensor([0.4, 0.0]), "l.B": torch.tensor([[1.0]])}]
+    avg = average_alpha_states(states)
+    assert torch.allclose(avg["l.A"], torch.tensor([0.3, 0.5])) and torch.allclose(avg["l.B"], torch.tensor([[0.5]]))
+    with pytest.raises(ValueError):
+        average_alpha_states([])
