@@ -13,11 +13,13 @@ problem instead minimises L(W, A, B) over W, A, B together on the whole sample.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 
 import torch
+from betty.configs import Config
 from betty.engine import Engine
 from betty.logging.logger_base import get_logger
 from tqdm.auto import tqdm
@@ -90,7 +92,7 @@ def _joint_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, mod
     factors = [warmup_then_decay("linear", steps, s.w_warmup_ratio)] * (len(optimizer.param_groups) - 1)
     factors.append(warmup_then_decay("cosine", steps, s.alpha_warmup_ratio))
     joint = JointProblem(
-        "joint", settings.inner.__class__(), model, model_loss, weights + alphas, optimizer,
+        "joint", Config(), model, model_loss, weights + alphas, optimizer,
         loader(data, data.train, cfg, "order/joint"),
         torch.optim.lr_scheduler.LambdaLR(optimizer, factors),
         projection=project_alphas, constrained_parameters=alphas)
@@ -114,7 +116,7 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
         progress.update(1)
         progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
 
-    config = settings.engine.__class__(**{**vars(settings.engine), "train_iters": iterations})
+    config = dataclasses.replace(settings.engine, train_iters=iterations)
     start = time.perf_counter()
     ProgressEngine(problems, config, dependencies, on_step).run()
     progress.close()
