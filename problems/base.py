@@ -77,6 +77,22 @@ class LevelProblem(ImplicitProblem):
             }
         super().optimizer_step(*args, **kwargs)
 
+    def backward(self, loss, params, paths, create_graph=False, retain_graph=True, allow_unused=True):
+        """For an upper level with one lower level: dL/dlambda (direct) and v = dL/dw from one
+        backward pass over the union of both parameter lists, then the lower level's method adds
+        the indirect part. (Betty's own backward runs two passes over the same graph.) Any other
+        case goes to Betty's."""
+        simple = (len(paths) == 1 and len(paths[0]) == 3 and self._config.first_order and not create_graph
+                  and self.gradient_accumulation_boundary() and self._strategy in ("default", "cpu", "gpu"))
+        if not simple:
+            return super().backward(loss, params, paths, create_graph, retain_graph, allow_unused)
+        lower = paths[0][1]
+        inner = list(lower.meta_trainable_parameters())
+        grads = torch.autograd.grad(loss, list(params) + inner, allow_unused=True)
+        self.set_grads(params, grads[:len(params)])
+        vector = [torch.zeros_like(p) if g is None else g for g, p in zip(grads[len(params):], inner)]
+        jvp_fn_mapping[lower.config.type](vector, lower, self, True)
+
     def param_callback(self):
         if self.projection is not None:
             self.projection(self._own_parameters)
