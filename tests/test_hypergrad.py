@@ -17,7 +17,7 @@ from torch import nn
 import agwm.hypergrad  # noqa: F401  (registers the methods)
 from problems import AttentionProblem, TaskWeightProblem
 
-torch.set_default_dtype(torch.float64)
+F64 = torch.float64
 D, N, M = 6, 40, 30
 
 
@@ -41,11 +41,11 @@ def val_loss(module, batch):
 @pytest.fixture(scope="module")
 def data():
     g = torch.Generator().manual_seed(0)
-    x_tr, x_val = torch.randn(N, D, generator=g), torch.randn(M, D, generator=g)
-    w_true = torch.randn(D, generator=g)
-    y_tr = x_tr @ w_true + 0.3 * torch.randn(N, generator=g)
-    y_val = x_val @ w_true + 0.3 * torch.randn(M, generator=g)
-    lam = 0.1 + torch.rand(D, generator=g)
+    x_tr, x_val = torch.randn(N, D, generator=g, dtype=F64), torch.randn(M, D, generator=g, dtype=F64)
+    w_true = torch.randn(D, generator=g, dtype=F64)
+    y_tr = x_tr @ w_true + 0.3 * torch.randn(N, generator=g, dtype=F64)
+    y_val = x_val @ w_true + 0.3 * torch.randn(M, generator=g, dtype=F64)
+    lam = 0.1 + torch.rand(D, generator=g, dtype=F64)
     return (x_tr, y_tr), (x_val, y_val), lam
 
 
@@ -102,7 +102,7 @@ def test_neumann_matches_implicit_function_theorem(data):
 @pytest.mark.parametrize("xi", [0.05, 0.5])
 def test_darts_matches_autograd_through_one_unrolled_step(data, xi):
     train, val, lam = data
-    w0 = torch.randn(D, generator=torch.Generator().manual_seed(1))
+    w0 = torch.randn(D, generator=torch.Generator().manual_seed(1), dtype=F64)
     lam_var = lam.clone().requires_grad_(True)
     w_var = w0.clone().requires_grad_(True)
     probe = SimpleNamespace(w=w_var, lam=lam_var)  # the same losses on plain tensors
