@@ -164,8 +164,8 @@ def main() -> None:
 
     print(f"machine: {machine_description()}; batch {args.batch_size} x {args.length} tokens; "
           f"median of {args.rounds} rounds; {'random' if args.random_init else 'pretrained'} weights")
-    print(f"| configuration | step (s) | time / vanilla | peak memory (MiB) | memory / vanilla |")
-    print(f"|---|---|---|---|---|")
+    print("| configuration | step (s) | time / vanilla | peak memory (MiB) | memory / vanilla |")
+    print("|---|---|---|---|---|")
     for name in args.configs:
         print(f"| {name} | {medians[name]:.3f} | {medians[name] / medians['vanilla']:.2f}x | "
               f"{peaks[name]:.0f} | {peaks[name] / peaks['vanilla']:.2f}x |")

@@ -49,9 +49,9 @@ def main() -> None:
                 scores[task, lr, epochs] = run_finetune(cfg)["score"]
         settings = sorted({(lr, ep) for _, lr, ep in grid})
         lines = ["| lr | epochs | " + " | ".join(args.tasks) + " | mean |", "|---" * (len(args.tasks) + 3) + "|"]
-        means = {s: statistics.mean(scores[t, *s] for t in args.tasks) for s in settings}
+        means = {s: statistics.mean(scores[(t, *s)] for t in args.tasks) for s in settings}
         for s in settings:
-            lines.append(f"| {s[0]:g} | {s[1]:g} | " + " | ".join(f"{scores[t, *s]:.1f}" for t in args.tasks)
+            lines.append(f"| {s[0]:g} | {s[1]:g} | " + " | ".join(f"{scores[(t, *s)]:.1f}" for t in args.tasks)
                          + f" | {means[s]:.1f} |")
         best = max(settings, key=means.get)
         lines.append(f"\nbest on the held-out 20%: lr {best[0]:g}, {best[1]:g} epochs (mean {means[best]:.1f})")
