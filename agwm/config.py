@@ -24,6 +24,7 @@ ENGINE_CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath
 HYPERGRADS = ("darts", "neumann", "cg")
 PROBLEMS = ("bilevel", "joint")
 FINETUNE_STARTS = ("pretrained", "fold_average")
+ALPHA_MODES = ("fixed", "random", "joint")
 
 
 class ConfigError(ValueError):
@@ -65,6 +66,7 @@ class FinetuneConfig:
     warmup_ratio: float = 0.1
     eval_batch_size: int = 64
     holdout: bool = False  # train on split 0's training part, score on its held-out part, not dev
+    alpha_mode: str = "fixed"  # fixed: --alphas (or none: vanilla); random: fresh draw, fixed; joint: trained with W
 
 
 @dataclass
@@ -213,6 +215,7 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
                  "search.alpha_beta1", "search.alpha_beta2"):
         value = _get(cfg, path)
         _require(0 <= value < 1, path, value, "in [0, 1)")
+    _require(f.alpha_mode in ALPHA_MODES, "finetune.alpha_mode", f.alpha_mode, f"one of {', '.join(ALPHA_MODES)}")
     _require(f.eval_batch_size >= 1, "finetune.eval_batch_size", f.eval_batch_size, "at least 1")
 
 

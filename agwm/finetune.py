@@ -2,7 +2,11 @@
 
     W_hat = argmin_W L(W, A_bar, B_bar; D) + wd ||W||^2     (AdamW, linear warm-up and decay)
 
-Without alphas this is plain (vanilla) finetuning of the same model on the same examples.
+Without alphas this is plain (vanilla) finetuning of the same model on the same examples. Two
+ablations share it (``finetune.alpha_mode``): ``random`` fixes A, B at a fresh draw from
+N(mixup.init_mean, mixup.init_std) clamped to [0, 1]; ``joint`` trains them with W,
+(W_hat, A_hat, B_hat) = argmin L(W, A, B; D), with the search's alpha optimizer settings and a
+projection onto [0, 1] after each step.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import torch
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
-from .config import RunConfig, write_resolved
+from .config import ConfigError, RunConfig, write_resolved
 from .data import random_splits, stream_seed
-from .mixup import alpha_parameters, inject_from_saved, merge_mixup, task_parameters
+from .mixup import (alpha_parameters, inject_from_saved, merge_mixup, project_alphas, save_alphas,
+                    task_parameters)
 from .runtime import (CsvLog, adamw, build_model, evaluate, load_dev, load_run_data, loader,
-                      model_loss, prepare_output_dir, schedule, steps_for, write_metrics)
+                      model_loss, prepare_output_dir, steps_for, warmup_then_decay, write_metrics)
 
 
 def load_start_weights(model, path: str) -> None:
@@ -39,6 +44,9 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     ``finetune.holdout``, train on split 0's training part and evaluate on its held-out part), write ``config.yaml``,
     ``log.csv``, optionally the merged model (``model/``, a stock Hugging Face folder), and last
     ``metrics.json``."""
+    if alphas is not None and cfg.finetune.alpha_mode != "fixed":
+        raise ConfigError(f"finetune.alpha_mode={cfg.finetune.alpha_mode} is not allowed with --alphas: "
+                          "saved alphas are used fixed (alpha_mode=fixed)")
     start = time.perf_counter()
     data = load_run_data(cfg)
     if cfg.finetune.holdout:  # for choosing settings without the dev set
@@ -50,19 +58,25 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     prepare_output_dir(out)
     write_resolved(os.path.join(out, "config.yaml"), cfg)
 
-    model = build_model(cfg, data.task, with_mixup=False)
+    f, s = cfg.finetune, cfg.search
+    model = build_model(cfg, data.task, with_mixup=f.alpha_mode in ("random", "joint"))
     if alphas is not None:
         inject_from_saved(model, alphas)
-        for p in alpha_parameters(model):
-            p.requires_grad_(False)
+    trained_alphas = alpha_parameters(model) if f.alpha_mode == "joint" else []
+    for p in alpha_parameters(model):
+        p.requires_grad_(f.alpha_mode == "joint")
     if start_weights is not None:
         load_start_weights(model, start_weights)
     torch.manual_seed(stream_seed(cfg.seed, "dropout/finetune"))
 
-    f = cfg.finetune
     steps = steps_for(f.epochs, len(data.train), cfg.batch_size)
     optimizer = adamw([{"params": task_parameters(model), "weight_decay": f.weight_decay}], lr=f.lr)
-    scheduler = schedule(optimizer, "linear", steps, f.warmup_ratio)
+    factors = [warmup_then_decay("linear", steps, f.warmup_ratio)] * len(optimizer.param_groups)
+    if trained_alphas:
+        optimizer.add_param_group({"params": trained_alphas, "lr": s.alpha_lr, "weight_decay": s.alpha_weight_decay,
+                                   "betas": (s.alpha_beta1, s.alpha_beta2)})
+        factors.append(warmup_then_decay("cosine", steps, s.alpha_warmup_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
     batches = loader(data, data.train, cfg, "order/finetune")
     log = CsvLog(out)
     model.train()
@@ -73,6 +87,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
                 loss = model_loss(model, batch)
                 loss.backward()
                 optimizer.step()
+                project_alphas(trained_alphas)
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step, loss_value = step + 1, loss.item()
@@ -84,6 +99,8 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     log.close()
     train_time = time.perf_counter() - start
     dev_metrics = evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size)
+    if alpha_parameters(model):
+        save_alphas(model, out)  # the alpha the model was finetuned with (learned, for joint)
     if save_model:
         merged = merge_mixup(model)
         merged.save_pretrained(os.path.join(out, "model"))
@@ -91,7 +108,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     metrics = {"phase": "finetune", "task": data.task.name, "metric": data.task.metric,
                "evaluated_on": "holdout" if cfg.finetune.holdout else "dev",
                "score": dev_metrics["score"], "holdout" if cfg.finetune.holdout else "dev": dev_metrics,
-               "alphas": alphas,
+               "alphas": alphas, "alpha_mode": f.alpha_mode,
                "steps": steps, "final_train_loss": loss_value, "train_time_s": train_time,
                "wall_time_s": time.perf_counter() - start}
     write_metrics(out, metrics)

@@ -2,6 +2,8 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 GLUE_DIR = Path(os.environ.get("GLUE_DIR") or REPO.parent / "shared" / "glue")
@@ -14,3 +16,18 @@ def glue_dir() -> str:
     if not (GLUE_DIR / "RTE" / "train.tsv").is_file():
         pytest.fail(f"GLUE files not found at {GLUE_DIR}: tests read ../shared/glue or $GLUE_DIR")
     return str(GLUE_DIR)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A 1-layer BERT with the default model's tokenizer, saved as a Hugging Face folder."""
+    path = tmp_path_factory.mktemp("tiny")
+    from agwm.runtime import default_model
+
+    tokenizer = AutoTokenizer.from_pretrained(default_model())
+    config = AutoConfig.for_model("bert", vocab_size=tokenizer.vocab_size, hidden_size=8, num_hidden_layers=1,
+                                  num_attention_heads=2, intermediate_size=16, max_position_embeddings=128)
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)

@@ -1,28 +1,13 @@
 """The search's fold-averaged outputs and the finetune start they feed, on a tiny model folder."""
 
-import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification
 
 from agwm.config import build_run_config, engine_config_path, load_engine_settings
 from agwm.finetune import load_start_weights, run_finetune
 from agwm.mixup import inject_from_saved, mixup_layers
-from agwm.runtime import default_model
 from agwm.search import TASK_WEIGHTS_NAME, run_search
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    """A 1-layer BERT with the default model's tokenizer, saved as a Hugging Face folder."""
-    path = tmp_path_factory.mktemp("tiny")
-    tokenizer = AutoTokenizer.from_pretrained(default_model())
-    config = AutoConfig.for_model("bert", vocab_size=tokenizer.vocab_size, hidden_size=8, num_hidden_layers=1,
-                                  num_attention_heads=2, intermediate_size=16, max_position_embeddings=128)
-    torch.manual_seed(0)
-    AutoModelForSequenceClassification.from_config(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
 
 
 def test_alphas_are_the_fold_mean_and_fold_average_weights_start_the_finetune(tiny_model_dir, glue_dir, tmp_path):

@@ -1,0 +1,173 @@
+"""An experiment grid: method entries x tasks x training-set sizes x seeds, each run once.
+
+Each finished run appends one JSON line to the results file. A line is written by one ``write``
+and flushed to disk; a line cut short by a crash has no newline, is ignored when reading and cut
+off before the next append. Rerunning a grid skips every run whose record is there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+import yaml
+from tqdm.auto import tqdm
+
+from .config import ConfigError, RunConfig, build_run_config, engine_config_path, load_engine_settings, parse_overrides
+from .methods import METHODS
+from .runtime import machine_description
+
+GRID_KEYS = {"tasks", "sizes", "seeds", "methods", "data_dir", "model", "output_dir", "results", "overrides"}
+ENTRY_KEYS = {"name", "method", "overrides"}
+ENGINE_SECTIONS = ("inner", "outer", "engine")
+
+
+@dataclass
+class Entry:
+    name: str
+    method: str
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    entry: Entry
+    task: str
+    size: int
+    seed: int
+    config: RunConfig
+    overrides: list[str]
+
+    @property
+    def key(self) -> str:
+        return run_key(self.entry.name, self.task, self.size, self.seed)
+
+
+def run_key(method: str, task: str, size: int, seed: int) -> str:
+    return f"{method}/{task}/{size}/{seed}"
+
+
+@dataclass
+class Grid:
+    entries: list[Entry]
+    tasks: list[str]
+    sizes: list[int]
+    seeds: list[int]
+    output_dir: str
+    results: str
+    data_dir: str | None = None
+    model: str | None = None
+    overrides: list[str] = field(default_factory=list)
+
+    def runs(self) -> list[Run]:
+        """Every run, its settings validated (so a bad value stops the grid before it starts)."""
+        runs = []
+        for entry in self.entries:
+            for task in self.tasks:
+                for size in self.sizes:
+                    for seed in self.seeds:
+                        overrides = [*self.overrides, *entry.overrides]
+                        flags = {"task": task, "train_size": size, "seed": seed, "data_dir": self.data_dir,
+                                 "model": self.model,
+                                 "output_dir": os.path.join(self.output_dir, entry.name, f"{task}-{size}-s{seed}")}
+                        cfg = build_run_config(flags, overrides)
+                        runs.append(Run(entry, task, size, seed, cfg, overrides))
+        for run in runs:
+            if run.entry.method == "mixup":
+                load_engine_settings(engine_config_path(run.config), engine_overrides(run.overrides))
+        return runs
+
+
+def engine_overrides(overrides: list[str]) -> list[str]:
+    return [text for key, _, text in parse_overrides(overrides) if key.split(".")[0] in ENGINE_SECTIONS]
+
+
+def _list(raw: dict, key: str, kind: type, path: str) -> list:
+    value = raw.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, kind) for v in value):
+        raise ConfigError(f"{path}: {key} must be a non-empty list of {kind.__name__}, got {value!r}")
+    return value
+
+
+def load_grid(path: str) -> Grid:
+    if not os.path.isfile(path):
+        raise ConfigError(f"--grid {path} is not allowed: no such file")
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    unknown = set(raw) - GRID_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(sorted(GRID_KEYS))}")
+    entries = []
+    for item in _list(raw, "methods", dict, path):
+        bad = set(item) - ENTRY_KEYS
+        if bad:
+            raise ConfigError(f"{path}: method entry {item!r} has unknown key(s) {sorted(bad)}; allowed: name, method, overrides")
+        method = item.get("method", item.get("name"))
+        if method not in METHODS:
+            raise ConfigError(f"{path}: method {method!r} is not allowed: one of {', '.join(sorted(METHODS))}")
+        entries.append(Entry(str(item.get("name", method)), method, [str(o) for o in item.get("overrides") or []]))
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: method names must be unique, got {names}")
+    return Grid(entries, _list(raw, "tasks", str, path), _list(raw, "sizes", int, path), _list(raw, "seeds", int, path),
+                output_dir=raw.get("output_dir", "runs/grid"), results=raw.get("results", "results/results.jsonl"),
+                data_dir=raw.get("data_dir"), model=raw.get("model"),
+                overrides=[str(o) for o in raw.get("overrides") or []])
+
+
+def read_records(path: str) -> list[dict]:
+    """The complete records of a results file (a last line without a newline is not one)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        text = f.read()
+    return [json.loads(line) for line in text.split("\n")[:-1] if line.strip()]
+
+
+def append_record(path: str, record: dict) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a+b") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":  # a record cut short by a crash: drop it
+                f.seek(0)
+                content = f.read()
+                f.truncate(content.rfind(b"\n") + 1)
+        f.write((json.dumps(record, sort_keys=True) + "\n").encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def execute(run: Run) -> dict:
+    """Run one grid cell; the record to append."""
+    start = time.perf_counter()
+    outcome = METHODS[run.entry.method](run.config, engine_overrides(run.overrides))
+    return {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
+            "task": run.task, "train_size": run.size, "seed": run.seed, "score": outcome["score"],
+            "dev": outcome["dev"], "wall_time_s": {**outcome["wall_time_s"], "total": time.perf_counter() - start},
+            "machine": machine_description()}
+
+
+def run_grid(grid: Grid, workers: int = 1) -> tuple[int, int]:
+    """Run what is missing from ``grid.results``; returns (runs done now, runs skipped)."""
+    if workers < 1:
+        raise ConfigError(f"--workers {workers} is not allowed: at least 1")
+    runs = grid.runs()
+    done = {r["key"] for r in read_records(grid.results)}
+    pending = [r for r in runs if r.key not in done]
+    progress = tqdm(total=len(pending), desc="grid")
+    if workers == 1:
+        for run in pending:
+            append_record(grid.results, execute(run))
+            progress.update(1)
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for future in as_completed([pool.submit(execute, run) for run in pending]):
+                append_record(grid.results, future.result())
+                progress.update(1)
+    progress.close()
+    return len(pending), len(runs) - len(pending)

@@ -1,0 +1,68 @@
+"""The finetuning methods an experiment grid can run, behind one small interface.
+
+A method is a function ``run(cfg, settings) -> outcome``: ``cfg`` is the run's validated
+:class:`RunConfig` (task, size, seed, output folder and the entry's overrides applied),
+``settings`` the entry's engine overrides; it returns the finetune metrics (``score`` and the dev
+metrics) and the wall time of each phase. :func:`register` adds one; every method sees the same
+examples for the same seed, and differs from vanilla only by what it does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+
+from .config import RunConfig, engine_config_path, load_engine_settings
+
+Method = Callable[[RunConfig, list], dict]
+METHODS: dict[str, Method] = {}
+
+
+def register(name: str) -> Callable[[Method], Method]:
+    def add(fn: Method) -> Method:
+        METHODS[name] = fn
+        return fn
+    return add
+
+
+def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixed", start_weights=None) -> dict:
+    from .finetune import run_finetune
+
+    cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, alpha_mode=alpha_mode),
+                              output_dir=os.path.join(cfg.output_dir, "finetune"))
+    metrics = run_finetune(cfg, alphas, start_weights)
+    return {"score": metrics["score"], "dev": metrics["dev"], "wall_time_s": {"finetune": metrics["wall_time_s"]}}
+
+
+@register("vanilla")
+def vanilla(cfg: RunConfig, engine_overrides: list) -> dict:
+    """Plain finetuning of every weight."""
+    return _finetune(cfg)
+
+
+@register("mixup")
+def mixup(cfg: RunConfig, engine_overrides: list) -> dict:
+    """Search alpha by bi-level optimisation (``hypergrad`` and the engine overrides pick the
+    method), then finetune W with alpha fixed."""
+    from .search import TASK_WEIGHTS_NAME, run_search
+
+    search_cfg = dataclasses.replace(cfg, output_dir=os.path.join(cfg.output_dir, "search"))
+    searched = run_search(search_cfg, load_engine_settings(engine_config_path(cfg), engine_overrides))
+    start = (os.path.join(search_cfg.output_dir, TASK_WEIGHTS_NAME)
+             if cfg.search.finetune_start == "fold_average" else None)
+    outcome = _finetune(cfg, os.path.join(search_cfg.output_dir, "alphas.safetensors"), start_weights=start)
+    outcome["wall_time_s"]["search"] = searched["wall_time_s"]
+    return outcome
+
+
+@register("joint")
+def joint(cfg: RunConfig, engine_overrides: list) -> dict:
+    """W and alpha trained together on the whole sample (no bi-level optimisation), evaluated."""
+    return _finetune(cfg, alpha_mode="joint")
+
+
+@register("random-alpha")
+def random_alpha(cfg: RunConfig, engine_overrides: list) -> dict:
+    """Alpha drawn once from N(mixup.init_mean, mixup.init_std), clamped to [0, 1], kept fixed."""
+    return _finetune(cfg, alpha_mode="random")

@@ -1,0 +1,31 @@
+"""Run an experiment grid (methods x tasks x sizes x seeds) from a YAML file; resumable.
+
+    python scripts/experiment.py --grid experiments/reference.yaml [--workers 1]
+
+Each finished run appends one record to the grid's results file; rerunning the same command
+skips the runs already recorded and runs the rest.
+"""
+
+import argparse
+
+from agwm.cli import main_guard
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--grid", required=True, help="grid YAML (see experiments/)")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    args = p.parse_args()
+
+    def body() -> None:
+        from agwm.grid import load_grid, run_grid
+
+        grid = load_grid(args.grid)
+        done, skipped = run_grid(grid, args.workers)
+        print(f"{done} runs done, {skipped} already in {grid.results}")
+
+    main_guard(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The experiment grid: records, resume after a crash, bad grids; each method's defining property."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from agwm.config import ConfigError, build_run_config
+from agwm.grid import append_record, load_grid, read_records, run_grid
+from agwm.methods import METHODS, joint, random_alpha, vanilla
+from agwm.mixup import alpha_state_dict
+from agwm.runtime import build_model
+from agwm.tasks import get_task
+
+GRID = """
+tasks: [rte, mrpc]
+sizes: [50]
+seeds: [1, 2]
+data_dir: {glue}
+output_dir: {out}/runs
+results: {out}/results.jsonl
+methods:
+  - name: first
+    method: fake
+  - name: second
+    method: fake
+    overrides: [finetune.lr=3e-5]
+"""
+
+
+@pytest.fixture
+def fake_method(monkeypatch):
+    calls = []
+
+    def fake(cfg, engine_overrides):
+        calls.append((cfg.task, cfg.seed, cfg.finetune.lr))
+        if len(calls) == fake.crash_at:
+            raise KeyboardInterrupt  # the grid is killed in the middle of a run
+        return {"score": float(cfg.seed), "dev": {"accuracy": float(cfg.seed), "score": float(cfg.seed)},
+                "wall_time_s": {"finetune": 0.1}}
+
+    fake.crash_at = None
+    fake.calls = calls
+    monkeypatch.setitem(METHODS, "fake", fake)
+    return fake
+
+
+def write_grid(tmp_path, glue_dir, text=GRID):
+    path = tmp_path / "grid.yaml"
+    path.write_text(text.format(glue=glue_dir, out=tmp_path))
+    return str(path)
+
+
+def test_a_killed_grid_resumes_without_losing_or_repeating_a_run(fake_method, glue_dir, tmp_path):
+    grid = load_grid(write_grid(tmp_path, glue_dir))
+    fake_method.crash_at = 5
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(grid)
+    assert len(read_records(grid.results)) == 4
+    fake_method.crash_at = None
+    assert run_grid(grid) == (4, 4)
+    records = read_records(grid.results)
+    assert len(records) == 8 and len({r["key"] for r in records}) == 8
+    assert run_grid(grid) == (0, 8)
+    assert len(fake_method.calls) == 5 + 4  # the killed run is the only one run twice
+    second = [r for r in records if r["method"] == "second"]
+    assert all(r["settings"] == ["finetune.lr=3e-5"] for r in second)
+    assert {c[2] for c in fake_method.calls} == {1e-4, 3e-5}
+
+
+def test_record_format(fake_method, glue_dir, tmp_path):
+    grid = load_grid(write_grid(tmp_path, glue_dir))
+    run_grid(grid)
+    record = read_records(grid.results)[0]
+    assert set(record) == {"key", "method", "kind", "settings", "task", "train_size", "seed", "score", "dev",
+                           "wall_time_s", "machine"}
+    assert record["key"] == f"{record['method']}/{record['task']}/{record['train_size']}/{record['seed']}"
+    assert record["kind"] == "fake" and record["wall_time_s"]["finetune"] == 0.1 and "total" in record["wall_time_s"]
+
+
+def test_a_record_cut_short_is_ignored_and_removed_by_the_next_append(tmp_path):
+    path = str(tmp_path / "r.jsonl")
+    append_record(path, {"key": "a"})
+    with open(path, "a") as f:
+        f.write('{"key": "b", "sco')  # killed mid-write
+    assert [r["key"] for r in read_records(path)] == ["a"]
+    append_record(path, {"key": "c"})
+    assert [r["key"] for r in read_records(path)] == ["a", "c"]
+    assert open(path).read().count("\n") == 2
+
+
+def test_parallel_workers_record_every_run_once(fake_method, glue_dir, tmp_path):
+    grid = load_grid(write_grid(tmp_path, glue_dir))
+    assert run_grid(grid, workers=2) == (8, 0)
+    assert len({r["key"] for r in read_records(grid.results)}) == 8
+
+
+@pytest.mark.parametrize("change, message", [
+    (("method: fake\n    overrides", "method: magic\n    overrides"), "method 'magic' is not allowed: one of"),
+    (("sizes: [50]", "sizes: [50]\nepochs: 3"), "unknown key(s) ['epochs']"),
+    (("finetune.lr=3e-5", "finetune.lr=-1"), "finetune.lr=-1 is not allowed: greater than 0"),
+    (("finetune.lr=3e-5", "inner.cg_iter=2"), "inner.cg_iter=2: unknown key"),
+    (("sizes: [50]", "sizes: []"), "sizes must be a non-empty list of int"),
+])
+def test_a_bad_grid_stops_before_any_run(change, message, fake_method, glue_dir, tmp_path):
+    text = GRID.replace(*change)
+    if "inner." in change[1]:
+        text = text.replace("method: fake\n    overrides", "method: mixup\n    overrides")
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
+        run_grid(load_grid(write_grid(tmp_path, glue_dir, text)))
+    assert not fake_method.calls
+
+
+def tiny_config(tiny_model_dir, glue_dir, out, *overrides):
+    return build_run_config({"task": "rte", "train_size": 16, "seed": 5, "data_dir": glue_dir,
+                             "model": tiny_model_dir, "output_dir": str(out)},
+                            ["finetune.epochs=2", "finetune.eval_batch_size=300", *overrides])
+
+
+def test_random_alpha_is_drawn_once_and_stays_fixed(tiny_model_dir, glue_dir, tmp_path):
+    cfg = tiny_config(tiny_model_dir, glue_dir, tmp_path, "mixup.init_std=0.45")
+    random_alpha(cfg, [])
+    used = load_file(tmp_path / "finetune" / "alphas.safetensors")
+    drawn = alpha_state_dict(build_model(cfg, get_task("rte"), with_mixup=True))
+    assert used.keys() == drawn.keys() and all(torch.equal(used[k], drawn[k]) for k in used)
+    spread = torch.cat([t.flatten() for t in used.values()])
+    assert spread.std() > 0.2 and spread.min() >= 0 and spread.max() <= 1
+
+
+def test_joint_trains_alpha_inside_the_box(tiny_model_dir, glue_dir, tmp_path):
+    cfg = tiny_config(tiny_model_dir, glue_dir, tmp_path, "search.alpha_lr=0.5", "finetune.warmup_ratio=0")
+    joint(cfg, [])
+    learned = load_file(tmp_path / "finetune" / "alphas.safetensors")
+    initial = alpha_state_dict(build_model(cfg, get_task("rte"), with_mixup=True))
+    assert max((learned[k] - initial[k]).abs().max().item() for k in learned) > 1e-2
+    assert all(t.min() >= 0 and t.max() <= 1 for t in learned.values())
+
+
+def test_vanilla_has_no_mixup(tiny_model_dir, glue_dir, tmp_path):
+    outcome = vanilla(tiny_config(tiny_model_dir, glue_dir, tmp_path), [])
+    assert not (tmp_path / "finetune" / "alphas.safetensors").exists()
+    saved = json.loads((tmp_path / "finetune" / "metrics.json").read_text())
+    assert saved["score"] == outcome["score"] and saved["alpha_mode"] == "fixed" and saved["alphas"] is None
