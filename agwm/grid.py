@@ -7,6 +7,7 @@ off before the next append. Rerunning a grid skips every run whose record is the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -64,11 +65,11 @@ class Grid:
 
     def runs(self) -> list[Run]:
         """Every run, its settings validated (so a bad value stops the grid before it starts)."""
-        runs = []
-        for entry in self.entries:
-            for task in self.tasks:
-                for size in self.sizes:
-                    for seed in self.seeds:
+        runs = []  # by size, then seed: the first runs done compare every method on the same data
+        for size in self.sizes:
+            for seed in self.seeds:
+                for task in self.tasks:
+                    for entry in self.entries:
                         overrides = [*self.overrides, *entry.overrides]
                         flags = {"task": task, "train_size": size, "seed": seed, "data_dir": self.data_dir,
                                  "model": self.model,
@@ -149,7 +150,7 @@ def execute(run: Run) -> dict:
     return {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
             "task": run.task, "train_size": run.size, "seed": run.seed, "score": outcome["score"],
             "dev": outcome["dev"], "wall_time_s": {**outcome["wall_time_s"], "total": time.perf_counter() - start},
-            "machine": machine_description()}
+            "machine": machine_description(), "config": dataclasses.asdict(run.config)}
 
 
 def run_grid(grid: Grid, workers: int = 1) -> tuple[int, int]:

@@ -74,8 +74,9 @@ def test_record_format(fake_method, glue_dir, tmp_path):
     run_grid(grid)
     record = read_records(grid.results)[0]
     assert set(record) == {"key", "method", "kind", "settings", "task", "train_size", "seed", "score", "dev",
-                           "wall_time_s", "machine"}
+                           "wall_time_s", "machine", "config"}
     assert record["key"] == f"{record['method']}/{record['task']}/{record['train_size']}/{record['seed']}"
+    assert record["config"]["task"] == record["task"] and record["config"]["seed"] == record["seed"]
     assert record["kind"] == "fake" and record["wall_time_s"]["finetune"] == 0.1 and "total" in record["wall_time_s"]
 
 
