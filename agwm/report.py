@@ -1,0 +1,135 @@
+"""Tables and plots from grid records, in the paper's layout.
+
+Every spread is the sample standard deviation over seeds, s = sqrt(sum_i (x_i - mean)^2 / (n - 1))
+(0 for a single seed). A paired difference is d_i = score(method, seed i) - score(vanilla, seed i)
+over the seeds both have, reported as mean(d) +- s(d).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .tasks import TASKS  # noqa: E402
+
+BASELINE = "vanilla"
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def scores_by_cell(records: list[dict]) -> dict[tuple[str, str, int], dict[int, float]]:
+    """(method, task, size) -> {seed: score}."""
+    cells: dict = defaultdict(dict)
+    for r in records:
+        cells[r["method"], r["task"], r["train_size"]][r["seed"]] = r["score"]
+    return cells
+
+
+def _ordered(values, order=None):
+    order = order or []
+    return sorted(set(values), key=lambda v: (order.index(v) if v in order else len(order), v))
+
+
+def score_table(records: list[dict], size: int) -> str:
+    """Methods x tasks at one training-set size: mean +- std (n seeds), and the average of the
+    task means."""
+    cells = scores_by_cell(records)
+    methods = _ordered([m for m, _, s in cells if s == size], [BASELINE])
+    tasks = _ordered([t for _, t, s in cells if s == size], list(TASKS))
+    lines = [f"| method | {' | '.join(tasks)} | average |", "|---" * (len(tasks) + 2) + "|"]
+    for method in methods:
+        row, means = [], []
+        for task in tasks:
+            seeds = cells.get((method, task, size))
+            if not seeds:
+                row.append("-")
+                continue
+            mean, std = mean_std(list(seeds.values()))
+            means.append(mean)
+            row.append(f"{mean:.1f} +- {std:.1f} ({len(seeds)})")
+        average = f"{statistics.mean(means):.1f}" if len(means) == len(tasks) else "-"
+        lines.append(f"| {method} | {' | '.join(row)} | {average} |")
+    return "\n".join(lines)
+
+
+def paired_table(records: list[dict], size: int) -> str:
+    """Each method minus vanilla on the same task and seed: mean +- std of the differences (n)."""
+    cells = scores_by_cell(records)
+    methods = [m for m in _ordered([m for m, _, s in cells if s == size]) if m != BASELINE]
+    tasks = _ordered([t for _, t, s in cells if s == size], list(TASKS))
+    lines = [f"| method - vanilla | {' | '.join(tasks)} |", "|---" * (len(tasks) + 1) + "|"]
+    for method in methods:
+        row = []
+        for task in tasks:
+            mine, base = cells.get((method, task, size), {}), cells.get((BASELINE, task, size), {})
+            diffs = [mine[s] - base[s] for s in sorted(set(mine) & set(base))]
+            if diffs:
+                mean, std = mean_std(diffs)
+                row.append(f"{mean:+.1f} +- {std:.1f} ({len(diffs)})")
+            else:
+                row.append("-")
+        lines.append(f"| {method} | {' | '.join(row)} |")
+    return "\n".join(lines)
+
+
+def time_table(records: list[dict]) -> str:
+    """Each method's total wall time over vanilla's on the same (task, size, seed): the mean ratio."""
+    total = {(r["method"], r["task"], r["train_size"], r["seed"]): r["wall_time_s"]["total"] for r in records}
+    ratios: dict = defaultdict(list)
+    for (method, task, size, seed), seconds in total.items():
+        base = total.get((BASELINE, task, size, seed))
+        if base:
+            ratios[method].append(seconds / base)
+    lines = ["| method | time / vanilla | runs |", "|---|---|---|"]
+    for method in _ordered(ratios, [BASELINE]):
+        lines.append(f"| {method} | {statistics.mean(ratios[method]):.2f}x | {len(ratios[method])} |")
+    return "\n".join(lines)
+
+
+def plot_score_vs_size(records: list[dict], path: str) -> None:
+    """One panel per task: mean score against training-set size per method, std error bars."""
+    cells = scores_by_cell(records)
+    tasks = _ordered([t for _, t, _ in cells], list(TASKS))
+    methods = _ordered([m for m, _, _ in cells], [BASELINE])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for i, method in enumerate(methods):
+            sizes = sorted(s for m, t, s in cells if m == method and t == task)
+            if not sizes:
+                continue
+            stats = [mean_std(list(cells[method, task, s].values())) for s in sizes]
+            dodge = 1 + 0.04 * (i - (len(methods) - 1) / 2)  # side by side, not on top of each other
+            ax.errorbar([s * dodge for s in sizes], [m for m, _ in stats], yerr=[s for _, s in stats],
+                        marker="o", capsize=3, label=method)
+        ax.set_title(f"{task} ({TASKS[task].metric})")
+        ax.set_xlabel("training examples")
+        ax.set_xscale("log")
+        ticks = sorted({s for _, t, s in cells if t == task})
+        ax.set_xticks(ticks)
+        ax.set_xlim(ticks[0] / 1.4, ticks[-1] * 1.4)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axes[0][0].set_ylabel("dev score (mean +- std over seeds)")
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown_report(records: list[dict]) -> str:
+    sizes = sorted({r["train_size"] for r in records})
+    seeds = sorted({r["seed"] for r in records})
+    parts = [f"# Results\n\n{len(records)} runs; seeds {seeds}; cells are mean +- sample std over seeds "
+             "(number of seeds); the headline dev metric of each task in points.\n"]
+    for size in sizes:
+        parts.append(f"## {size} training examples\n\n{score_table(records, size)}\n\n"
+                     f"Paired differences to vanilla (same task and seed):\n\n{paired_table(records, size)}\n")
+    parts.append(f"## Relative time\n\n{time_table(records)}\n\n![score against size](score_vs_size.png)\n")
+    return "\n".join(parts)

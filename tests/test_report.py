@@ -1,0 +1,67 @@
+"""Report maths and generation from a small results file."""
+
+import runpy
+import statistics
+import sys
+
+import pytest
+
+from agwm.grid import append_record
+from agwm.report import mean_std, paired_table, score_table, time_table
+from tests.conftest import REPO
+from tests.test_cli import run_script
+
+
+def record(method, task, size, seed, score, seconds=10.0):
+    return {"key": f"{method}/{task}/{size}/{seed}", "method": method, "task": task, "train_size": size,
+            "seed": seed, "score": score, "wall_time_s": {"total": seconds}}
+
+
+RECORDS = [
+    record("vanilla", "rte", 300, 1, 50.0), record("vanilla", "rte", 300, 2, 54.0),
+    record("vanilla", "rte", 300, 3, 58.0), record("mixup", "rte", 300, 1, 53.0, 40.0),
+    record("mixup", "rte", 300, 2, 55.0, 50.0), record("vanilla", "stsb", 300, 1, 70.0),
+    record("mixup", "stsb", 300, 1, 72.0, 30.0), record("vanilla", "rte", 1000, 1, 60.0),
+]
+
+
+def test_mean_and_sample_std():
+    assert mean_std([50.0, 54.0, 58.0]) == (54.0, pytest.approx(4.0))
+    assert mean_std([7.0]) == (7.0, 0.0)
+
+
+def test_score_table_rows_columns_and_average():
+    table = score_table(RECORDS, 300).splitlines()
+    assert table[0] == "| method | stsb | rte | average |"  # GLUE task order
+    assert table[2] == "| vanilla | 70.0 +- 0.0 (1) | 54.0 +- 4.0 (3) | 62.0 |"
+    assert table[3] == f"| mixup | 72.0 +- 0.0 (1) | 54.0 +- {statistics.stdev([53, 55]):.1f} (2) | 63.0 |"
+
+
+def test_paired_differences_use_only_shared_seeds():
+    table = paired_table(RECORDS, 300).splitlines()
+    assert table[2] == "| mixup | +2.0 +- 0.0 (1) | +2.0 +- 1.4 (2) |"  # rte: 3 and 1 -> mean 2, std 1.41
+
+
+def test_time_ratios_against_vanilla_on_the_same_runs():
+    table = time_table(RECORDS).splitlines()
+    assert "| vanilla | 1.00x | 5 |" in table
+    assert "| mixup | 4.00x | 3 |" in table
+
+
+def test_report_script_writes_markdown_and_plot(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "results.jsonl"
+    for r in RECORDS:
+        append_record(str(results), r)
+    monkeypatch.setattr(sys, "argv", ["report.py", "--results", str(results), "--output-dir", str(tmp_path / "out")])
+    runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## 300 training examples" in report and "## 1000 training examples" in report
+    png = (tmp_path / "out" / "score_vs_size.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_report_of_an_empty_file_is_refused(tmp_path, monkeypatch, capsys):
+    (tmp_path / "empty.jsonl").write_text("")
+    code, err = run_script("report.py", ["--results", str(tmp_path / "empty.jsonl"), "--output-dir", str(tmp_path)],
+                           monkeypatch, capsys)
+    assert code == 2 and "no records in it" in err
