@@ -133,3 +133,64 @@ def markdown_report(records: list[dict]) -> str:
                      f"Paired differences to vanilla (same task and seed):\n\n{paired_table(records, size)}\n")
     parts.append(f"## Relative time\n\n{time_table(records)}\n\n![score against size](score_vs_size.png)\n")
     return "\n".join(parts)
+
+
+def plot_search(log_csv: str, path: str) -> None:
+    """A search's ``log.csv``: inner and outer loss, and the mean alpha = A B / r and W0 weight
+    (1 - A)(1 - B) / r over all layers, against the step, one line per fold."""
+    import csv
+
+    series: dict = defaultdict(list)
+    with open(log_csv) as f:
+        for row in csv.DictReader(f):
+            if row["phase"] == "search":
+                series[row["name"], int(row["fold"])].append((int(row["step"]), float(row["value"])))
+    panels = [("losses", [n for n in ("inner_loss", "outer_loss", "joint_loss") if any(k[0] == n for k in series)]),
+              ("mean alpha = A B / r", ["alpha_mean"]), ("mean W0 weight (1-A)(1-B)/r", ["w0_weight_mean"])]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for ax, (title, names) in zip(axes, panels):
+        for (name, fold), points in sorted(series.items()):
+            if name in names:
+                ax.plot(*zip(*points), label=f"{name.replace('_loss', '')} fold {fold}")
+        ax.set_title(title)
+        ax.set_xlabel("outer iteration")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_alpha_layers(alphas_path: str, path: str) -> None:
+    """The learned attention per layer and module: heatmaps of the mean alpha = A B / r and of
+    the mean W0 weight (1 - A)(1 - B) / r, layers down, module types across."""
+    import re
+
+    import numpy as np
+    from safetensors.torch import load_file
+
+    from .mixup import read_alpha_settings
+
+    tensors, settings = load_file(alphas_path), read_alpha_settings(alphas_path)
+    rank = settings["rank"]
+    cells: dict = {}
+    for name in settings["layers"]:
+        a, b = tensors[f"{name}.A"].double(), tensors[f"{name}.B"].double()
+        match = re.search(r"\.(\d+)\.(.*)$", name)
+        layer, module = (match.group(1), match.group(2)) if match else tuple(name.rsplit(".", 2)[-2:])  # pooler.dense
+        cells[layer, module] = ((a @ b / rank).mean().item(), ((1 - a) @ (1 - b) / rank).mean().item())
+    layers = sorted({k[0] for k in cells}, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+    modules = list(dict.fromkeys(k[1] for k in cells))
+    fig, axes = plt.subplots(1, 2, figsize=(3.0 + 0.8 * len(modules) * 2, 1.6 + 0.4 * len(layers)))
+    panels = (("mean alpha = A B / r", "%.4f"), ("mean W0 weight (1-A)(1-B)/r", "%.1e"))
+    for ax, index, (title, number_format) in zip(axes, (0, 1), panels):
+        grid = np.full((len(layers), len(modules)), np.nan)
+        for (layer, module), values in cells.items():
+            grid[layers.index(layer), modules.index(module)] = values[index]
+        image = ax.imshow(grid, aspect="auto", cmap="viridis")
+        ax.set_xticks(range(len(modules)), modules, rotation=35, ha="right", fontsize=7)
+        ax.set_yticks(range(len(layers)), [f"layer {v}" if v.isdigit() else v for v in layers], fontsize=7)
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(image, ax=ax, format=number_format)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

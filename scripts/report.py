@@ -1,6 +1,7 @@
-"""Turn grid results into Markdown tables and plots.
+"""Turn grid results into Markdown tables and plots, and a search folder into its plots.
 
     python scripts/report.py --results results/reference/results.jsonl --output-dir results/reference
+    python scripts/report.py --search runs/rte-300-s1     # writes search.png, alpha_layers.png there
 """
 
 import argparse
@@ -12,14 +13,26 @@ from agwm.config import ConfigError
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--results", required=True, help="a grid's results file (JSON lines)")
-    p.add_argument("--output-dir", required=True, help="where report.md and the plots go")
+    p.add_argument("--results", default=None, help="a grid's results file (JSON lines)")
+    p.add_argument("--output-dir", default=None, help="where report.md and the plots go")
+    p.add_argument("--search", nargs="*", default=[], help="search output folders to plot")
     args = p.parse_args()
 
     def body() -> None:
         from agwm.grid import read_records
-        from agwm.report import markdown_report, plot_score_vs_size
+        from agwm.report import markdown_report, plot_alpha_layers, plot_score_vs_size, plot_search
 
+        for folder in args.search:
+            for name in ("log.csv", "alphas.safetensors"):
+                if not os.path.isfile(os.path.join(folder, name)):
+                    raise ConfigError(f"--search {folder} is not allowed: it has no {name} (not a search folder)")
+            plot_search(os.path.join(folder, "log.csv"), os.path.join(folder, "search.png"))
+            plot_alpha_layers(os.path.join(folder, "alphas.safetensors"), os.path.join(folder, "alpha_layers.png"))
+            print(f"{folder}/search.png, {folder}/alpha_layers.png")
+        if args.results is None:
+            return
+        if args.output_dir is None:
+            raise ConfigError("--results needs --output-dir")
         records = read_records(args.results)
         if not records:
             raise ConfigError(f"--results {args.results} is not allowed: no records in it")

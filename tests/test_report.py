@@ -65,3 +65,23 @@ def test_report_of_an_empty_file_is_refused(tmp_path, monkeypatch, capsys):
     code, err = run_script("report.py", ["--results", str(tmp_path / "empty.jsonl"), "--output-dir", str(tmp_path)],
                            monkeypatch, capsys)
     assert code == 2 and "no records in it" in err
+
+
+def test_search_plots_from_a_search_folder(tmp_path, monkeypatch):
+    from torch import nn
+
+    from agwm.mixup import inject_mixup, save_alphas
+    from agwm.runtime import CsvLog
+
+    model = nn.Sequential(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), nn.Linear(2, 2))
+    inject_mixup(model, target_modules=r"0\.\d", seed=0)
+    save_alphas(model, str(tmp_path))
+    log = CsvLog(str(tmp_path))
+    for step in range(1, 4):
+        log("search", 0, step, inner_loss=1.0 / step, outer_loss=1.1 / step, alpha_mean=1 - 0.01 * step,
+            w0_weight_mean=1e-4 * step)
+    log.close()
+    monkeypatch.setattr(sys, "argv", ["report.py", "--search", str(tmp_path)])
+    runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")
+    for name in ("search.png", "alpha_layers.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
