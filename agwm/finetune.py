@@ -22,8 +22,8 @@ from .config import ConfigError, RunConfig, write_resolved
 from .data import random_splits, stream_seed
 from .mixup import (alpha_parameters, inject_from_saved, merge_mixup, project_alphas, save_alphas,
                     task_parameters)
-from .runtime import (CsvLog, adamw, build_model, evaluate, load_dev, load_run_data, loader,
-                      model_loss, prepare_output_dir, steps_for, warmup_then_decay, write_metrics)
+from .runtime import (CsvLog, build_model, evaluate, load_dev, load_run_data, loader, model_loss,
+                      prepare_output_dir, steps_for, weights_and_alphas_optimizer, write_metrics)
 
 
 def load_start_weights(model, path: str) -> None:
@@ -58,7 +58,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     prepare_output_dir(out)
     write_resolved(os.path.join(out, "config.yaml"), cfg)
 
-    f, s = cfg.finetune, cfg.search
+    f = cfg.finetune
     model = build_model(cfg, data.task, with_mixup=f.alpha_mode in ("random", "joint"))
     if alphas is not None:
         inject_from_saved(model, alphas)
@@ -70,13 +70,8 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     torch.manual_seed(stream_seed(cfg.seed, "dropout/finetune"))
 
     steps = steps_for(f.epochs, len(data.train), cfg.batch_size)
-    optimizer = adamw([{"params": task_parameters(model), "weight_decay": f.weight_decay}], lr=f.lr)
-    factors = [warmup_then_decay("linear", steps, f.warmup_ratio)] * len(optimizer.param_groups)
-    if trained_alphas:
-        optimizer.add_param_group({"params": trained_alphas, "lr": s.alpha_lr, "weight_decay": s.alpha_weight_decay,
-                                   "betas": (s.alpha_beta1, s.alpha_beta2)})
-        factors.append(warmup_then_decay("cosine", steps, s.alpha_warmup_ratio))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
+    optimizer, scheduler = weights_and_alphas_optimizer(task_parameters(model), trained_alphas, steps, f.lr,
+                                                        f.weight_decay, f.warmup_ratio, cfg.search)
     batches = loader(data, data.train, cfg, "order/finetune")
     log = CsvLog(out)
     model.train()

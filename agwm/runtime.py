@@ -106,6 +106,19 @@ def schedule(optimizer, kind: str, steps: int, warmup_ratio: float) -> torch.opt
     return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_decay(kind, steps, warmup_ratio))
 
 
+def weights_and_alphas_optimizer(weights, alphas, steps: int, lr: float, weight_decay: float,
+                                 warmup_ratio: float, search) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """One AdamW over the task weights (``lr``, linear warm-up and decay) and, when ``alphas`` is
+    not empty, the attention factors (the alpha settings of ``search``, cosine decay)."""
+    optimizer = adamw([{"params": weights, "weight_decay": weight_decay}], lr=lr)
+    factors = [warmup_then_decay("linear", steps, warmup_ratio)] * len(optimizer.param_groups)
+    if alphas:
+        optimizer.add_param_group({"params": alphas, "lr": search.alpha_lr, "weight_decay": search.alpha_weight_decay,
+                                   "betas": (search.alpha_beta1, search.alpha_beta2)})
+        factors.append(warmup_then_decay("cosine", steps, search.alpha_warmup_ratio))
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factors)
+
+
 def steps_for(epochs: float, examples: int, batch_size: int) -> int:
     return max(1, int(math.ceil(epochs * math.ceil(examples / batch_size))))
 

@@ -31,7 +31,8 @@ from .data import random_splits, stream_seed
 from .mixup import (alpha_parameters, alpha_state_dict, average_alpha_states, load_alpha_state,
                     mixup_layers, project_alphas, save_alphas, save_tensors, task_parameters)
 from .runtime import (CsvLog, RunData, adamw, build_model, load_run_data, loader, model_loss,
-                      prepare_output_dir, schedule, steps_for, warmup_then_decay, write_metrics)
+                      prepare_output_dir, schedule, steps_for, weights_and_alphas_optimizer,
+                      write_metrics)
 
 TASK_WEIGHTS_NAME = "task_weights.safetensors"
 get_logger().setLevel(logging.WARNING)  # Betty prints its graph at INFO for every engine
@@ -86,15 +87,11 @@ def _joint_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, mod
     if s.max_steps is not None:
         steps = min(steps, s.max_steps)
     weights, alphas = task_parameters(model), alpha_parameters(model)
-    optimizer = adamw([{"params": weights, "weight_decay": s.w_weight_decay, "lr": s.w_lr}], lr=s.w_lr)
-    optimizer.add_param_group({"params": alphas, "lr": s.alpha_lr, "betas": (s.alpha_beta1, s.alpha_beta2),
-                               "weight_decay": s.alpha_weight_decay})
-    factors = [warmup_then_decay("linear", steps, s.w_warmup_ratio)] * (len(optimizer.param_groups) - 1)
-    factors.append(warmup_then_decay("cosine", steps, s.alpha_warmup_ratio))
+    optimizer, scheduler = weights_and_alphas_optimizer(weights, alphas, steps, s.w_lr, s.w_weight_decay,
+                                                        s.w_warmup_ratio, s)
     joint = JointProblem(
         "joint", Config(), model, model_loss, weights + alphas, optimizer,
-        loader(data, data.train, cfg, "order/joint"),
-        torch.optim.lr_scheduler.LambdaLR(optimizer, factors),
+        loader(data, data.train, cfg, "order/joint"), scheduler,
         projection=project_alphas, constrained_parameters=alphas)
     return [joint], {"u2l": {}, "l2u": {}}, steps
 
