@@ -123,11 +123,22 @@ def plot_score_vs_size(records: list[dict], path: str) -> None:
     plt.close(fig)
 
 
+def settings_table(records: list[dict]) -> str:
+    """Each method entry, its kind and its overrides: what the rows of the other tables differ by."""
+    entries = {r["method"]: (r.get("kind", r["method"]), r.get("settings") or []) for r in records}
+    lines = ["| method | kind | settings |", "|---|---|---|"]
+    for method in _ordered(entries, [BASELINE]):
+        kind, settings = entries[method]
+        lines.append(f"| {method} | {kind} | {' '.join(settings) or 'defaults'} |")
+    return "\n".join(lines)
+
+
 def markdown_report(records: list[dict]) -> str:
     sizes = sorted({r["train_size"] for r in records})
     seeds = sorted({r["seed"] for r in records})
     parts = [f"# Results\n\n{len(records)} runs; seeds {seeds}; cells are mean +- sample std over seeds "
-             "(number of seeds); the headline dev metric of each task in points.\n"]
+             "(number of seeds); the headline dev metric of each task in points.\n",
+             f"## Methods and their settings\n\n{settings_table(records)}\n"]
     for size in sizes:
         parts.append(f"## {size} training examples\n\n{score_table(records, size)}\n\n"
                      f"Paired differences to vanilla (same task and seed):\n\n{paired_table(records, size)}\n")

@@ -13,8 +13,9 @@ from tests.test_cli import run_script
 
 
 def record(method, task, size, seed, score, seconds=10.0):
-    return {"key": f"{method}/{task}/{size}/{seed}", "method": method, "task": task, "train_size": size,
-            "seed": seed, "score": score, "wall_time_s": {"total": seconds}}
+    return {"key": f"{method}/{task}/{size}/{seed}", "method": method, "kind": method, "task": task,
+            "train_size": size, "seed": seed, "score": score, "wall_time_s": {"total": seconds},
+            "settings": ["search.alpha_lr=0.01"] if method == "mixup" else []}
 
 
 RECORDS = [
@@ -56,6 +57,7 @@ def test_report_script_writes_markdown_and_plot(tmp_path, monkeypatch, capsys):
     runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## 300 training examples" in report and "## 1000 training examples" in report
+    assert "| mixup | mixup | search.alpha_lr=0.01 |" in report and "| vanilla | vanilla | defaults |" in report
     png = (tmp_path / "out" / "score_vs_size.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
