@@ -132,7 +132,7 @@ def load_split(task: GlueTask, split: str, data_dir: str | None = None) -> Datas
     return load_from_hub(task, split)
 
 
-def load_from_hub(task: GlueTask, split: str) -> Dataset:  # pragma: no cover - needs the network
+def load_from_hub(task: GlueTask, split: str) -> Dataset:
     """The ``nyu-mll/glue`` parquet files; their class indices already follow ``task.labels``."""
     from datasets import load_dataset
 

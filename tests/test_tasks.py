@@ -126,3 +126,22 @@ def test_metrics_in_points_with_the_papers_headline():
     stsb = compute_metrics(get_task("stsb"), scores, gold)
     assert stsb["pearson"] == pytest.approx(100 * pearsonr(scores, gold)[0])
     assert stsb["score"] == stsb["spearman"] == pytest.approx(100 * spearmanr(scores, gold)[0])
+
+
+def test_without_a_folder_tasks_come_from_the_hub(monkeypatch):
+    """The online path, with ``datasets.load_dataset`` replaced by a stand-in of the hub's parquet."""
+    import datasets
+
+    from agwm.tasks import Dataset
+
+    asked = []
+
+    def fake_load_dataset(path, name, split):
+        asked.append((path, name, split))
+        return Dataset.from_dict({"premise": ["p"], "hypothesis": ["h"], "label": [2], "idx": [0]})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    ds = load_split(get_task("mnli"), "dev")
+    assert asked == [("nyu-mll/glue", "mnli", "validation_matched")]
+    assert ds.column_names == ["text_a", "text_b", "label"] and ds[0] == {"text_a": "p", "text_b": "h", "label": 2}
