@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 
 from .config import ConfigError, RunConfig, write_resolved
 from .data import random_splits, stream_seed
-from .mixup import (alpha_parameters, inject_from_saved, merge_mixup, project_alphas, save_alphas,
-                    task_parameters)
+from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, inject_from_saved, merge_mixup,
+                    project_alphas, save_alphas, task_parameters)
 from .runtime import (CsvLog, build_model, evaluate, load_dev, load_run_data, loader, model_loss,
                       prepare_output_dir, steps_for, weights_and_alphas_optimizer, write_metrics)
 
@@ -55,7 +55,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     else:
         dev = load_dev(cfg, data)
     out = cfg.output_dir
-    prepare_output_dir(out)
+    prepare_output_dir(out, (ALPHA_WEIGHTS_NAME, ALPHA_CONFIG_NAME))
     write_resolved(os.path.join(out, "config.yaml"), cfg)
 
     f = cfg.finetune

@@ -105,7 +105,8 @@ def load_grid(path: str) -> Grid:
     for item in _list(raw, "methods", dict, path):
         bad = set(item) - ENTRY_KEYS
         if bad:
-            raise ConfigError(f"{path}: method entry {item!r} has unknown key(s) {sorted(bad)}; allowed: name, method, overrides")
+            raise ConfigError(f"{path}: method entry {item!r} has unknown key(s) {sorted(bad)}; "
+                              "allowed: name, method, overrides")
         method = item.get("method", item.get("name"))
         if method not in METHODS:
             raise ConfigError(f"{path}: method {method!r} is not allowed: one of {', '.join(sorted(METHODS))}")

@@ -106,8 +106,8 @@ def schedule(optimizer, kind: str, steps: int, warmup_ratio: float) -> torch.opt
     return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_decay(kind, steps, warmup_ratio))
 
 
-def weights_and_alphas_optimizer(weights, alphas, steps: int, lr: float, weight_decay: float,
-                                 warmup_ratio: float, search) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+def weights_and_alphas_optimizer(weights, alphas, steps: int, lr: float, weight_decay: float, warmup_ratio: float,
+                                 search) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
     """One AdamW over the task weights (``lr``, linear warm-up and decay) and, when ``alphas`` is
     not empty, the attention factors (the alpha settings of ``search``, cosine decay)."""
     optimizer = adamw([{"params": weights, "weight_decay": weight_decay}], lr=lr)
@@ -141,13 +141,14 @@ def load_dev(cfg: RunConfig, data: RunData) -> Dataset:
     return tokenize(load_split(data.task, "dev", cfg.data_dir), data.task, data.tokenizer, cfg.max_length)
 
 
-def prepare_output_dir(path: str) -> None:
-    """Create the folder and remove a ``metrics.json`` left there, so that only a run that
-    finishes leaves one."""
+def prepare_output_dir(path: str, outputs: tuple[str, ...] = ()) -> None:
+    """Create the folder and remove a ``metrics.json`` and the ``outputs`` an earlier run left
+    there, so that only a run that finishes leaves them."""
     os.makedirs(path, exist_ok=True)
-    stale = os.path.join(path, METRICS_NAME)
-    if os.path.exists(stale):
-        os.remove(stale)
+    for name in (METRICS_NAME, *outputs):
+        stale = os.path.join(path, name)
+        if os.path.exists(stale):
+            os.remove(stale)
 
 
 def write_metrics(path: str, metrics: dict) -> None:

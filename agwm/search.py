@@ -28,8 +28,9 @@ from problems import AttentionProblem, JointProblem, TaskWeightProblem
 
 from .config import EngineSettings, RunConfig, write_resolved
 from .data import random_splits, stream_seed
-from .mixup import (alpha_parameters, alpha_state_dict, average_alpha_states, load_alpha_state,
-                    mixup_layers, project_alphas, save_alphas, save_tensors, task_parameters)
+from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, alpha_state_dict,
+                    average_alpha_states, load_alpha_state, mixup_layers, project_alphas, save_alphas,
+                    save_tensors, task_parameters)
 from .runtime import (CsvLog, RunData, adamw, build_model, load_run_data, loader, model_loss,
                       prepare_output_dir, schedule, steps_for, weights_and_alphas_optimizer,
                       write_metrics)
@@ -130,7 +131,7 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     start = time.perf_counter()
     data = load_run_data(cfg)
     out = cfg.output_dir
-    prepare_output_dir(out)
+    prepare_output_dir(out, (ALPHA_WEIGHTS_NAME, ALPHA_CONFIG_NAME, TASK_WEIGHTS_NAME))
     write_resolved(os.path.join(out, "config.yaml"), cfg, settings)
     joint = cfg.search.problem == "joint"
     splits = [None] if joint else random_splits(len(data.train), cfg.search.folds, cfg.search.split_ratio, cfg.seed)

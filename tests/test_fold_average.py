@@ -1,5 +1,6 @@
 """The search's fold-averaged outputs and the finetune start they feed, on a tiny model folder."""
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
@@ -34,3 +35,20 @@ def test_alphas_are_the_fold_mean_and_fold_average_weights_start_the_finetune(ti
                            "output_dir": str(tmp_path / "f")}, ["finetune.epochs=1"])
     metrics = run_finetune(ft, str(tmp_path / "s" / "alphas.safetensors"), str(tmp_path / "s" / TASK_WEIGHTS_NAME))
     assert set(metrics["dev"]) == {"accuracy", "f1", "score"}
+
+
+def test_a_rerun_that_fails_leaves_no_finished_looking_outputs(tiny_model_dir, glue_dir, tmp_path, monkeypatch):
+    cfg = build_run_config({"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir,
+                            "model": tiny_model_dir, "output_dir": str(tmp_path), "search.folds": 1,
+                            "search.max_steps": 1})
+    run_search(cfg, load_engine_settings(engine_config_path(cfg)))
+    assert (tmp_path / "metrics.json").exists() and (tmp_path / "alphas.safetensors").exists()
+    import agwm.search
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed during the search")
+
+    monkeypatch.setattr(agwm.search, "search_fold", crash)
+    with pytest.raises(RuntimeError):
+        run_search(cfg, load_engine_settings(engine_config_path(cfg)))
+    assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "alphas.safetensors").exists()

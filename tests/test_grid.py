@@ -1,6 +1,7 @@
 """The experiment grid: records, resume after a crash, bad grids; each method's defining property."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -108,7 +109,7 @@ def test_a_bad_grid_stops_before_any_run(change, message, fake_method, glue_dir,
     text = GRID.replace(*change)
     if "inner." in change[1]:
         text = text.replace("method: fake\n    overrides", "method: mixup\n    overrides")
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         run_grid(load_grid(write_grid(tmp_path, glue_dir, text)))
     assert not fake_method.calls
 

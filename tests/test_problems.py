@@ -8,7 +8,8 @@ from torch.func import functional_call
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 import agwm.hypergrad  # noqa: F401
-from agwm.mixup import alpha_parameters, average_alpha_states, inject_mixup, mixup_layers, project_alphas, task_parameters
+from agwm.mixup import (alpha_parameters, average_alpha_states, inject_mixup, mixup_layers, project_alphas,
+                        task_parameters)
 from agwm.runtime import model_loss
 from problems import AttentionProblem, JointProblem, TaskWeightProblem
 
