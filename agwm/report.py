@@ -179,7 +179,7 @@ def plot_alpha_layers(alphas_path: str, path: str) -> None:
     import numpy as np
     from safetensors.torch import load_file
 
-    from .mixup import read_alpha_settings
+    from .mixup import mixing_means, read_alpha_settings
 
     tensors, settings = load_file(alphas_path), read_alpha_settings(alphas_path)
     rank = settings["rank"]
@@ -188,7 +188,7 @@ def plot_alpha_layers(alphas_path: str, path: str) -> None:
         a, b = tensors[f"{name}.A"].double(), tensors[f"{name}.B"].double()
         match = re.search(r"\.(\d+)\.(.*)$", name)
         layer, module = (match.group(1), match.group(2)) if match else tuple(name.rsplit(".", 2)[-2:])  # pooler.dense
-        cells[layer, module] = ((a @ b / rank).mean().item(), ((1 - a) @ (1 - b) / rank).mean().item())
+        cells[layer, module] = mixing_means(a, b, rank)
     layers = sorted({k[0] for k in cells}, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
     modules = list(dict.fromkeys(k[1] for k in cells))
     fig, axes = plt.subplots(1, 2, figsize=(3.0 + 0.8 * len(modules) * 2, 1.6 + 0.4 * len(layers)))

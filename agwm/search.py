@@ -29,7 +29,7 @@ from problems import AttentionProblem, JointProblem, TaskWeightProblem
 from .config import EngineSettings, RunConfig, write_resolved
 from .data import random_splits, stream_seed
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, alpha_state_dict,
-                    average_alpha_states, load_alpha_state, mixup_layers, project_alphas, save_alphas,
+                    average_alpha_states, load_alpha_state, mixing_means, mixup_layers, project_alphas, save_alphas,
                     save_tensors, task_parameters)
 from .runtime import (CsvLog, RunData, adamw, build_model, load_run_data, loader, model_loss,
                       prepare_output_dir, schedule, steps_for, weights_and_alphas_optimizer,
@@ -53,12 +53,13 @@ class ProgressEngine(Engine):
 
 def alpha_summary(model) -> dict[str, float]:
     """Means over all layers of A, B, alpha = A B / r and of the W0 weight (1-A)(1-B)/r."""
-    a = torch.cat([layer.A.detach().flatten() for _, layer in mixup_layers(model)])
-    b = torch.cat([layer.B.detach().flatten() for _, layer in mixup_layers(model)])
-    alpha = [layer.alpha().detach().mean() for _, layer in mixup_layers(model)]
-    w0_weight = [((1 - layer.A) @ (1 - layer.B) / layer.rank).detach().mean() for _, layer in mixup_layers(model)]
+    layers = [layer for _, layer in mixup_layers(model)]
+    with torch.no_grad():
+        a = torch.cat([layer.A.flatten() for layer in layers])
+        b = torch.cat([layer.B.flatten() for layer in layers])
+        alpha, w0_weight = zip(*(mixing_means(layer.A, layer.B, layer.rank) for layer in layers))
     return {"a_mean": a.mean().item(), "b_mean": b.mean().item(),
-            "alpha_mean": torch.stack(alpha).mean().item(), "w0_weight_mean": torch.stack(w0_weight).mean().item()}
+            "alpha_mean": sum(alpha) / len(alpha), "w0_weight_mean": sum(w0_weight) / len(w0_weight)}
 
 
 def _bilevel_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, model, fold, train_idx, val_idx):
@@ -82,7 +83,7 @@ def _bilevel_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, m
     return [inner, outer], {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}}, inner_steps
 
 
-def _joint_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, model):
+def _joint_problems(cfg: RunConfig, data: RunData, model):
     s = cfg.search
     steps = steps_for(s.epochs, len(data.train), cfg.batch_size)
     if s.max_steps is not None:
@@ -102,7 +103,7 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
     model = build_model(cfg, data.task, with_mixup=True)
     torch.manual_seed(stream_seed(cfg.seed, f"dropout/search{fold}"))
     if cfg.search.problem == "joint":
-        problems, dependencies, iterations = _joint_problems(cfg, settings, data, model)
+        problems, dependencies, iterations = _joint_problems(cfg, data, model)
     else:
         problems, dependencies, iterations = _bilevel_problems(cfg, settings, data, model, fold, *split)
     progress = tqdm(total=iterations, desc=f"search fold {fold + 1}/{cfg.search.folds if split else 1}")

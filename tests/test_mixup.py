@@ -79,3 +79,14 @@ def test_projection_clamps_to_the_unit_box():
 def test_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MixupLinear(nn.Linear(2, 2), **kwargs)
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+def test_mixing_means_equal_the_means_of_the_full_matrices(rank):
+    from agwm.mixup import mixing_means
+
+    g = torch.Generator().manual_seed(rank)
+    a, b = torch.rand(6, rank, generator=g, dtype=torch.float64), torch.rand(rank, 9, generator=g, dtype=torch.float64)
+    alpha, w0_weight = mixing_means(a, b, rank)
+    assert alpha == pytest.approx((a @ b / rank).mean().item(), rel=1e-12)
+    assert w0_weight == pytest.approx(((1 - a) @ (1 - b) / rank).mean().item(), rel=1e-12)
