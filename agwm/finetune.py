@@ -19,11 +19,11 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from .config import ConfigError, RunConfig, write_resolved
-from .data import random_splits, stream_seed
+from .data import stream_seed
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, inject_from_saved, merge_mixup,
                     project_alphas, save_alphas, task_parameters)
 from .runtime import (CsvLog, build_model, evaluate, load_dev, load_run_data, loader, model_loss,
-                      prepare_output_dir, steps_for, weights_and_alphas_optimizer, write_metrics)
+                      prepare_output_dir, set_aside_holdout, steps_for, weights_and_alphas_optimizer, write_metrics)
 
 
 def load_start_weights(model, path: str) -> None:
@@ -49,11 +49,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
                           "saved alphas are used fixed (alpha_mode=fixed)")
     start = time.perf_counter()
     data = load_run_data(cfg)
-    if cfg.finetune.holdout:  # for choosing settings without the dev set
-        train_idx, held_out_idx = random_splits(len(data.train), 1, cfg.search.split_ratio, cfg.seed)[0]
-        data.train, dev = data.train.select(train_idx), data.train.select(held_out_idx)
-    else:
-        dev = load_dev(cfg, data)
+    dev = set_aside_holdout(cfg, data) if cfg.finetune.holdout else load_dev(cfg, data)
     out = cfg.output_dir
     prepare_output_dir(out, (ALPHA_WEIGHTS_NAME, ALPHA_CONFIG_NAME))
     write_resolved(os.path.join(out, "config.yaml"), cfg)

@@ -151,7 +151,8 @@ def execute(run: Run) -> dict:
     return {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
             "task": run.task, "train_size": run.size, "seed": run.seed, "score": outcome["score"],
             "dev": outcome["dev"], "wall_time_s": {**outcome["wall_time_s"], "total": time.perf_counter() - start},
-            "machine": machine_description(), "config": dataclasses.asdict(run.config)}
+            "machine": machine_description(), "config": dataclasses.asdict(run.config),
+            **{k: v for k, v in outcome.items() if k not in ("score", "dev", "wall_time_s")}}
 
 
 def run_grid(grid: Grid, workers: int = 1) -> tuple[int, int]:

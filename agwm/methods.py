@@ -3,8 +3,10 @@
 A method is a function ``run(cfg, settings) -> outcome``: ``cfg`` is the run's validated
 :class:`RunConfig` (task, size, seed, output folder and the entry's overrides applied),
 ``settings`` the entry's engine overrides; it returns the finetune metrics (``score`` and the dev
-metrics) and the wall time of each phase. :func:`register` adds one; every method sees the same
-examples for the same seed, and differs from vanilla only by what it does.
+metrics, or the held-out ones with ``finetune.holdout``, ``evaluated_on`` saying which) and the
+wall time of each phase, and may add more (``alpha``: the search's alpha summary).
+:func:`register` adds one; every method sees the same examples for the same seed, and differs from
+vanilla only by what it does.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixe
     cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, alpha_mode=alpha_mode),
                               output_dir=os.path.join(cfg.output_dir, "finetune"))
     metrics = run_finetune(cfg, alphas, start_weights)
-    return {"score": metrics["score"], "dev": metrics["dev"], "wall_time_s": {"finetune": metrics["wall_time_s"]}}
+    return {"score": metrics["score"], "dev": metrics[metrics["evaluated_on"]],
+            "evaluated_on": metrics["evaluated_on"], "wall_time_s": {"finetune": metrics["wall_time_s"]}}
 
 
 @register("vanilla")
@@ -53,6 +56,7 @@ def mixup(cfg: RunConfig, engine_overrides: list) -> dict:
              if cfg.search.finetune_start == "fold_average" else None)
     outcome = _finetune(cfg, os.path.join(search_cfg.output_dir, "alphas.safetensors"), start_weights=start)
     outcome["wall_time_s"]["search"] = searched["wall_time_s"]
+    outcome["alpha"] = searched["alpha"]  # means of A, B, alpha and the W0 weight after the search
     return outcome
 
 

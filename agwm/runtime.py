@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .config import RunConfig
-from .data import make_loader, sample_examples, stream_seed, tokenize
+from .data import make_loader, random_splits, sample_examples, stream_seed, tokenize
 from .metrics import compute_metrics
 from .mixup import inject_mixup
 from .tasks import GlueTask, get_task, load_split
@@ -47,6 +47,15 @@ def load_run_data(cfg: RunConfig) -> RunData:
     sample = sample_examples(load_split(task, "train", cfg.data_dir), cfg.train_size, cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model or default_model())
     return RunData(task, tokenizer, tokenize(sample, task, tokenizer, cfg.max_length))
+
+
+def set_aside_holdout(cfg: RunConfig, data: RunData) -> Dataset:
+    """For choosing settings without the dev set (``finetune.holdout``): keep the training part
+    of split 0 of the sample in ``data.train`` and return its held-out part, which no phase sees."""
+    train_idx, held_out_idx = random_splits(len(data.train), 1, cfg.search.split_ratio, cfg.seed)[0]
+    held_out = data.train.select(held_out_idx)
+    data.train = data.train.select(train_idx)
+    return held_out
 
 
 def build_model(cfg: RunConfig, task: GlueTask, with_mixup: bool) -> nn.Module:

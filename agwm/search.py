@@ -32,7 +32,7 @@ from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, alp
                     average_alpha_states, load_alpha_state, mixing_means, mixup_layers, project_alphas, save_alphas,
                     save_tensors, task_parameters)
 from .runtime import (CsvLog, RunData, adamw, build_model, load_run_data, loader, model_loss,
-                      prepare_output_dir, schedule, steps_for, weights_and_alphas_optimizer,
+                      prepare_output_dir, schedule, set_aside_holdout, steps_for, weights_and_alphas_optimizer,
                       write_metrics)
 
 TASK_WEIGHTS_NAME = "task_weights.safetensors"
@@ -131,6 +131,8 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     ``log.csv`` and, last, ``metrics.json``."""
     start = time.perf_counter()
     data = load_run_data(cfg)
+    if cfg.finetune.holdout:
+        set_aside_holdout(cfg, data)  # the finetune phase scores on it: the search must not see it
     out = cfg.output_dir
     prepare_output_dir(out, (ALPHA_WEIGHTS_NAME, ALPHA_CONFIG_NAME, TASK_WEIGHTS_NAME))
     write_resolved(os.path.join(out, "config.yaml"), cfg, settings)

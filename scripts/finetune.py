@@ -28,8 +28,8 @@ def main() -> None:
         from agwm.finetune import run_finetune
 
         metrics = run_finetune(cfg, args.alphas, args.start_weights, args.save_model)
-        print(f"dev {metrics['metric']} {metrics['score']:.2f} (all: "
-              + ", ".join(f"{k} {v:.2f}" for k, v in metrics["dev"].items() if k != "score")
+        print(f"{metrics['evaluated_on']} {metrics['metric']} {metrics['score']:.2f} (all: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in metrics[metrics["evaluated_on"]].items() if k != "score")
               + f"; {metrics['wall_time_s']:.0f} s)")
 
     main_guard(body)

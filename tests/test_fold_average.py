@@ -52,3 +52,36 @@ def test_a_rerun_that_fails_leaves_no_finished_looking_outputs(tiny_model_dir, g
     with pytest.raises(RuntimeError):
         run_search(cfg, load_engine_settings(engine_config_path(cfg)))
     assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "alphas.safetensors").exists()
+
+
+def test_holdout_runs_search_and_finetune_on_the_training_part_and_score_on_the_rest(
+        tiny_model_dir, glue_dir, tmp_path, monkeypatch):
+    import agwm.runtime
+    from agwm.runtime import load_run_data, set_aside_holdout
+
+    flags = {"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
+             "output_dir": str(tmp_path / "s"), "search.folds": 1, "search.max_steps": 1}
+    overrides = ["finetune.holdout=true", "finetune.epochs=1"]
+    cfg = build_run_config(dict(flags), overrides)
+    data = load_run_data(cfg)
+    sample = list(data.train["input_ids"])
+    held_out = set_aside_holdout(cfg, data)
+    assert len(data.train) == 16 and len(held_out) == 4
+    parts = list(data.train["input_ids"]) + list(held_out["input_ids"])
+    assert sorted(map(tuple, parts)) == sorted(map(tuple, sample))
+
+    seen = []
+    original_loader = agwm.runtime.make_loader
+
+    def recording_loader(dataset, *args, **kwargs):
+        seen.append({tuple(ids) for ids in dataset["input_ids"]})
+        return original_loader(dataset, *args, **kwargs)
+
+    monkeypatch.setattr(agwm.runtime, "make_loader", recording_loader)
+    run_search(cfg, load_engine_settings(engine_config_path(cfg)))
+    finetune_cfg = build_run_config({**flags, "output_dir": str(tmp_path / "f")}, overrides)
+    metrics = run_finetune(finetune_cfg, str(tmp_path / "s" / "alphas.safetensors"))
+    held = {tuple(ids) for ids in held_out["input_ids"]}
+    *training_loaders, scored = seen
+    assert len(training_loaders) == 3 and all(not (s & held) for s in training_loaders)  # inner, outer, finetune
+    assert scored == held and metrics["evaluated_on"] == "holdout" and "dev" not in metrics
