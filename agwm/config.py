@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -25,6 +26,9 @@ HYPERGRADS = ("darts", "neumann", "cg")
 PROBLEMS = ("bilevel", "joint")
 FINETUNE_STARTS = ("pretrained", "fold_average")
 ALPHA_MODES = ("fixed", "random", "joint")
+FINETUNE_METHODS = ("vanilla", "mixout", "child-tuning-d", "child-tuning-f", "dps", "r3f", "r-dropout", "re-init",
+                    "lora", "prefix", "prompt", "soup")
+R3F_NOISES = ("uniform", "normal")
 
 
 class ConfigError(ValueError):
@@ -67,6 +71,56 @@ class FinetuneConfig:
     eval_batch_size: int = 64
     holdout: bool = False  # train on split 0's training part, score on its held-out part, not dev
     alpha_mode: str = "fixed"  # fixed: --alphas (or none: vanilla); random: fresh draw, fixed; joint: trained with W
+    method: str = "vanilla"  # how W is trained: vanilla or a baseline (agwm.recipes.RECIPES)
+
+
+# The baselines' own settings: each paper's default; the search space of each is in experiments/baselines-space.yaml.
+@dataclass
+class MixoutConfig:
+    p: float = 0.7  # probability of replacing a weight by its pretrained value (Lee et al. 2019 use 0.7-0.9)
+
+
+@dataclass
+class ChildTuningConfig:
+    reserve_p: float = 0.3  # fraction of weights in the child network (D) or kept per step (F)
+    target: str = r".*\.layer\.\d+\..*"  # parameters masked: a regex on their names (the reference code's layers)
+
+
+@dataclass
+class DpsConfig:
+    reserve_p: float = 0.3  # fraction of the target weights updated in stage II
+    update_ratio: float = 0.5  # length of each stage as a fraction of an epoch's steps
+    target: str = r".*\.layer\.\d+\..*"
+
+
+@dataclass
+class R3fConfig:
+    noise: str = "uniform"  # uniform U(-eps, eps) or normal N(0, eps^2) on the input embeddings
+    eps: float = 1e-5
+    kl_lambda: float = 1.0  # lambda, the weight of the symmetric KL term
+
+
+@dataclass
+class RDropConfig:
+    kl_alpha: float = 1.0  # alpha, the weight of the symmetric KL between the two dropout passes
+
+
+@dataclass
+class ReinitConfig:
+    layers: int = 1  # top L transformer layers re-initialised (with the pooler)
+
+
+@dataclass
+class PeftConfig:
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    virtual_tokens: int = 20  # prefix and prompt tuning
+
+
+@dataclass
+class SoupConfig:
+    members: int = 5  # vanilla runs with different training seeds, averaged uniformly
 
 
 @dataclass
@@ -84,6 +138,14 @@ class RunConfig:
     mixup: MixupConfig = field(default_factory=MixupConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    mixout: MixoutConfig = field(default_factory=MixoutConfig)
+    child_tuning: ChildTuningConfig = field(default_factory=ChildTuningConfig)
+    dps: DpsConfig = field(default_factory=DpsConfig)
+    r3f: R3fConfig = field(default_factory=R3fConfig)
+    rdrop: RDropConfig = field(default_factory=RDropConfig)
+    reinit: ReinitConfig = field(default_factory=ReinitConfig)
+    peft: PeftConfig = field(default_factory=PeftConfig)
+    soup: SoupConfig = field(default_factory=SoupConfig)
 
 
 @dataclass
@@ -101,6 +163,7 @@ FLAGS = {
     "engine_config": "--engine-config", "search.folds": "--folds", "search.split_ratio": "--split-ratio",
     "search.max_steps": "--max-steps", "search.problem": "--problem", "mixup.rank": "--rank",
     "mixup.formulation": "--formulation", "max_length": "--max-length", "batch_size": "--batch-size",
+    "finetune.method": "--method",
 }
 
 
@@ -217,6 +280,32 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
         _require(0 <= value < 1, path, value, "in [0, 1)")
     _require(f.alpha_mode in ALPHA_MODES, "finetune.alpha_mode", f.alpha_mode, f"one of {', '.join(ALPHA_MODES)}")
     _require(f.eval_batch_size >= 1, "finetune.eval_batch_size", f.eval_batch_size, "at least 1")
+    _require(f.method in FINETUNE_METHODS, "finetune.method", f.method, f"one of {', '.join(FINETUNE_METHODS)}")
+    _require(f.method == "vanilla" or f.alpha_mode == "fixed", "finetune.alpha_mode", f.alpha_mode,
+             f"fixed with finetune.method={f.method} (alpha is mixup's)")
+    _require(0.0 <= cfg.mixout.p < 1.0, "mixout.p", cfg.mixout.p, "in [0, 1)")
+    for path in ("child_tuning.reserve_p", "dps.reserve_p"):
+        value = _get(cfg, path)
+        _require(0.0 < value <= 1.0, path, value, "in (0, 1]")
+    _require(cfg.dps.update_ratio > 0, "dps.update_ratio", cfg.dps.update_ratio, "greater than 0")
+    for path in ("child_tuning.target", "dps.target"):
+        _require(_is_regex(_get(cfg, path)), path, _get(cfg, path), "a regular expression")
+    _require(cfg.r3f.noise in R3F_NOISES, "r3f.noise", cfg.r3f.noise, f"one of {', '.join(R3F_NOISES)}")
+    for path in ("r3f.eps", "r3f.kl_lambda", "rdrop.kl_alpha", "peft.lora_dropout"):
+        value = _get(cfg, path)
+        _require(value >= 0, path, value, "at least 0")
+    _require(cfg.peft.lora_dropout < 1, "peft.lora_dropout", cfg.peft.lora_dropout, "in [0, 1)")
+    for path in ("reinit.layers", "peft.lora_r", "peft.lora_alpha", "peft.virtual_tokens", "soup.members"):
+        value = _get(cfg, path)
+        _require(value >= 1, path, value, "at least 1")
+
+
+def _is_regex(text: Any) -> bool:
+    try:
+        re.compile(text)
+    except (re.error, TypeError):
+        return False
+    return True
 
 
 def _get(obj: Any, path: str) -> Any:

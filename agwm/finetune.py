@@ -16,13 +16,16 @@ import time
 
 import torch
 from safetensors.torch import load_file
+from torch import nn
 from tqdm.auto import tqdm
 
+from .baselines.soup import uniform_soup
 from .config import ConfigError, RunConfig, write_resolved
 from .data import stream_seed
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, inject_from_saved, merge_mixup,
                     project_alphas, save_alphas, task_parameters)
-from .runtime import (CsvLog, build_model, evaluate, load_dev, load_run_data, loader, model_loss,
+from .recipes import make_recipe
+from .runtime import (CsvLog, build_model, evaluate, load_dev, load_run_data, loader, member_stream,
                       prepare_output_dir, set_aside_holdout, steps_for, weights_and_alphas_optimizer, write_metrics)
 
 
@@ -38,15 +41,62 @@ def load_start_weights(model, path: str) -> None:
             own[name].copy_(value)
 
 
+def train(cfg: RunConfig, data, recipe, log: CsvLog, alphas: str | None = None, start_weights: str | None = None,
+          member: int = 0) -> tuple[nn.Module, int, float]:
+    """Build the model (member ``member`` of a soup takes its own head, order and dropout
+    streams), let the recipe prepare it, train it; return the finished model, steps, last loss."""
+    f = cfg.finetune
+    model = build_model(cfg, data.task, with_mixup=f.alpha_mode in ("random", "joint"), member=member)
+    if alphas is not None:
+        inject_from_saved(model, alphas)
+    trained_alphas = alpha_parameters(model) if f.alpha_mode == "joint" else []
+    for p in alpha_parameters(model):
+        p.requires_grad_(f.alpha_mode == "joint")
+    if start_weights is not None:
+        load_start_weights(model, start_weights)
+    batches = loader(data, data.train, cfg, member_stream("order/finetune", member))
+    model = recipe.prepare(model, batches)
+    torch.manual_seed(stream_seed(cfg.seed, member_stream("dropout/finetune", member)))
+
+    steps = steps_for(f.epochs, len(data.train), cfg.batch_size)
+    optimizer, scheduler = weights_and_alphas_optimizer(task_parameters(model), trained_alphas, steps, f.lr,
+                                                        f.weight_decay, f.warmup_ratio, cfg.search)
+    model.train()
+    step, loss_value = 0, float("nan")
+    desc = "finetune" if f.method != "soup" else f"finetune member {member + 1}/{cfg.soup.members}"
+    with tqdm(total=steps, desc=desc) as progress:
+        while step < steps:
+            for batch in batches:
+                loss = recipe.loss(model, batch)
+                loss.backward()
+                recipe.before_step()
+                optimizer.step()
+                recipe.after_step()
+                project_alphas(trained_alphas)
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step, loss_value = step + 1, loss.item()
+                log("finetune", member, step, train_loss=loss_value, lr=scheduler.get_last_lr()[0])
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss_value:.3f}")
+                if step == steps:
+                    break
+    return recipe.finished(model), steps, loss_value
+
+
 def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str | None = None,
                  save_model: bool = False) -> dict:
-    """Finetune (with the mixup of ``alphas`` if given), evaluate on dev (or, with
-    ``finetune.holdout``, train on split 0's training part and evaluate on its held-out part), write ``config.yaml``,
-    ``log.csv``, optionally the merged model (``model/``, a stock Hugging Face folder), and last
-    ``metrics.json``."""
+    """Finetune with ``finetune.method`` (with the mixup of ``alphas`` if given), evaluate on dev
+    (or, with ``finetune.holdout``, train on split 0's training part and evaluate on its held-out
+    part), write ``config.yaml``, ``log.csv``, optionally the model (``model/``: a stock Hugging
+    Face folder, or the peft adapter for prefix and prompt tuning), and last ``metrics.json``.
+    ``soup`` trains ``soup.members`` vanilla members and evaluates their uniform average."""
     if alphas is not None and cfg.finetune.alpha_mode != "fixed":
         raise ConfigError(f"finetune.alpha_mode={cfg.finetune.alpha_mode} is not allowed with --alphas: "
                           "saved alphas are used fixed (alpha_mode=fixed)")
+    if alphas is not None and cfg.finetune.method != "vanilla":
+        raise ConfigError(f"--method {cfg.finetune.method} is not allowed with --alphas: the mixup finetune "
+                          "trains W plainly (finetune.method=vanilla)")
     start = time.perf_counter()
     data = load_run_data(cfg)
     dev = set_aside_holdout(cfg, data) if cfg.finetune.holdout else load_dev(cfg, data)
@@ -55,38 +105,18 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     write_resolved(os.path.join(out, "config.yaml"), cfg)
 
     f = cfg.finetune
-    model = build_model(cfg, data.task, with_mixup=f.alpha_mode in ("random", "joint"))
-    if alphas is not None:
-        inject_from_saved(model, alphas)
-    trained_alphas = alpha_parameters(model) if f.alpha_mode == "joint" else []
-    for p in alpha_parameters(model):
-        p.requires_grad_(f.alpha_mode == "joint")
-    if start_weights is not None:
-        load_start_weights(model, start_weights)
-    torch.manual_seed(stream_seed(cfg.seed, "dropout/finetune"))
-
-    steps = steps_for(f.epochs, len(data.train), cfg.batch_size)
-    optimizer, scheduler = weights_and_alphas_optimizer(task_parameters(model), trained_alphas, steps, f.lr,
-                                                        f.weight_decay, f.warmup_ratio, cfg.search)
-    batches = loader(data, data.train, cfg, "order/finetune")
     log = CsvLog(out)
-    model.train()
-    step, loss_value = 0, float("nan")
-    with tqdm(total=steps, desc="finetune") as progress:
-        while step < steps:
-            for batch in batches:
-                loss = model_loss(model, batch)
-                loss.backward()
-                optimizer.step()
-                project_alphas(trained_alphas)
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step, loss_value = step + 1, loss.item()
-                log("finetune", 0, step, train_loss=loss_value, lr=scheduler.get_last_lr()[0])
-                progress.update(1)
-                progress.set_postfix(loss=f"{loss_value:.3f}")
-                if step == steps:
-                    break
+    extra = {}
+    if f.method == "soup":
+        members = []
+        for member in range(cfg.soup.members):
+            model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights, member)
+            members.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+            extra.setdefault("member_scores", []).append(
+                evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size)["score"])
+        model.load_state_dict(uniform_soup(members))
+    else:
+        model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights)
     log.close()
     train_time = time.perf_counter() - start
     dev_metrics = evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size)
@@ -96,10 +126,10 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
         merged = merge_mixup(model)
         merged.save_pretrained(os.path.join(out, "model"))
         data.tokenizer.save_pretrained(os.path.join(out, "model"))
-    metrics = {"phase": "finetune", "task": data.task.name, "metric": data.task.metric,
+    metrics = {"phase": "finetune", "task": data.task.name, "metric": data.task.metric, "method": f.method,
                "evaluated_on": "holdout" if cfg.finetune.holdout else "dev",
                "score": dev_metrics["score"], "holdout" if cfg.finetune.holdout else "dev": dev_metrics,
-               "alphas": alphas, "alpha_mode": f.alpha_mode,
+               "alphas": alphas, "alpha_mode": f.alpha_mode, **extra,
                "steps": steps, "final_train_loss": loss_value, "train_time_s": train_time,
                "wall_time_s": time.perf_counter() - start}
     write_metrics(out, metrics)

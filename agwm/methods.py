@@ -15,7 +15,7 @@ import dataclasses
 import os
 from collections.abc import Callable
 
-from .config import RunConfig, engine_config_path, load_engine_settings
+from .config import FINETUNE_METHODS, RunConfig, engine_config_path, load_engine_settings
 
 Method = Callable[[RunConfig, list], dict]
 METHODS: dict[str, Method] = {}
@@ -28,10 +28,11 @@ def register(name: str) -> Callable[[Method], Method]:
     return add
 
 
-def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixed", start_weights=None) -> dict:
+def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixed", start_weights=None,
+              method: str = "vanilla") -> dict:
     from .finetune import run_finetune
 
-    cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, alpha_mode=alpha_mode),
+    cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, alpha_mode=alpha_mode, method=method),
                               output_dir=os.path.join(cfg.output_dir, "finetune"))
     metrics = run_finetune(cfg, alphas, start_weights)
     return {"score": metrics["score"], "dev": metrics[metrics["evaluated_on"]],
@@ -70,3 +71,16 @@ def joint(cfg: RunConfig, engine_overrides: list) -> dict:
 def random_alpha(cfg: RunConfig, engine_overrides: list) -> dict:
     """Alpha drawn once from N(mixup.init_mean, mixup.init_std), clamped to [0, 1], kept fixed."""
     return _finetune(cfg, alpha_mode="random")
+
+
+def _baseline(method: str) -> Method:
+    def run(cfg: RunConfig, engine_overrides: list) -> dict:
+        return _finetune(cfg, method=method)
+
+    run.__doc__ = f"The {method} baseline (agwm.recipes), finetuned like vanilla otherwise."
+    return run
+
+
+for _name in FINETUNE_METHODS:
+    if _name != "vanilla":
+        register(_name)(_baseline(_name))

@@ -120,6 +120,27 @@ def default_search_root(model: nn.Module) -> str:
     return ""
 
 
+def target_linear_names(model: nn.Module, target_modules: str | Iterable[str] | None = None) -> list[str]:
+    """The names of the ``nn.Linear`` modules that ``target_modules`` selects (see :func:`inject_mixup`)."""
+    if isinstance(target_modules, (list, tuple)) and not target_modules:
+        raise ValueError("target_modules is empty: name at least one module, or pass None")
+    root = default_search_root(model) if target_modules is None else ""
+    names = [
+        name for name, module in model.named_modules()
+        if type(module) is nn.Linear
+        and (target_modules is None and (not root or name.startswith(root + "."))
+             or target_modules is not None and _matches(name, target_modules))
+    ]
+    if not names:
+        raise ValueError(f"no nn.Linear module matches target_modules={target_modules!r}")
+    return names
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent, attr = _parent_and_attr(model, name)
+    setattr(parent, attr, new)
+
+
 def inject_mixup(
     model: nn.Module,
     target_modules: str | Iterable[str] | None = None,
@@ -136,22 +157,11 @@ def inject_mixup(
     name; a list names modules by their last dotted parts (``["query", "value"]``).
     ``seed`` makes the initial A and B reproducible independently of the global random stream.
     """
-    if isinstance(target_modules, (list, tuple)) and not target_modules:
-        raise ValueError("target_modules is empty: name at least one module, or pass None")
-    root = default_search_root(model) if target_modules is None else ""
-    names = [
-        name for name, module in model.named_modules()
-        if type(module) is nn.Linear
-        and (target_modules is None and (not root or name.startswith(root + "."))
-             or target_modules is not None and _matches(name, target_modules))
-    ]
-    if not names:
-        raise ValueError(f"no nn.Linear module matches target_modules={target_modules!r}")
+    names = target_linear_names(model, target_modules)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     for name in names:
-        parent, attr = _parent_and_attr(model, name)
-        setattr(parent, attr, MixupLinear(
-            getattr(parent, attr), rank, formulation, init_mean, init_std, generator))
+        replace_module(model, name, MixupLinear(
+            model.get_submodule(name), rank, formulation, init_mean, init_std, generator))
     return names
 
 
@@ -189,8 +199,7 @@ def merge_mixup(model: nn.Module) -> nn.Module:
     """Replace every mixup layer by its merged ``nn.Linear`` (in place); the model's state dict
     then has the original names, so ``save_pretrained`` writes a stock Hugging Face folder."""
     for name, layer in list(mixup_layers(model)):
-        parent, attr = _parent_and_attr(model, name)
-        setattr(parent, attr, layer.merged_linear())
+        replace_module(model, name, layer.merged_linear())
     return model
 
 

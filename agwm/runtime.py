@@ -58,10 +58,15 @@ def set_aside_holdout(cfg: RunConfig, data: RunData) -> Dataset:
     return held_out
 
 
-def build_model(cfg: RunConfig, task: GlueTask, with_mixup: bool) -> nn.Module:
+def member_stream(stream: str, member: int) -> str:
+    """The name of ``stream`` for member ``member`` of a model soup (member 0: the plain name)."""
+    return stream if member == 0 else f"{stream}/member{member}"
+
+
+def build_model(cfg: RunConfig, task: GlueTask, with_mixup: bool, member: int = 0) -> nn.Module:
     """The pretrained encoder with a new head; the head's random initialisation is the
     ``head`` stream of the seed, so every method starts from the same model."""
-    torch.manual_seed(stream_seed(cfg.seed, "head"))
+    torch.manual_seed(stream_seed(cfg.seed, member_stream("head", member)))
     model = AutoModelForSequenceClassification.from_pretrained(
         cfg.model or default_model(), num_labels=task.num_labels,
         problem_type="regression" if task.is_regression else "single_label_classification",

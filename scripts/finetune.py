@@ -14,6 +14,9 @@ from agwm.config import ConfigError
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
+    p.add_argument("--method", default=None, help="how W is trained: vanilla (default), mixout, child-tuning-d, "
+                   "child-tuning-f, dps, r3f, r-dropout, re-init, lora, prefix, prompt, soup; settings as key=value "
+                   "(e.g. mixout.p=0.5)")
     p.add_argument("--alphas", default=None, help="alphas.safetensors written by search.py (omit: vanilla)")
     p.add_argument("--start-weights", default=None,
                    help="task_weights.safetensors of a search with search.finetune_start=fold_average")
@@ -21,7 +24,7 @@ def main() -> None:
     args = p.parse_args()
 
     def body() -> None:
-        cfg = run_config(args)
+        cfg = run_config(args, {"finetune.method": args.method})
         for flag, path in (("--alphas", args.alphas), ("--start-weights", args.start_weights)):
             if path is not None and not os.path.isfile(path):
                 raise ConfigError(f"{flag} {path} is not allowed: no such file")
