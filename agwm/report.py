@@ -20,6 +20,17 @@ from .tasks import TASKS  # noqa: E402
 BASELINE = "vanilla"
 
 
+def merge_records(records: list[dict]) -> list[dict]:
+    """One record per run key; a key recorded twice (a method shared by two grids) must have
+    the same score both times."""
+    merged: dict[str, dict] = {}
+    for r in records:
+        seen = merged.setdefault(r["key"], r)
+        if seen["score"] != r["score"]:
+            raise ValueError(f"{r['key']} is recorded twice with different scores ({seen['score']}, {r['score']})")
+    return list(merged.values())
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 

@@ -1,6 +1,8 @@
 """Turn grid results into Markdown tables and plots, and a search folder into its plots.
 
     python scripts/report.py --results results/reference/results.jsonl --output-dir results/reference
+    python scripts/report.py --results results/reference/results.jsonl results/baselines/results.jsonl \
+        --output-dir results/baselines      # several grids' records in one report
     python scripts/report.py --search runs/rte-300-s1     # writes search.png, alpha_layers.png there
 """
 
@@ -13,14 +15,14 @@ from agwm.config import ConfigError
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--results", default=None, help="a grid's results file (JSON lines)")
+    p.add_argument("--results", nargs="+", default=None, help="grid results files (JSON lines), merged")
     p.add_argument("--output-dir", default=None, help="where report.md and the plots go")
     p.add_argument("--search", nargs="*", default=[], help="search output folders to plot")
     args = p.parse_args()
 
     def body() -> None:
         from agwm.grid import read_records
-        from agwm.report import markdown_report, plot_alpha_layers, plot_score_vs_size, plot_search
+        from agwm.report import markdown_report, merge_records, plot_alpha_layers, plot_score_vs_size, plot_search
 
         for folder in args.search:
             for name in ("log.csv", "alphas.safetensors"):
@@ -33,9 +35,12 @@ def main() -> None:
             return
         if args.output_dir is None:
             raise ConfigError("--results needs --output-dir")
-        records = read_records(args.results)
-        if not records:
-            raise ConfigError(f"--results {args.results} is not allowed: no records in it")
+        records = []
+        for path in args.results:
+            if not os.path.isfile(path) or not read_records(path):
+                raise ConfigError(f"--results {path} is not allowed: no such file or no records in it")
+            records += read_records(path)
+        records = merge_records(records)
         os.makedirs(args.output_dir, exist_ok=True)
         plot_score_vs_size(records, os.path.join(args.output_dir, "score_vs_size.png"))
         with open(os.path.join(args.output_dir, "report.md"), "w") as f:

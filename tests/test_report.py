@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from agwm.grid import append_record
-from agwm.report import mean_std, paired_table, score_table, time_table
+from agwm.report import mean_std, merge_records, paired_table, score_table, time_table
 from tests.conftest import REPO
 from tests.test_cli import run_script
 
@@ -87,3 +87,11 @@ def test_search_plots_from_a_search_folder(tmp_path, monkeypatch):
     runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")
     for name in ("search.png", "alpha_layers.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_records_of_several_grids_merge_once_per_run_and_disagreements_stop():
+    shared = record("vanilla", "rte", 300, 1, 50.0)
+    merged = merge_records([shared, record("mixout", "rte", 300, 1, 51.0), dict(shared)])
+    assert sorted(r["key"] for r in merged) == ["mixout/rte/300/1", "vanilla/rte/300/1"]
+    with pytest.raises(ValueError, match="vanilla/rte/300/1 is recorded twice"):
+        merge_records([shared, record("vanilla", "rte", 300, 1, 49.0)])
