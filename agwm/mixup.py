@@ -165,10 +165,14 @@ def inject_mixup(
     return names
 
 
-def mixing_means(A: torch.Tensor, B: torch.Tensor, rank: int) -> tuple[float, float]:
-    """The means over all entries of alpha = A B / r and of the W0 weight (1 - A)(1 - B) / r,
-    without forming them: mean_ij (A B)_ij = sum_k mean_i A_ik mean_j B_kj."""
-    return ((A.mean(0) @ B.mean(1)) / rank).item(), (((1 - A).mean(0) @ (1 - B).mean(1)) / rank).item()
+def mixing_means(A: torch.Tensor, B: torch.Tensor, rank: int, formulation: str = "factored") -> tuple[float, float]:
+    """The means over all entries of alpha = A B / r and of the W0 weight, (1 - A)(1 - B) / r
+    (factored) or 1 - alpha (convex), without forming them: mean_ij (A B)_ij = sum_k mean_i A_ik
+    mean_j B_kj."""
+    alpha = ((A.mean(0) @ B.mean(1)) / rank).item()
+    if formulation == "convex":
+        return alpha, 1.0 - alpha
+    return alpha, (((1 - A).mean(0) @ (1 - B).mean(1)) / rank).item()
 
 
 def mixup_layers(model: nn.Module) -> Iterator[tuple[str, MixupLinear]]:

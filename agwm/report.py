@@ -168,7 +168,7 @@ def plot_search(log_csv: str, path: str) -> None:
             if row["phase"] == "search":
                 series[row["name"], int(row["fold"])].append((int(row["step"]), float(row["value"])))
     panels = [("losses", [n for n in ("inner_loss", "outer_loss", "joint_loss") if any(k[0] == n for k in series)]),
-              ("mean alpha = A B / r", ["alpha_mean"]), ("mean W0 weight (1-A)(1-B)/r", ["w0_weight_mean"])]
+              ("mean alpha = A B / r", ["alpha_mean"]), ("mean W0 weight", ["w0_weight_mean"])]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for ax, (title, names) in zip(axes, panels):
         for (name, fold), points in sorted(series.items()):
@@ -199,11 +199,12 @@ def plot_alpha_layers(alphas_path: str, path: str) -> None:
         a, b = tensors[f"{name}.A"].double(), tensors[f"{name}.B"].double()
         match = re.search(r"\.(\d+)\.(.*)$", name)
         layer, module = (match.group(1), match.group(2)) if match else tuple(name.rsplit(".", 2)[-2:])  # pooler.dense
-        cells[layer, module] = mixing_means(a, b, rank)
+        cells[layer, module] = mixing_means(a, b, rank, settings["formulation"])
     layers = sorted({k[0] for k in cells}, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
     modules = list(dict.fromkeys(k[1] for k in cells))
     fig, axes = plt.subplots(1, 2, figsize=(3.0 + 0.8 * len(modules) * 2, 1.6 + 0.4 * len(layers)))
-    panels = (("mean alpha = A B / r", "%.4f"), ("mean W0 weight (1-A)(1-B)/r", "%.1e"))
+    w0_weight = "1 - alpha" if settings["formulation"] == "convex" else "(1-A)(1-B)/r"
+    panels = (("mean alpha = A B / r", "%.4f"), (f"mean W0 weight {w0_weight}", "%.1e"))
     for ax, index, (title, number_format) in zip(axes, (0, 1), panels):
         grid = np.full((len(layers), len(modules)), np.nan)
         for (layer, module), values in cells.items():
@@ -216,3 +217,40 @@ def plot_alpha_layers(alphas_path: str, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _search_series(log_csv: str, name: str, fold: int = 0) -> list[tuple[int, float]]:
+    import csv
+
+    with open(log_csv) as f:
+        return [(int(r["step"]), float(r["value"])) for r in csv.DictReader(f)
+                if r["phase"] == "search" and r["name"] == name and int(r["fold"]) == fold]
+
+
+def plot_alpha_movement(searches: dict[str, str], path: str) -> None:
+    """How alpha moves in several searches (label -> search folder): the mean alpha and the mean
+    W0 weight against the outer iteration (fold 0), and the spread of the final fold-averaged
+    entries of A and B (box plots: how far single entries left their initial value)."""
+    import numpy as np
+    from safetensors.torch import load_file
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    for label, folder in searches.items():
+        log = f"{folder}/log.csv"
+        axes[0].plot(*zip(*_search_series(log, "alpha_mean")), label=label)
+        axes[1].plot(*zip(*_search_series(log, "w0_weight_mean")), label=label)
+    factors = [np.concatenate([t.flatten().float().numpy() for t in load_file(f"{folder}/alphas.safetensors").values()])
+               for folder in searches.values()]
+    axes[2].boxplot(factors, whis=(1, 99), showfliers=False)
+    axes[2].set_xticks(range(1, len(searches) + 1), list(searches), rotation=30, ha="right", fontsize=7)
+    axes[0].set_title("mean alpha = A B / r (fold 0)")
+    axes[1].set_title("mean W0 weight (fold 0)")
+    axes[1].set_yscale("log")
+    axes[2].set_title("final entries of A and B (1st-99th percentile)")
+    for ax in axes[:2]:
+        ax.set_xlabel("outer iteration")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+

@@ -52,12 +52,12 @@ class ProgressEngine(Engine):
 
 
 def alpha_summary(model) -> dict[str, float]:
-    """Means over all layers of A, B, alpha = A B / r and of the W0 weight (1-A)(1-B)/r."""
+    """Means over all layers of A, B, alpha = A B / r and of the W0 weight (see :func:`mixing_means`)."""
     layers = [layer for _, layer in mixup_layers(model)]
     with torch.no_grad():
         a = torch.cat([layer.A.flatten() for layer in layers])
         b = torch.cat([layer.B.flatten() for layer in layers])
-        alpha, w0_weight = zip(*(mixing_means(layer.A, layer.B, layer.rank) for layer in layers))
+        alpha, w0_weight = zip(*(mixing_means(layer.A, layer.B, layer.rank, layer.formulation) for layer in layers))
     return {"a_mean": a.mean().item(), "b_mean": b.mean().item(),
             "alpha_mean": sum(alpha) / len(alpha), "w0_weight_mean": sum(w0_weight) / len(w0_weight)}
 

@@ -18,11 +18,14 @@ def main() -> None:
     p.add_argument("--results", nargs="+", default=None, help="grid results files (JSON lines), merged")
     p.add_argument("--output-dir", default=None, help="where report.md and the plots go")
     p.add_argument("--search", nargs="*", default=[], help="search output folders to plot")
+    p.add_argument("--compare-searches", nargs="*", default=[], metavar="LABEL=FOLDER",
+                   help="search folders to compare in <output-dir>/alpha_movement.png")
     args = p.parse_args()
 
     def body() -> None:
         from agwm.grid import read_records
-        from agwm.report import markdown_report, merge_records, plot_alpha_layers, plot_score_vs_size, plot_search
+        from agwm.report import (markdown_report, merge_records, plot_alpha_layers, plot_alpha_movement,
+                                 plot_score_vs_size, plot_search)
 
         for folder in args.search:
             for name in ("log.csv", "alphas.safetensors"):
@@ -31,6 +34,17 @@ def main() -> None:
             plot_search(os.path.join(folder, "log.csv"), os.path.join(folder, "search.png"))
             plot_alpha_layers(os.path.join(folder, "alphas.safetensors"), os.path.join(folder, "alpha_layers.png"))
             print(f"{folder}/search.png, {folder}/alpha_layers.png")
+        if args.compare_searches:
+            searches = dict(item.partition("=")[::2] for item in args.compare_searches)
+            for label, folder in searches.items():
+                if not label or not os.path.isfile(os.path.join(folder, "log.csv")):
+                    raise ConfigError(f"--compare-searches {label}={folder} is not allowed: expected LABEL=FOLDER "
+                                      "with a search folder")
+            if args.output_dir is None:
+                raise ConfigError("--compare-searches needs --output-dir")
+            os.makedirs(args.output_dir, exist_ok=True)
+            plot_alpha_movement(searches, os.path.join(args.output_dir, "alpha_movement.png"))
+            print(f"{args.output_dir}/alpha_movement.png")
         if args.results is None:
             return
         if args.output_dir is None:

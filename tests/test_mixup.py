@@ -90,3 +90,4 @@ def test_mixing_means_equal_the_means_of_the_full_matrices(rank):
     alpha, w0_weight = mixing_means(a, b, rank)
     assert alpha == pytest.approx((a @ b / rank).mean().item(), rel=1e-12)
     assert w0_weight == pytest.approx(((1 - a) @ (1 - b) / rank).mean().item(), rel=1e-12)
+    assert mixing_means(a, b, rank, "convex") == (alpha, pytest.approx(1 - alpha, rel=1e-12))

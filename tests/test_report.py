@@ -83,9 +83,10 @@ def test_search_plots_from_a_search_folder(tmp_path, monkeypatch):
         log("search", 0, step, inner_loss=1.0 / step, outer_loss=1.1 / step, alpha_mean=1 - 0.01 * step,
             w0_weight_mean=1e-4 * step)
     log.close()
-    monkeypatch.setattr(sys, "argv", ["report.py", "--search", str(tmp_path)])
+    monkeypatch.setattr(sys, "argv", ["report.py", "--search", str(tmp_path), "--compare-searches",
+                                      f"a={tmp_path}", f"b={tmp_path}", "--output-dir", str(tmp_path / "cmp")])
     runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")
-    for name in ("search.png", "alpha_layers.png"):
+    for name in ("search.png", "alpha_layers.png", "cmp/alpha_movement.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
