@@ -7,6 +7,7 @@ over the seeds both have, reported as mean(d) +- s(d).
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 
@@ -90,6 +91,29 @@ def paired_table(records: list[dict], size: int) -> str:
     return "\n".join(lines)
 
 
+def paired_spread(records: list[dict], size: int) -> tuple[float, int]:
+    """The pooled sample std of the paired differences to vanilla over every (method, task) cell
+    with at least two seeds, s_p = sqrt(sum_c (n_c - 1) s_c^2 / sum_c (n_c - 1)), and its degrees
+    of freedom sum_c (n_c - 1); (nan, 0) when no cell has two seeds."""
+    cells = scores_by_cell(records)
+    sum_squares, dof = 0.0, 0
+    for (method, task, cell_size), mine in cells.items():
+        if cell_size != size or method == BASELINE:
+            continue
+        base = cells.get((BASELINE, task, size), {})
+        diffs = [mine[s] - base[s] for s in sorted(set(mine) & set(base))]
+        if len(diffs) > 1:
+            sum_squares += (len(diffs) - 1) * statistics.variance(diffs)
+            dof += len(diffs) - 1
+    return ((sum_squares / dof) ** 0.5, dof) if dof else (float("nan"), 0)
+
+
+def seeds_needed(spread: float, resolution: float = 3.0, z: float = 1.96) -> int:
+    """The seeds n for which a paired mean difference has a 95% half-width z s / sqrt(n) of at
+    most ``resolution`` points: n = ceil((z s / resolution)^2)."""
+    return max(2, math.ceil((z * spread / resolution) ** 2))
+
+
 def time_table(records: list[dict]) -> str:
     """Each method's total wall time over vanilla's on the same (task, size, seed): the mean ratio."""
     total = {(r["method"], r["task"], r["train_size"], r["seed"]): r["wall_time_s"]["total"] for r in records}
@@ -144,15 +168,48 @@ def settings_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def alpha_table(records: list[dict]) -> str:
+    """Per method, task and size: the means over seeds of the searched alpha = A B / r and of the
+    W0 weight ((1 - A)(1 - B) / r, or 1 - alpha for the convex form)."""
+    cells: dict = defaultdict(list)
+    for r in records:
+        if "alpha" in r:
+            convex = r.get("config", {}).get("mixup", {}).get("formulation") == "convex"
+            a = r["alpha"]
+            cells[r["method"], r["task"], r["train_size"]].append(
+                (a["a_mean"], a["b_mean"], a["alpha_mean"], 1 - a["alpha_mean"] if convex else a["w0_weight_mean"]))
+    lines = ["| method | task | size | seeds | mean A | mean B | mean alpha | mean W0 weight |", "|---" * 8 + "|"]
+    for (method, task, size), rows in sorted(cells.items()):
+        means = [statistics.mean(column) for column in zip(*rows)]
+        lines.append(f"| {method} | {task} | {size} | {len(rows)} | {means[0]:.4f} | {means[1]:.4f} | "
+                     f"{means[2]:.4f} | {means[3]:.2e} |")
+    return "\n".join(lines)
+
+
 def markdown_report(records: list[dict]) -> str:
     sizes = sorted({r["train_size"] for r in records})
     seeds = sorted({r["seed"] for r in records})
+    evaluated = {r.get("evaluated_on", "dev") for r in records}
+    if evaluated == {"holdout"}:
+        metric = ("the headline metric of each task in points, on the held-out 20% of each training sample "
+                  "(finetune.holdout: never the dev set)")
+    elif evaluated == {"dev"}:
+        metric = "the headline dev metric of each task in points"
+    else:
+        raise ValueError("the records mix dev and held-out scores; report them separately")
     parts = [f"# Results\n\n{len(records)} runs; seeds {seeds}; cells are mean +- sample std over seeds "
-             "(number of seeds); the headline dev metric of each task in points.\n",
+             f"(number of seeds); {metric}.\n",
              f"## Methods and their settings\n\n{settings_table(records)}\n"]
     for size in sizes:
         parts.append(f"## {size} training examples\n\n{score_table(records, size)}\n\n"
                      f"Paired differences to vanilla (same task and seed):\n\n{paired_table(records, size)}\n")
+        spread, dof = paired_spread(records, size)
+        if dof:
+            parts.append(f"Pooled std of a paired difference: {spread:.1f} points ({dof} degrees of freedom); "
+                         f"a 3-point mean difference is resolved (95% half-width <= 3) with "
+                         f"{seeds_needed(spread)} seeds.\n")
+    if any("alpha" in r for r in records):
+        parts.append(f"## Alpha after the search\n\n{alpha_table(records)}\n")
     parts.append(f"## Relative time\n\n{time_table(records)}\n\n![score against size](score_vs_size.png)\n")
     return "\n".join(parts)
 

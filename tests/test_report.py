@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from agwm.grid import append_record
-from agwm.report import mean_std, merge_records, paired_table, score_table, time_table
+from agwm.report import mean_std, merge_records, paired_spread, paired_table, score_table, seeds_needed, time_table
 from tests.conftest import REPO
 from tests.test_cli import run_script
 
@@ -96,3 +96,11 @@ def test_records_of_several_grids_merge_once_per_run_and_disagreements_stop():
     assert sorted(r["key"] for r in merged) == ["mixout/rte/300/1", "vanilla/rte/300/1"]
     with pytest.raises(ValueError, match="vanilla/rte/300/1 is recorded twice"):
         merge_records([shared, record("vanilla", "rte", 300, 1, 49.0)])
+
+
+def test_pooled_spread_of_paired_differences_and_the_seeds_it_needs():
+    # mixup - vanilla on rte 300: +3, +1 (seeds 1, 2): variance 2, one degree of freedom; stsb has one seed only
+    spread, dof = paired_spread(RECORDS, 300)
+    assert dof == 1 and spread == pytest.approx(2 ** 0.5)
+    assert seeds_needed(2 ** 0.5) == 2 and seeds_needed(6.0) == 16  # ceil((1.96 * 6 / 3)^2) = ceil(15.37)
+    assert paired_spread(RECORDS, 1000) == (pytest.approx(float("nan"), nan_ok=True), 0)
