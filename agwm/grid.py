@@ -155,13 +155,34 @@ def execute(run: Run) -> dict:
             **{k: v for k, v in outcome.items() if k not in ("score", "dev", "wall_time_s")}}
 
 
+def config_changes(recorded: dict, current: dict, prefix: str = "") -> list[str]:
+    """The settings of a recorded run that differ now, as ``key: recorded -> current``. A setting
+    the record lacks (added to the project after the run) is taken to have had its default."""
+    changes = []
+    for key, value in recorded.items():
+        if key not in current:
+            continue
+        now = json.loads(json.dumps(current[key]))
+        if isinstance(value, dict) and isinstance(now, dict):
+            changes += config_changes(value, now, f"{prefix}{key}.")
+        elif value != now:
+            changes.append(f"{prefix}{key}: {value!r} -> {now!r}")
+    return changes
+
+
 def run_grid(grid: Grid, workers: int = 1) -> tuple[int, int]:
     """Run what is missing from ``grid.results``; returns (runs done now, runs skipped)."""
     if workers < 1:
         raise ConfigError(f"--workers {workers} is not allowed: at least 1")
     runs = grid.runs()
-    done = {r["key"] for r in read_records(grid.results)}
-    pending = [r for r in runs if r.key not in done]
+    recorded = {r["key"]: r for r in read_records(grid.results)}
+    for run in runs:
+        if run.key in recorded:
+            changed = config_changes(recorded[run.key].get("config", {}), dataclasses.asdict(run.config))
+            if changed:
+                raise ConfigError(f"{grid.results}: {run.key} was recorded with other settings "
+                                  f"({', '.join(changed[:4])}); give the entry a new name or remove its records")
+    pending = [r for r in runs if r.key not in recorded]
     progress = tqdm(total=len(pending), desc="grid")
     if workers == 1:
         for run in pending:

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from agwm.config import ConfigError, build_run_config
-from agwm.grid import append_record, load_grid, read_records, run_grid
+from agwm.grid import append_record, config_changes, load_grid, read_records, run_grid
 from agwm.methods import METHODS, joint, random_alpha, vanilla
 from agwm.mixup import alpha_state_dict
 from agwm.runtime import build_model
@@ -68,6 +68,18 @@ def test_a_killed_grid_resumes_without_losing_or_repeating_a_run(fake_method, gl
     second = [r for r in records if r["method"] == "second"]
     assert all(r["settings"] == ["finetune.lr=3e-5"] for r in second)
     assert {c[2] for c in fake_method.calls} == {1e-4, 3e-5}
+
+
+def test_a_grid_whose_settings_changed_since_its_records_stops_instead_of_mixing_them(fake_method, glue_dir,
+                                                                                     tmp_path):
+    run_grid(load_grid(write_grid(tmp_path, glue_dir)))
+    changed = GRID.replace("[finetune.lr=3e-5]", "[finetune.lr=5e-5]")
+    with pytest.raises(ConfigError, match=r"second/rte/50/1 was recorded with other settings "
+                                          r"\(finetune.lr: 3e-05 -> 5e-05\); give the entry a new name"):
+        run_grid(load_grid(write_grid(tmp_path, glue_dir, changed)))
+    old = read_records(str(tmp_path / "results.jsonl"))[0]
+    del old["config"]["finetune"]["lr"]  # a setting the project did not have when the run was recorded
+    assert config_changes(old["config"], old["config"] | {"finetune": {"lr": 1.0, "epochs": 10.0}}) == []
 
 
 def test_record_format(fake_method, glue_dir, tmp_path):
