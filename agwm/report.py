@@ -7,6 +7,7 @@ over the seeds both have, reported as mean(d) +- s(d).
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections import defaultdict
@@ -168,6 +169,58 @@ def settings_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+ABLATION_KINDS = ("mixup", "joint", "random-alpha")
+ABLATION_SECTIONS = ("hypergrad", "mixup.", "search.", "finetune.")
+
+
+def _flatten(config: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def changes_from_defaults(config: dict) -> list[str]:
+    """The method settings (hypergrad, mixup.*, search.*, finetune.* but the held-out switch) of a
+    recorded run that differ from the project's current defaults, as ``key=value``."""
+    import dataclasses
+
+    from .config import RunConfig
+
+    defaults = _flatten(json.loads(json.dumps(dataclasses.asdict(RunConfig()))))
+    return [f"{key}={value}" for key, value in sorted(_flatten(config).items())
+            if key.startswith(ABLATION_SECTIONS) and key != "finetune.holdout" and key in defaults
+            and defaults[key] != value]
+
+
+def ablation_table(records: list[dict], size: int) -> str:
+    """The mixup variants (mixup, joint, random-alpha entries): what each changes from the
+    defaults, and its paired difference to vanilla per task (mean, seeds) and averaged over tasks."""
+    cells = scores_by_cell(records)
+    tasks = _ordered([t for _, t, s in cells if s == size], list(TASKS))
+    configs = {r["method"]: r.get("config", {}) for r in records if r.get("kind") in ABLATION_KINDS}
+    kinds = {r["method"]: r["kind"] for r in records}
+    lines = [f"| variant | kind | changes from the defaults | {' | '.join(tasks)} | average |",
+             "|---" * (len(tasks) + 4) + "|"]
+    for method in _ordered(configs):
+        row, means = [], []
+        for task in tasks:
+            mine, base = cells.get((method, task, size), {}), cells.get((BASELINE, task, size), {})
+            diffs = [mine[s] - base[s] for s in sorted(set(mine) & set(base))]
+            if diffs:
+                means.append(statistics.mean(diffs))
+                row.append(f"{means[-1]:+.1f} ({len(diffs)})")
+            else:
+                row.append("-")
+        average = f"{statistics.mean(means):+.1f}" if len(means) == len(tasks) else "-"
+        changes = " ".join(changes_from_defaults(configs[method])) or "none"
+        lines.append(f"| {method} | {kinds[method]} | {changes} | {' | '.join(row)} | {average} |")
+    return "\n".join(lines)
+
+
 def alpha_table(records: list[dict]) -> str:
     """Per method, task and size: the means over seeds of the searched alpha = A B / r and of the
     W0 weight ((1 - A)(1 - B) / r, or 1 - alpha for the convex form)."""
@@ -203,6 +256,9 @@ def markdown_report(records: list[dict]) -> str:
     for size in sizes:
         parts.append(f"## {size} training examples\n\n{score_table(records, size)}\n\n"
                      f"Paired differences to vanilla (same task and seed):\n\n{paired_table(records, size)}\n")
+        if sum(r.get("kind") in ABLATION_KINDS for r in records if r["train_size"] == size):
+            parts.append("Ablations: each mixup variant minus vanilla (same task and seed), mean (seeds):\n\n"
+                         f"{ablation_table(records, size)}\n")
         spread, dof = paired_spread(records, size)
         if dof:
             parts.append(f"Pooled std of a paired difference: {spread:.1f} points ({dof} degrees of freedom); "

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from agwm.grid import append_record
-from agwm.report import mean_std, merge_records, paired_spread, paired_table, score_table, seeds_needed, time_table
+from agwm.report import (ablation_table, changes_from_defaults, mean_std, merge_records, paired_spread, paired_table,
+                         score_table, seeds_needed, time_table)
 from tests.conftest import REPO
 from tests.test_cli import run_script
 
@@ -104,3 +105,20 @@ def test_pooled_spread_of_paired_differences_and_the_seeds_it_needs():
     assert dof == 1 and spread == pytest.approx(2 ** 0.5)
     assert seeds_needed(2 ** 0.5) == 2 and seeds_needed(6.0) == 16  # ceil((1.96 * 6 / 3)^2) = ceil(15.37)
     assert paired_spread(RECORDS, 1000) == (pytest.approx(float("nan"), nan_ok=True), 0)
+
+
+def test_ablation_table_names_what_each_variant_changes_and_its_paired_difference():
+    import dataclasses
+
+    from agwm.config import RunConfig
+
+    config = dataclasses.asdict(RunConfig())
+    config["mixup"]["rank"] = 8
+    config["finetune"]["holdout"] = True  # how a run was scored, not a change of the method
+    config["seed"] = 7  # not a method setting
+    assert changes_from_defaults(config) == ["mixup.rank=8"]
+    records = RECORDS + [dict(record("rank-8", "rte", 300, 1, 49.0), kind="mixup", config=config)]
+    table = ablation_table(records, 300)
+    assert "| variant | kind | changes from the defaults | stsb | rte | average |" in table
+    assert "| rank-8 | mixup | mixup.rank=8 | - | -1.0 (1) | - |" in table
+    assert "| mixup | mixup | none | +2.0 (1) | +2.0 (2) | +2.0 |" in table
