@@ -39,8 +39,9 @@ def top_fraction_masks(scores: dict[str, torch.Tensor], fraction: float) -> dict
 
 def fisher_information(model: nn.Module, params: dict[str, nn.Parameter], batches: Iterable,
                        loss_fn: Callable) -> dict[str, torch.Tensor]:
-    """F = sum over the batches of g^2, g the gradient of the batch loss (dropout on, as in the
-    reference code); the model's gradients are left cleared."""
+    """F = sum over the batches of g^2, g the gradient of the batch loss, in the model's current
+    mode (the finetune loop calls it before ``model.train()``: dropout off, so F is deterministic);
+    the model's gradients are left cleared."""
     fisher = {n: torch.zeros_like(p) for n, p in params.items()}
     for batch in batches:
         model.zero_grad(set_to_none=True)
