@@ -35,8 +35,11 @@ def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixe
     cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, alpha_mode=alpha_mode, method=method),
                               output_dir=os.path.join(cfg.output_dir, "finetune"))
     metrics = run_finetune(cfg, alphas, start_weights)
-    return {"score": metrics["score"], "dev": metrics[metrics["evaluated_on"]],
-            "evaluated_on": metrics["evaluated_on"], "wall_time_s": {"finetune": metrics["wall_time_s"]}}
+    outcome = {"score": metrics["score"], "dev": metrics[metrics["evaluated_on"]],
+               "evaluated_on": metrics["evaluated_on"], "wall_time_s": {"finetune": metrics["wall_time_s"]}}
+    if "member_scores" in metrics:  # a soup's members, each evaluated alone
+        outcome["member_scores"] = metrics["member_scores"]
+    return outcome
 
 
 @register("vanilla")
