@@ -209,6 +209,10 @@ def test_each_method_runs_through_the_finetune_entry_point(run, method):
     assert metrics["method"] == method and 0.0 <= metrics["score"] <= 100.0
     if method == "soup":
         assert len(metrics["member_scores"]) == 2
+        from agwm.methods import METHODS
+
+        outcome = METHODS["soup"](cfg, [])  # what the grid records
+        assert outcome["member_scores"] == metrics["member_scores"] and outcome["score"] == metrics["score"]
 
 
 def test_bad_baseline_settings_are_named(run):
