@@ -43,10 +43,11 @@ def load_start_weights(model, path: str) -> None:
 
 def train(cfg: RunConfig, data, recipe, log: CsvLog, alphas: str | None = None, start_weights: str | None = None,
           member: int = 0) -> tuple[nn.Module, int, float]:
-    """Build the model (member ``member`` of a soup takes its own head, order and dropout
-    streams), let the recipe prepare it, train it; return the finished model, steps, last loss."""
+    """Build the model, let the recipe prepare it, train it; return the finished model, steps and
+    last loss. Member ``member`` of a soup starts from the same model (head included: averaging
+    needs one starting point) and takes its own data order and dropout streams."""
     f = cfg.finetune
-    model = build_model(cfg, data.task, with_mixup=f.alpha_mode in ("random", "joint"), member=member)
+    model = build_model(cfg, data.task, with_mixup=f.alpha_mode in ("random", "joint"))
     if alphas is not None:
         inject_from_saved(model, alphas)
     trained_alphas = alpha_parameters(model) if f.alpha_mode == "joint" else []

@@ -63,10 +63,10 @@ def member_stream(stream: str, member: int) -> str:
     return stream if member == 0 else f"{stream}/member{member}"
 
 
-def build_model(cfg: RunConfig, task: GlueTask, with_mixup: bool, member: int = 0) -> nn.Module:
+def build_model(cfg: RunConfig, task: GlueTask, with_mixup: bool) -> nn.Module:
     """The pretrained encoder with a new head; the head's random initialisation is the
     ``head`` stream of the seed, so every method starts from the same model."""
-    torch.manual_seed(stream_seed(cfg.seed, member_stream("head", member)))
+    torch.manual_seed(stream_seed(cfg.seed, "head"))
     model = AutoModelForSequenceClassification.from_pretrained(
         cfg.model or default_model(), num_labels=task.num_labels,
         problem_type="regression" if task.is_regression else "single_label_classification",

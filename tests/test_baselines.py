@@ -193,6 +193,25 @@ class _KeepWrapped:
         return model
 
 
+def test_soup_members_share_their_start_and_differ_in_order_and_dropout(run, tmp_path, monkeypatch):
+    import agwm.finetune
+
+    cfg = run("soup")
+    data = load_run_data(cfg)
+    starts = []
+    original = agwm.finetune.build_model
+
+    def recording_build_model(*args, **kwargs):
+        model = original(*args, **kwargs)
+        starts.append({k: v.clone() for k, v in model.state_dict().items()})
+        return model
+
+    monkeypatch.setattr(agwm.finetune, "build_model", recording_build_model)
+    ends = [train(cfg, data, make_recipe(cfg), CsvLog(str(tmp_path)), member=k)[0].state_dict() for k in (0, 1)]
+    assert all(torch.equal(starts[0][k], starts[1][k]) for k in starts[0])  # head initialisation included
+    assert not torch.equal(ends[0]["classifier.weight"], ends[1]["classifier.weight"])
+
+
 def test_soup_is_the_mean_of_its_members():
     members = [{"w": torch.tensor([1.0, 2.0]), "ids": torch.tensor([0, 1])},
                {"w": torch.tensor([3.0, 6.0]), "ids": torch.tensor([0, 1])}]

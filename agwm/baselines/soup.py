@@ -1,5 +1,6 @@
 """Model soup (Wortsman et al. 2022), uniform: theta_soup = (1/K) sum_k theta_k over K finetuned
-members that share the pretrained start and the training examples but not their random streams."""
+members that share their starting point (the pretrained encoder and one head initialisation) and
+the training examples, and differ in data order and dropout."""
 
 from __future__ import annotations
 
