@@ -135,6 +135,8 @@ def plot_score_vs_size(records: list[dict], path: str) -> None:
     tasks = _ordered([t for _, t, _ in cells], list(TASKS))
     methods = _ordered([m for m, _, _ in cells], [BASELINE])
     fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.4), squeeze=False)
+    palette = plt.get_cmap("tab20" if len(methods) > 10 else "tab10")
+    colors = {method: palette(i % palette.N) for i, method in enumerate(methods)}  # one colour per method
     for ax, task in zip(axes[0], tasks):
         for i, method in enumerate(methods):
             sizes = sorted(s for m, t, s in cells if m == method and t == task)
@@ -143,7 +145,7 @@ def plot_score_vs_size(records: list[dict], path: str) -> None:
             stats = [mean_std(list(cells[method, task, s].values())) for s in sizes]
             dodge = 1 + 0.04 * (i - (len(methods) - 1) / 2)  # side by side, not on top of each other
             ax.errorbar([s * dodge for s in sizes], [m for m, _ in stats], yerr=[s for _, s in stats],
-                        marker="o", capsize=3, label=method)
+                        marker="o", capsize=3, label=method, color=colors[method])
         ax.set_title(f"{task} ({TASKS[task].metric})")
         ax.set_xlabel("training examples")
         ax.set_xscale("log")
@@ -152,10 +154,11 @@ def plot_score_vs_size(records: list[dict], path: str) -> None:
         ax.set_xlim(ticks[0] / 1.4, ticks[-1] * 1.4)
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    axes[0][0].set_ylabel("dev score (mean +- std over seeds)")
-    axes[0][-1].legend(fontsize=8)
+    axes[0][0].set_ylabel("score (mean +- std over seeds)")
+    handles = [plt.Line2D([], [], color=colors[m], marker="o", linestyle="") for m in methods]
+    fig.legend(handles, methods, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
