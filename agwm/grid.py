@@ -156,13 +156,14 @@ def execute(run: Run) -> dict:
 
 
 def config_changes(recorded: dict, current: dict, prefix: str = "") -> list[str]:
-    """The settings of a recorded run that differ now, as ``key: recorded -> current``. A setting
-    the record lacks (added to the project after the run) is taken to have had its default."""
+    """The settings of a recorded run that differ now, as ``key: recorded -> current`` (both as
+    JSON values). A setting the record lacks (added to the project after the run) is taken to have
+    had its default."""
     changes = []
     for key, value in recorded.items():
         if key not in current:
             continue
-        now = json.loads(json.dumps(current[key]))
+        now = current[key]
         if isinstance(value, dict) and isinstance(now, dict):
             changes += config_changes(value, now, f"{prefix}{key}.")
         elif value != now:
@@ -178,7 +179,8 @@ def run_grid(grid: Grid, workers: int = 1) -> tuple[int, int]:
     recorded = {r["key"]: r for r in read_records(grid.results)}
     for run in runs:
         if run.key in recorded:
-            changed = config_changes(recorded[run.key].get("config", {}), dataclasses.asdict(run.config))
+            current = json.loads(json.dumps(dataclasses.asdict(run.config)))  # as a record stores it
+            changed = config_changes(recorded[run.key].get("config", {}), current)
             if changed:
                 raise ConfigError(f"{grid.results}: {run.key} was recorded with other settings "
                                   f"({', '.join(changed[:4])}); give the entry a new name or remove its records")

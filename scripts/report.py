@@ -27,19 +27,22 @@ def main() -> None:
         from agwm.report import (markdown_report, merge_records, plot_alpha_layers, plot_alpha_movement,
                                  plot_score_vs_size, plot_search)
 
-        for folder in args.search:
+        def require_search_folder(option: str, folder: str) -> None:
             for name in ("log.csv", "alphas.safetensors"):
                 if not os.path.isfile(os.path.join(folder, name)):
-                    raise ConfigError(f"--search {folder} is not allowed: it has no {name} (not a search folder)")
+                    raise ConfigError(f"{option} {folder} is not allowed: it has no {name} (not a search folder)")
+
+        for folder in args.search:
+            require_search_folder("--search", folder)
             plot_search(os.path.join(folder, "log.csv"), os.path.join(folder, "search.png"))
             plot_alpha_layers(os.path.join(folder, "alphas.safetensors"), os.path.join(folder, "alpha_layers.png"))
             print(f"{folder}/search.png, {folder}/alpha_layers.png")
         if args.compare_searches:
             searches = dict(item.partition("=")[::2] for item in args.compare_searches)
             for label, folder in searches.items():
-                if not label or not os.path.isfile(os.path.join(folder, "log.csv")):
-                    raise ConfigError(f"--compare-searches {label}={folder} is not allowed: expected LABEL=FOLDER "
-                                      "with a search folder")
+                if not label or not folder:
+                    raise ConfigError(f"--compare-searches {label}={folder} is not allowed: expected LABEL=FOLDER")
+                require_search_folder(f"--compare-searches {label}=", folder)
             if args.output_dir is None:
                 raise ConfigError("--compare-searches needs --output-dir")
             os.makedirs(args.output_dir, exist_ok=True)
@@ -51,14 +54,19 @@ def main() -> None:
             raise ConfigError("--results needs --output-dir")
         records = []
         for path in args.results:
-            if not os.path.isfile(path) or not read_records(path):
+            found = read_records(path) if os.path.isfile(path) else []
+            if not found:
                 raise ConfigError(f"--results {path} is not allowed: no such file or no records in it")
-            records += read_records(path)
-        records = merge_records(records)
+            records += found
+        try:
+            records = merge_records(records)
+            report = markdown_report(records)
+        except ValueError as error:  # records that cannot go in one report
+            raise ConfigError(f"--results {' '.join(args.results)} is not allowed: {error}") from None
         os.makedirs(args.output_dir, exist_ok=True)
         plot_score_vs_size(records, os.path.join(args.output_dir, "score_vs_size.png"))
         with open(os.path.join(args.output_dir, "report.md"), "w") as f:
-            f.write(markdown_report(records))
+            f.write(report)
         print(f"{len(records)} records -> {args.output_dir}/report.md, score_vs_size.png")
 
     main_guard(body)

@@ -122,3 +122,17 @@ def test_ablation_table_names_what_each_variant_changes_and_its_paired_differenc
     assert "| variant | kind | changes from the defaults | stsb | rte | average |" in table
     assert "| rank-8 | mixup | mixup.rank=8 | - | -1.0 (1) | - |" in table
     assert "| mixup | mixup | none | +2.0 (1) | +2.0 (2) | +2.0 |" in table
+
+
+def test_report_of_records_that_disagree_or_of_a_folder_without_alphas_stops_with_a_message(tmp_path, monkeypatch,
+                                                                                            capsys):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    append_record(str(first), record("vanilla", "rte", 300, 1, 50.0))
+    append_record(str(second), record("vanilla", "rte", 300, 1, 49.0))
+    code, err = run_script("report.py", ["--results", str(first), str(second), "--output-dir", str(tmp_path)],
+                           monkeypatch, capsys)
+    assert code == 2 and "vanilla/rte/300/1 is recorded twice with different scores" in err
+    (tmp_path / "log.csv").write_text("phase,fold,step,name,value\n")
+    code, err = run_script("report.py", ["--compare-searches", f"x={tmp_path}", "--output-dir", str(tmp_path)],
+                           monkeypatch, capsys)
+    assert code == 2 and "it has no alphas.safetensors (not a search folder)" in err
