@@ -276,13 +276,7 @@ def markdown_report(records: list[dict]) -> str:
 def plot_search(log_csv: str, path: str) -> None:
     """A search's ``log.csv``: inner and outer loss, and the mean alpha = A B / r and W0 weight
     (1 - A)(1 - B) / r over all layers, against the step, one line per fold."""
-    import csv
-
-    series: dict = defaultdict(list)
-    with open(log_csv) as f:
-        for row in csv.DictReader(f):
-            if row["phase"] == "search":
-                series[row["name"], int(row["fold"])].append((int(row["step"]), float(row["value"])))
+    series = read_search_log(log_csv)
     panels = [("losses", [n for n in ("inner_loss", "outer_loss", "joint_loss") if any(k[0] == n for k in series)]),
               ("mean alpha = A B / r", ["alpha_mean"]), ("mean W0 weight", ["w0_weight_mean"])]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
@@ -335,12 +329,16 @@ def plot_alpha_layers(alphas_path: str, path: str) -> None:
     plt.close(fig)
 
 
-def _search_series(log_csv: str, name: str, fold: int = 0) -> list[tuple[int, float]]:
+def read_search_log(log_csv: str) -> dict[tuple[str, int], list[tuple[int, float]]]:
+    """A search's ``log.csv`` as (name, fold) -> [(step, value), ...]."""
     import csv
 
+    series: dict = defaultdict(list)
     with open(log_csv) as f:
-        return [(int(r["step"]), float(r["value"])) for r in csv.DictReader(f)
-                if r["phase"] == "search" and r["name"] == name and int(r["fold"]) == fold]
+        for row in csv.DictReader(f):
+            if row["phase"] == "search":
+                series[row["name"], int(row["fold"])].append((int(row["step"]), float(row["value"])))
+    return series
 
 
 def plot_alpha_movement(searches: dict[str, str], path: str) -> None:
@@ -352,9 +350,9 @@ def plot_alpha_movement(searches: dict[str, str], path: str) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     for label, folder in searches.items():
-        log = f"{folder}/log.csv"
-        axes[0].plot(*zip(*_search_series(log, "alpha_mean")), label=label)
-        axes[1].plot(*zip(*_search_series(log, "w0_weight_mean")), label=label)
+        series = read_search_log(f"{folder}/log.csv")
+        axes[0].plot(*zip(*series["alpha_mean", 0]), label=label)
+        axes[1].plot(*zip(*series["w0_weight_mean", 0]), label=label)
     factors = [np.concatenate([t.flatten().float().numpy() for t in load_file(f"{folder}/alphas.safetensors").values()])
                for folder in searches.values()]
     axes[2].boxplot(factors, whis=(1, 99), showfliers=False)
