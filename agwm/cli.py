@@ -20,6 +20,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--output-dir", required=True)
     p.add_argument("--max-length", type=int, default=None, help="tokens per example (default 128)")
     p.add_argument("--batch-size", type=int, default=None, help="default 16")
+    p.add_argument("--device", default=None, help="auto (default: the GPU if there is one), cpu, cuda or cuda:N")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="single settings, e.g. search.alpha_lr=1e-3 finetune.epochs=3 inner.darts_alpha=0.02")
     return p
@@ -28,7 +29,7 @@ def parser(description: str) -> argparse.ArgumentParser:
 def run_config(args: argparse.Namespace, extra_flags: dict | None = None) -> RunConfig:
     flags = {"task": args.task, "train_size": args.train_size, "seed": args.seed, "data_dir": args.data_dir,
              "model": args.model, "output_dir": args.output_dir, "max_length": args.max_length,
-             "batch_size": args.batch_size, **(extra_flags or {})}
+             "batch_size": args.batch_size, "device": args.device, **(extra_flags or {})}
     return build_run_config(flags, args.overrides)
 
 

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import torch
 import yaml
 from betty.configs import Config, EngineConfig
 
@@ -29,6 +30,7 @@ ALPHA_MODES = ("fixed", "random", "joint")
 FINETUNE_METHODS = ("vanilla", "mixout", "child-tuning-d", "child-tuning-f", "dps", "r3f", "r-dropout", "re-init",
                     "lora", "prefix", "prompt", "soup")
 R3F_NOISES = ("uniform", "normal")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 class ConfigError(ValueError):
@@ -133,6 +135,7 @@ class RunConfig:
     output_dir: str = "runs/default"
     max_length: int = 128
     batch_size: int = 16
+    device: str = "auto"  # auto: the first CUDA device if there is one, else the CPU
     hypergrad: str = "darts"
     engine_config: str | None = None  # a YAML path; None: engine_configs/<hypergrad>.yaml
     mixup: MixupConfig = field(default_factory=MixupConfig)
@@ -163,7 +166,7 @@ FLAGS = {
     "engine_config": "--engine-config", "search.folds": "--folds", "search.split_ratio": "--split-ratio",
     "search.max_steps": "--max-steps", "search.problem": "--problem", "mixup.rank": "--rank",
     "mixup.formulation": "--formulation", "max_length": "--max-length", "batch_size": "--batch-size",
-    "finetune.method": "--method",
+    "device": "--device", "finetune.method": "--method",
 }
 
 
@@ -256,6 +259,10 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
     _require(cfg.train_size >= 2, "train_size", cfg.train_size, "at least 2")
     _require(cfg.max_length >= 8, "max_length", cfg.max_length, "at least 8")
     _require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "at least 1")
+    _require(DEVICE_PATTERN.fullmatch(cfg.device) is not None, "device", cfg.device, "auto, cpu, cuda or cuda:N")
+    cuda = _cuda_devices()
+    _require(not cfg.device.startswith("cuda") or cuda > int(cfg.device.partition(":")[2] or 0), "device", cfg.device,
+             f"auto, cpu or cuda:0 to cuda:{cuda - 1}" if cuda else "auto or cpu (this machine has no CUDA device)")
     _require(cfg.hypergrad in HYPERGRADS, "hypergrad", cfg.hypergrad, f"one of {', '.join(HYPERGRADS)}")
     m, s, f = cfg.mixup, cfg.search, cfg.finetune
     _require(m.rank >= 1, "mixup.rank", m.rank, "at least 1")
@@ -298,6 +305,10 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
     for path in ("reinit.layers", "peft.lora_r", "peft.lora_alpha", "peft.virtual_tokens", "soup.members"):
         value = _get(cfg, path)
         _require(value >= 1, path, value, "at least 1")
+
+
+def _cuda_devices() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _is_regex(text: Any) -> bool:

@@ -22,8 +22,10 @@ def stream_seed(seed: int, stream: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def generator(seed: int, stream: str) -> torch.Generator:
-    return torch.Generator().manual_seed(stream_seed(seed, stream))
+def generator(seed: int, stream: str, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator on ``device`` seeded with the ``stream`` of ``seed`` (the CPU and CUDA
+    generators draw different numbers from the same seed)."""
+    return torch.Generator(device=device).manual_seed(stream_seed(seed, stream))
 
 
 def sample_examples(dataset: Dataset, size: int, seed: int) -> Dataset:
@@ -65,11 +67,12 @@ def tokenize(dataset: Dataset, task: GlueTask, tokenizer: PreTrainedTokenizerBas
 
 
 def make_loader(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int,
-                shuffle: bool, seed: int = 0, stream: str = "order") -> DataLoader:
-    """Batches padded to their longest example; the shuffle order is the ``stream`` of ``seed``."""
+                shuffle: bool, seed: int = 0, stream: str = "order", device: torch.device | str = "cpu") -> DataLoader:
+    """Batches padded to their longest example, on ``device``; the shuffle order is the ``stream``
+    of ``seed`` (drawn on the CPU, so it is the same on every device)."""
     pad = DataCollatorWithPadding(tokenizer)
     return DataLoader(
         dataset.with_format("torch"), batch_size=batch_size, shuffle=shuffle,
-        collate_fn=lambda features: dict(pad(features)),  # a plain dict, as Betty expects
+        collate_fn=lambda features: {k: v.to(device) for k, v in pad(features).items()},  # a plain dict for Betty
         generator=generator(seed, stream) if shuffle else None,
     )

@@ -26,7 +26,8 @@ from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, inj
                     project_alphas, save_alphas, task_parameters)
 from .recipes import make_recipe
 from .runtime import (CsvLog, build_model, evaluate, load_dev, load_run_data, loader, member_stream,
-                      prepare_output_dir, set_aside_holdout, steps_for, weights_and_alphas_optimizer, write_metrics)
+                      prepare_output_dir, resolve_device, set_aside_holdout, steps_for, weights_and_alphas_optimizer,
+                      write_metrics)
 
 
 def load_start_weights(model, path: str) -> None:
@@ -133,5 +134,4 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
                "alphas": alphas, "alpha_mode": f.alpha_mode, **extra,
                "steps": steps, "final_train_loss": loss_value, "train_time_s": train_time,
                "wall_time_s": time.perf_counter() - start}
-    write_metrics(out, metrics)
-    return metrics
+    return write_metrics(out, metrics, resolve_device(cfg.device))

@@ -19,7 +19,7 @@ from torch import nn
 
 from .config import ConfigError, RunConfig
 from .data import generator, stream_seed
-from .runtime import model_loss, steps_for
+from .runtime import device_of, model_loss, steps_for
 
 
 class Recipe:
@@ -85,7 +85,7 @@ class ChildTuningF(MaskedGradients):
 
         params = target_parameters(model, self.cfg.child_tuning.target)
         self.mask = BernoulliGradientMask(params, self.cfg.child_tuning.reserve_p,
-                                          generator(self.cfg.seed, "child-tuning-f"))
+                                          generator(self.cfg.seed, "child-tuning-f", device_of(model)))
         return model
 
 
@@ -101,7 +101,7 @@ class Dps(MaskedGradients):
 
 class R3f(Recipe):
     def prepare(self, model, train_batches):
-        self.noise = generator(self.cfg.seed, "r3f")
+        self.noise = generator(self.cfg.seed, "r3f", device_of(model))
         return model
 
     def loss(self, model, batch):

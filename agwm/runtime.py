@@ -58,6 +58,22 @@ def set_aside_holdout(cfg: RunConfig, data: RunData) -> Dataset:
     return held_out
 
 
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a run's ``device`` setting (``auto``: the first CUDA device if there is
+    one, else the CPU). Betty places a search's problems on the current CUDA device, so a named
+    one becomes the current device."""
+    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
+                          "cpu" if name == "auto" else name)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def member_stream(stream: str, member: int) -> str:
     """The name of ``stream`` for member ``member`` of a model soup (member 0: the plain name)."""
     return stream if member == 0 else f"{stream}/member{member}"
@@ -75,7 +91,7 @@ def build_model(cfg: RunConfig, task: GlueTask, with_mixup: bool) -> nn.Module:
         m = cfg.mixup
         inject_mixup(model, m.target_modules, m.rank, m.formulation, m.init_mean, m.init_std,
                      seed=stream_seed(cfg.seed, "alpha"))
-    return model
+    return model.to(resolve_device(cfg.device))
 
 
 def model_loss(model: nn.Module, batch: dict) -> torch.Tensor:
@@ -84,7 +100,8 @@ def model_loss(model: nn.Module, batch: dict) -> torch.Tensor:
 
 
 def loader(data: RunData, dataset: Dataset, cfg: RunConfig, stream: str):
-    return make_loader(dataset, data.tokenizer, cfg.batch_size, shuffle=True, seed=cfg.seed, stream=stream)
+    return make_loader(dataset, data.tokenizer, cfg.batch_size, shuffle=True, seed=cfg.seed, stream=stream,
+                       device=resolve_device(cfg.device))
 
 
 def adamw(groups: list[dict], **defaults) -> torch.optim.AdamW:
@@ -142,13 +159,13 @@ def evaluate(model: nn.Module, task: GlueTask, dataset: Dataset, tokenizer, batc
     """Dev metrics of ``model`` (see :func:`agwm.metrics.compute_metrics`)."""
     model.eval()
     predictions, labels = [], []
-    batches = make_loader(dataset, tokenizer, batch_size, shuffle=False)
+    batches = make_loader(dataset, tokenizer, batch_size, shuffle=False, device=device_of(model))
     for batch in tqdm(batches, desc="evaluate", leave=False):
         logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
         predictions.append(logits.squeeze(-1) if task.is_regression else logits.argmax(-1))
         labels.append(batch["labels"])
     model.train()
-    return compute_metrics(task, torch.cat(predictions).numpy(), torch.cat(labels).numpy())
+    return compute_metrics(task, torch.cat(predictions).cpu().numpy(), torch.cat(labels).cpu().numpy())
 
 
 def load_dev(cfg: RunConfig, data: RunData) -> Dataset:
@@ -165,17 +182,20 @@ def prepare_output_dir(path: str, outputs: tuple[str, ...] = ()) -> None:
             os.remove(stale)
 
 
-def write_metrics(path: str, metrics: dict) -> None:
-    metrics = {**metrics, "machine": machine_description()}
+def write_metrics(path: str, metrics: dict, device: torch.device) -> dict:
+    """Write ``metrics.json`` (with the machine the run used) atomically; return what was written."""
+    metrics = {**metrics, "machine": machine_description(device)}
     tmp = os.path.join(path, METRICS_NAME + ".tmp")
     with open(tmp, "w") as f:
         json.dump(metrics, f, indent=2)
     os.replace(tmp, os.path.join(path, METRICS_NAME))
+    return metrics
 
 
-def machine_description() -> str:
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    return f"{platform.machine()} {device}, {os.cpu_count()} cores, torch {torch.__version__}"
+def machine_description(device: torch.device) -> str:
+    """The processor a run ran on, e.g. ``x86_64 CPU, 2 cores, torch 2.13.0+cpu``."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    return f"{platform.machine()} {name}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 class CsvLog:

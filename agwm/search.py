@@ -19,21 +19,21 @@ import os
 import time
 
 import torch
-from betty.configs import Config
+from betty.configs import Config, EngineConfig
 from betty.engine import Engine
 from betty.logging.logger_base import get_logger
 from tqdm.auto import tqdm
 
 from problems import AttentionProblem, JointProblem, TaskWeightProblem
 
-from .config import EngineSettings, RunConfig, write_resolved
+from .config import ConfigError, EngineSettings, RunConfig, write_resolved
 from .data import random_splits, stream_seed
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, alpha_state_dict,
                     average_alpha_states, load_alpha_state, mixing_means, mixup_layers, project_alphas, save_alphas,
                     save_tensors, task_parameters)
 from .runtime import (CsvLog, RunData, adamw, build_model, load_run_data, loader, model_loss,
-                      prepare_output_dir, schedule, set_aside_holdout, steps_for, weights_and_alphas_optimizer,
-                      write_metrics)
+                      prepare_output_dir, resolve_device, schedule, set_aside_holdout, steps_for,
+                      weights_and_alphas_optimizer, write_metrics)
 
 TASK_WEIGHTS_NAME = "task_weights.safetensors"
 get_logger().setLevel(logging.WARNING)  # Betty prints its graph at INFO for every engine
@@ -49,6 +49,16 @@ class ProgressEngine(Engine):
     def train_step(self):
         super().train_step()
         self.on_step(self.global_step)
+
+
+def engine_config_on(engine: EngineConfig, device: torch.device, **changes) -> EngineConfig:
+    """``engine`` with Betty's strategy set to place the problems on ``device`` (Betty's
+    ``default`` takes a GPU whenever there is one); a YAML that names the other one stops."""
+    strategy = "gpu" if device.type == "cuda" else "cpu"
+    if engine.strategy not in ("default", strategy):
+        raise ConfigError(f"engine.strategy={engine.strategy} is not allowed with device {device}: "
+                          f"default or {strategy}")
+    return dataclasses.replace(engine, strategy=strategy, **changes)
 
 
 def alpha_summary(model) -> dict[str, float]:
@@ -115,7 +125,7 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
         progress.update(1)
         progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
 
-    config = dataclasses.replace(settings.engine, train_iters=iterations)
+    config = engine_config_on(settings.engine, resolve_device(cfg.device), train_iters=iterations)
     start = time.perf_counter()
     ProgressEngine(problems, config, dependencies, on_step).run()
     progress.close()
@@ -160,5 +170,4 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     metrics = {"phase": "search", "problem": cfg.search.problem, "hypergrad": None if joint else cfg.hypergrad,
                "folds": summaries, "alpha": alpha_summary(model),
                "wall_time_s": time.perf_counter() - start}
-    write_metrics(out, metrics)
-    return metrics
+    return write_metrics(out, metrics, resolve_device(cfg.device))

@@ -29,7 +29,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification
 from agwm.config import ENGINE_CONFIG_DIR, load_engine_settings
 from agwm.mixup import alpha_parameters, inject_mixup, project_alphas, task_parameters
 from agwm.runtime import adamw, default_model, machine_description, model_loss
-from agwm.search import ProgressEngine
+from agwm.search import ProgressEngine, engine_config_on
 from problems import AttentionProblem, TaskWeightProblem
 
 CONFIGS = ("vanilla", "mixup", "search-darts", "search-neumann", "search-cg")
@@ -77,7 +77,8 @@ def make_step(name: str, args):
     inner = TaskWeightProblem("inner", settings.inner, model, model_loss, weights, w_opt, forever)
     outer = AttentionProblem("outer", settings.outer, model, model_loss, alphas, a_opt, forever,
                              projection=project_alphas)
-    engine = ProgressEngine([inner, outer], settings.engine, {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}},
+    engine = ProgressEngine([inner, outer], engine_config_on(settings.engine, torch.device(args.device)),
+                            {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}},
                             on_step=lambda _: None)
     return engine.train_step
 
@@ -162,7 +163,7 @@ def main() -> None:
         cmd += (["--model", args.model] if args.model else []) + (["--random-init"] if args.random_init else [])
         peaks[name] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["peak_mib"]
 
-    print(f"machine: {machine_description()}; batch {args.batch_size} x {args.length} tokens; "
+    print(f"machine: {machine_description(torch.device(args.device))}; batch {args.batch_size} x {args.length} tokens; "
           f"median of {args.rounds} rounds; {'random' if args.random_init else 'pretrained'} weights")
     print("| configuration | step (s) | time / vanilla | peak memory (MiB) | memory / vanilla |")
     print("|---|---|---|---|---|")

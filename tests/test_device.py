@@ -1,0 +1,64 @@
+"""Where a run's tensors live: the ``device`` setting, on every machine; the CUDA checks run where
+there is a GPU (the project's device machine) and are skipped elsewhere."""
+
+import json
+
+import pytest
+import torch
+from betty.configs import EngineConfig
+
+from agwm.config import HYPERGRADS, ConfigError, build_run_config
+from agwm.finetune import run_finetune
+from agwm.methods import METHODS
+from agwm.runtime import resolve_device
+from agwm.search import engine_config_on
+from tests.test_cli import base, run_script
+
+CUDA_DEVICES = torch.cuda.device_count() if torch.cuda.is_available() else 0
+needs_cuda = pytest.mark.skipif(not CUDA_DEVICES, reason="no CUDA device on this machine")
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", f"cuda:{CUDA_DEVICES}"])
+def test_a_device_that_is_not_there_is_named_before_any_work(device, glue_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    code, err = run_script("finetune.py", base(glue_dir, out) + ["--device", device], monkeypatch, capsys)
+    assert code == 2 and f"--device {device} is not allowed: auto" in err
+    assert not (out / "metrics.json").exists()
+
+
+def test_auto_is_the_gpu_when_there_is_one():
+    assert resolve_device("auto").type == ("cuda" if CUDA_DEVICES else "cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_betty_places_the_problems_on_the_run_device():
+    assert engine_config_on(EngineConfig(), torch.device("cpu"), train_iters=3).strategy == "cpu"
+    assert engine_config_on(EngineConfig(strategy="cpu"), torch.device("cpu")).train_iters == EngineConfig().train_iters
+    with pytest.raises(ConfigError, match="engine.strategy=gpu is not allowed with device cpu: default or cpu"):
+        engine_config_on(EngineConfig(strategy="gpu"), torch.device("cpu"))
+
+
+def tiny_run(glue_dir, tiny_model_dir, out, device, *overrides):
+    return build_run_config({"task": "mrpc", "train_size": 16, "seed": 2, "data_dir": glue_dir,
+                             "model": tiny_model_dir, "output_dir": str(out), "batch_size": 4, "device": device},
+                            ["finetune.epochs=1", "search.epochs=1", "soup.members=2", *overrides])
+
+
+def test_a_cpu_run_records_the_cpu(glue_dir, tiny_model_dir, tmp_path):
+    metrics = run_finetune(tiny_run(glue_dir, tiny_model_dir, tmp_path, "cpu"))
+    assert metrics["machine"].split(",")[0].endswith(" CPU")
+
+
+CUDA_CASES = ([(method, []) for method in sorted(set(METHODS) - {"prefix", "mixup"})]
+              + [("mixup", [f"hypergrad={h}", "search.finetune_start=fold_average"]) for h in HYPERGRADS]
+              + [("mixup", ["search.problem=joint"])])
+
+
+@needs_cuda
+@pytest.mark.parametrize("method, overrides", CUDA_CASES, ids=[f"{m}-{'-'.join(o)}" for m, o in CUDA_CASES])
+def test_every_method_runs_on_cuda(method, overrides, glue_dir, tiny_model_dir, tmp_path):
+    outcome = METHODS[method](tiny_run(glue_dir, tiny_model_dir, tmp_path, "cuda", *overrides), [])
+    assert 0.0 <= outcome["score"] <= 100.0
+    for phase in ("search", "finetune") if method == "mixup" else ("finetune",):
+        machine = json.loads((tmp_path / phase / "metrics.json").read_text())["machine"]
+        assert torch.cuda.get_device_name() in machine
