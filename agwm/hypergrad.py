@@ -17,6 +17,8 @@ as it is.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from betty.hypergradient import jvp_fn_mapping
 from betty.utils import to_vec
@@ -119,6 +121,22 @@ def cg(vector, curr, prev, sync):
 
 
 METHODS = {"agwm_darts": darts, "agwm_cg": cg}
+FIRST_DERIVATIVES_ONLY = ("agwm_darts", "darts")  # finite differences of gradients
+
+
+def attention_kernels(method: str | None, device: torch.device):
+    """The attention kernels a search with ``method`` (a Betty ``Config.type``; None for a
+    single-level problem) may run on.
+
+    Neumann and CG take Hessian-vector products, a backward pass through a backward pass, and
+    CUDA's fused attention kernels (flash, memory-efficient) have no derivative of their backward:
+    on a GPU those methods run with PyTorch's math attention. The finite-difference methods and
+    every method on the CPU keep the default kernels."""
+    if device.type != "cuda" or method is None or method in FIRST_DERIVATIVES_ONLY:
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 def register() -> None:

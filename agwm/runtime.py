@@ -65,7 +65,8 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
                           "cpu" if name == "auto" else name)
     if device.type == "cuda":
-        torch.cuda.set_device(device)
+        if device.index is not None:
+            torch.cuda.set_device(device)
         device = torch.device("cuda", torch.cuda.current_device())
     return device
 

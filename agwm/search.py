@@ -28,6 +28,7 @@ from problems import AttentionProblem, JointProblem, TaskWeightProblem
 
 from .config import ConfigError, EngineSettings, RunConfig, write_resolved
 from .data import random_splits, stream_seed
+from .hypergrad import attention_kernels
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, alpha_state_dict,
                     average_alpha_states, load_alpha_state, mixing_means, mixup_layers, project_alphas, save_alphas,
                     save_tensors, task_parameters)
@@ -125,9 +126,11 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
         progress.update(1)
         progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
 
-    config = engine_config_on(settings.engine, resolve_device(cfg.device), train_iters=iterations)
+    device = resolve_device(cfg.device)
+    config = engine_config_on(settings.engine, device, train_iters=iterations)
     start = time.perf_counter()
-    ProgressEngine(problems, config, dependencies, on_step).run()
+    with attention_kernels(settings.inner.type if cfg.search.problem == "bilevel" else None, device):
+        ProgressEngine(problems, config, dependencies, on_step).run()
     progress.close()
     summary = {"fold": fold, "iterations": iterations, **{f"final_{k}": v for k, v in losses.items()},
                **alpha_summary(model), "wall_time_s": time.perf_counter() - start}

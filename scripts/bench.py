@@ -27,6 +27,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from agwm.config import ENGINE_CONFIG_DIR, load_engine_settings
+from agwm.hypergrad import attention_kernels
 from agwm.mixup import alpha_parameters, inject_mixup, project_alphas, task_parameters
 from agwm.runtime import adamw, default_model, machine_description, model_loss
 from agwm.search import ProgressEngine, engine_config_on
@@ -80,7 +81,11 @@ def make_step(name: str, args):
     engine = ProgressEngine([inner, outer], engine_config_on(settings.engine, torch.device(args.device)),
                             {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}},
                             on_step=lambda _: None)
-    return engine.train_step
+
+    def step():
+        with attention_kernels(settings.inner.type, torch.device(args.device)):
+            engine.train_step()
+    return step
 
 
 class RepeatBatch:

@@ -67,7 +67,7 @@ def hypergradient(data, w_start, inner_config, inner_lr, inner_cls=TaskWeightPro
                               torch.optim.SGD([model.w], lr=inner_lr), [train])
     outer = RecordingAttention("outer", Config(first_order=True, retain_graph=True), model, val_loss,
                                [model.lam], torch.optim.SGD([model.lam], lr=0.0), [val])
-    engine = Engine([inner, outer], EngineConfig(train_iters=1, valid_step=10**9),
+    engine = Engine([inner, outer], EngineConfig(strategy="cpu", train_iters=1, valid_step=10**9),
                     {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}})
     engine.run()
     return outer.hypergrad

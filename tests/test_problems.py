@@ -54,7 +54,7 @@ def test_search_moves_alpha_keeps_it_in_the_box_and_never_touches_w0():
     a0 = [p.detach().clone() for p in alpha_parameters(model)]
     w_start = [p.detach().clone() for p in task_parameters(model)]
     inner, outer, deps = bilevel(model, Config(type="agwm_darts"), 0.1, 5.0, batches(3, 1), batches(2, 2))
-    Engine([inner, outer], EngineConfig(train_iters=6, valid_step=10**9), deps).run()
+    Engine([inner, outer], EngineConfig(strategy="cpu", train_iters=6, valid_step=10**9), deps).run()
     alphas = alpha_parameters(model)
     assert any((a - b).abs().max() > 1e-3 for a, b in zip(alphas, a0))
     assert all(a.min() >= 0 and a.max() <= 1 for a in alphas)
@@ -85,7 +85,7 @@ def test_darts_replays_the_inner_dropout_and_matches_autograd_on_the_mixup_model
     inner, outer, deps = bilevel(model, Config(type="agwm_darts", darts_alpha=1e-4), xi, 0.0, train, val,
                                  outer_cls=RecordingAttention)
     torch.manual_seed(123)
-    Engine([inner, outer], EngineConfig(train_iters=1, valid_step=10**9), deps).run()
+    Engine([inner, outer], EngineConfig(strategy="cpu", train_iters=1, valid_step=10**9), deps).run()
     got, want = torch.cat([g.flatten() for g in outer.hypergrad]), torch.cat([g.flatten() for g in exact])
     assert ((got - want).norm() / want.norm()).item() < 1e-3
 
@@ -97,7 +97,7 @@ def test_joint_problem_trains_weights_and_alpha_together_inside_the_box():
     optimizer = torch.optim.SGD([{"params": weights, "lr": 0.1}, {"params": alphas, "lr": 5.0}])
     joint = JointProblem("joint", Config(), model, model_loss, weights + alphas, optimizer, batches(3, 1),
                          projection=project_alphas, constrained_parameters=alphas)
-    Engine([joint], EngineConfig(train_iters=4, valid_step=10**9), {"u2l": {}, "l2u": {}}).run()
+    Engine([joint], EngineConfig(strategy="cpu", train_iters=4, valid_step=10**9), {"u2l": {}, "l2u": {}}).run()
     after = weights + alphas
     assert any(not torch.equal(a, b) for a, b in zip(after[:len(weights)], before))
     assert any(not torch.equal(a, b) for a, b in zip(after[len(weights):], before[len(weights):]))
