@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -191,7 +192,8 @@ def run_grid(grid: Grid, workers: int = 1) -> tuple[int, int]:
             append_record(grid.results, execute(run))
             progress.update(1)
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        # spawned, not forked: a forked child cannot use CUDA that its parent has initialised
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for future in as_completed([pool.submit(execute, run) for run in pending]):
                 append_record(grid.results, future.result())
                 progress.update(1)

@@ -1,11 +1,13 @@
 """Each baseline's defining property, on a tiny BERT and real MRPC examples."""
 
 import dataclasses
+import inspect
 import re
 
 import pytest
 import torch
 from torch import nn
+from transformers import BertModel, __version__
 
 from agwm.baselines.consistency import r3f_loss, r_dropout_loss, symmetric_divergence
 from agwm.baselines.mixout import MixoutLinear
@@ -16,7 +18,7 @@ from agwm.config import ConfigError, build_run_config
 from agwm.data import make_loader
 from agwm.finetune import run_finetune, train
 from agwm.recipes import make_recipe
-from agwm.runtime import CsvLog, build_model, load_run_data, model_loss
+from agwm.runtime import CsvLog, build_model, device_of, load_run_data, model_loss
 
 
 @pytest.fixture
@@ -125,24 +127,25 @@ def test_consistency_terms_vanish_without_randomness_and_are_symmetric(run):
     cfg = run()
     data = load_run_data(cfg)
     model = build_model(cfg, data.task, with_mixup=False).eval()  # no dropout: both passes agree
-    batch = next(iter(make_loader(data.train, data.tokenizer, 4, shuffle=False)))
+    device = device_of(model)
+    batch = next(iter(make_loader(data.train, data.tokenizer, 4, shuffle=False, device=device)))
     plain = model_loss(model, batch)
     torch.testing.assert_close(r_dropout_loss(model, batch, alpha=1.0), plain)
-    torch.testing.assert_close(r3f_loss(model, batch, "normal", 0.0, 1.0, torch.Generator()), plain)
+    torch.testing.assert_close(r3f_loss(model, batch, "normal", 0.0, 1.0, torch.Generator(device)), plain)
     a, b = torch.randn(4, 3), torch.randn(4, 3)
     p, q = a.softmax(-1), b.softmax(-1)
     manual = ((p * (p / q).log()).sum(-1) + (q * (q / p).log()).sum(-1)).mean()
     torch.testing.assert_close(symmetric_divergence(a, b, False), manual)
     torch.testing.assert_close(symmetric_divergence(b, a, False), manual)
     assert symmetric_divergence(a, a, False).item() == pytest.approx(0.0, abs=1e-6)
-    noisy = r3f_loss(model, batch, "uniform", 1.0, 1.0, torch.Generator().manual_seed(0))
+    noisy = r3f_loss(model, batch, "uniform", 1.0, 1.0, torch.Generator(device).manual_seed(0))
     assert noisy > plain
 
 
 def test_re_init_changes_exactly_the_top_layers_and_the_pooler(run):
     cfg = run()
     model = build_model(cfg, load_run_data(cfg).task, with_mixup=False)
-    model.bert.encoder.layer.append(type(model.bert.encoder.layer[0])(model.config))  # 2 layers
+    model.bert.encoder.layer.append(type(model.bert.encoder.layer[0])(model.config).to(device_of(model)))  # 2 layers
     before = {k: v.clone() for k, v in model.state_dict().items()}
     names = reinit_top_layers(model, 1, seed=5)
     assert names == ["bert.encoder.layer.1", "bert.pooler"]
@@ -157,13 +160,18 @@ def test_re_init_changes_exactly_the_top_layers_and_the_pooler(run):
         reinit_top_layers(model, 3, seed=5)
 
 
+# peft passes the prefix as past_key_values, which BertModel takes up to some transformers 5 release
+PREFIX_FITS_BERT = "past_key_values" in inspect.signature(BertModel.forward).parameters
+
+
+@pytest.mark.skipif(PREFIX_FITS_BERT, reason=f"BertModel takes past_key_values in transformers {__version__}")
 def test_prefix_tuning_stops_with_a_clear_message_where_the_model_cannot_take_it(run, tmp_path):
     cfg = run("prefix")
     with pytest.raises(ConfigError, match="finetune.method=prefix is not allowed with BertModel"):
         trained(cfg, tmp_path)
 
 
-@pytest.mark.parametrize("method", ["lora", "prompt"])
+@pytest.mark.parametrize("method", ["lora", "prompt", *(["prefix"] if PREFIX_FITS_BERT else [])])
 def test_peft_methods_leave_the_pretrained_weights_unchanged(run, tmp_path, method):
     cfg = run(method, "peft.virtual_tokens=4")
     before = pretrained(cfg)

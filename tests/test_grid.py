@@ -104,10 +104,13 @@ def test_a_record_cut_short_is_ignored_and_removed_by_the_next_append(tmp_path):
     assert open(path).read().count("\n") == 2
 
 
-def test_parallel_workers_record_every_run_once(fake_method, glue_dir, tmp_path):
-    grid = load_grid(write_grid(tmp_path, glue_dir))
-    assert run_grid(grid, workers=2) == (8, 0)
-    assert len({r["key"] for r in read_records(grid.results)}) == 8
+def test_parallel_workers_record_every_run_once(tiny_model_dir, glue_dir, tmp_path):
+    text = GRID.replace("method: fake", "method: vanilla")
+    text = text.replace("sizes: [50]", f"sizes: [8]\nmodel: {tiny_model_dir}")
+    grid = load_grid(write_grid(tmp_path, glue_dir, text + "overrides: [finetune.epochs=1]\n"))
+    assert run_grid(grid, workers=2) == (8, 0)  # real runs: spawned workers do not see a monkeypatched method
+    records = read_records(grid.results)
+    assert sorted(r["key"] for r in records) == sorted(run.key for run in grid.runs())
 
 
 @pytest.mark.parametrize("change, message", [
