@@ -1,16 +1,15 @@
 """Each baseline's defining property, on a tiny BERT and real MRPC examples."""
 
 import dataclasses
-import inspect
 import re
 
 import pytest
 import torch
 from torch import nn
-from transformers import BertModel, __version__
 
 from agwm.baselines.consistency import r3f_loss, r_dropout_loss, symmetric_divergence
 from agwm.baselines.mixout import MixoutLinear
+from agwm.baselines.peft_tuning import PrefixTuningUnsupported, wrap_with_peft
 from agwm.baselines.reinit import reinit_top_layers
 from agwm.baselines.soup import uniform_soup
 from agwm.baselines.subnetworks import BernoulliGradientMask, DynamicSelection, top_fraction_masks
@@ -160,18 +159,24 @@ def test_re_init_changes_exactly_the_top_layers_and_the_pooler(run):
         reinit_top_layers(model, 3, seed=5)
 
 
-# peft passes the prefix as past_key_values, which BertModel takes up to some transformers 5 release
-PREFIX_FITS_BERT = "past_key_values" in inspect.signature(BertModel.forward).parameters
+def test_prefix_tuning_reaches_attention_and_a_model_without_a_cache_argument_is_named(run):
+    cfg = run("prefix", "peft.virtual_tokens=4")
+    model = build_model(cfg, load_run_data(cfg).task, with_mixup=False).eval()
+    batch = {"input_ids": torch.tensor([[101, 2023, 102, 0]]), "attention_mask": torch.tensor([[1, 1, 1, 0]])}
+    batch = {k: v.to(device_of(model)) for k, v in batch.items()}
+    plain = model(**batch).logits
+    wrapped = wrap_with_peft(model, "prefix", cfg.peft).eval()
+    assert not torch.allclose(wrapped(**batch).logits, plain)  # the prefix is attended to, not dropped
+
+    class NoCache(nn.Module):
+        def forward(self, input_ids=None, attention_mask=None):
+            return input_ids
+
+    with pytest.raises(PrefixTuningUnsupported, match="finetune.method=prefix is not allowed with NoCache"):
+        wrap_with_peft(NoCache(), "prefix", cfg.peft)
 
 
-@pytest.mark.skipif(PREFIX_FITS_BERT, reason=f"BertModel takes past_key_values in transformers {__version__}")
-def test_prefix_tuning_stops_with_a_clear_message_where_the_model_cannot_take_it(run, tmp_path):
-    cfg = run("prefix")
-    with pytest.raises(ConfigError, match="finetune.method=prefix is not allowed with BertModel"):
-        trained(cfg, tmp_path)
-
-
-@pytest.mark.parametrize("method", ["lora", "prompt", *(["prefix"] if PREFIX_FITS_BERT else [])])
+@pytest.mark.parametrize("method", ["lora", "prefix", "prompt"])
 def test_peft_methods_leave_the_pretrained_weights_unchanged(run, tmp_path, method):
     cfg = run(method, "peft.virtual_tokens=4")
     before = pretrained(cfg)

@@ -49,7 +49,7 @@ def test_a_cpu_run_records_the_cpu(glue_dir, tiny_model_dir, tmp_path):
     assert metrics["machine"].split(",")[0].endswith(" CPU")
 
 
-CUDA_CASES = ([(method, []) for method in sorted(set(METHODS) - {"prefix", "mixup"})]
+CUDA_CASES = ([(method, []) for method in sorted(set(METHODS) - {"mixup"})]
               + [("mixup", [f"hypergrad={h}", "search.finetune_start=fold_average"]) for h in HYPERGRADS]
               + [("mixup", ["search.problem=joint"])])
 

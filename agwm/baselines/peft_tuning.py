@@ -26,17 +26,38 @@ def wrap_with_peft(model: nn.Module, method: str, settings) -> nn.Module:
                             lora_dropout=settings.lora_dropout)
     elif method == "prefix":
         backbone = getattr(model, "base_model", model)
-        if "past_key_values" not in inspect.signature(backbone.forward).parameters:
-            raise PrefixTuningUnsupported(
-                f"finetune.method=prefix is not allowed with {type(backbone).__name__} in transformers "
-                f"{transformers.__version__}: peft's prefix tuning passes the prefix as past_key_values, "
-                "which this model's forward does not accept")
+        accepted = inspect.signature(backbone.forward).parameters
+        if "past_key_values" not in accepted:
+            if "cache" not in accepted:
+                raise PrefixTuningUnsupported(
+                    f"finetune.method=prefix is not allowed with {type(backbone).__name__} in transformers "
+                    f"{transformers.__version__}: peft's prefix tuning passes the prefix as past_key_values, "
+                    "which this model's forward does not accept")
+            take_past_key_values_as_cache(backbone)
         config = PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=settings.virtual_tokens)
     elif method == "prompt":
         config = PromptTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=settings.virtual_tokens)
     else:
         raise ValueError(f"peft method {method!r} is not allowed: one of lora, prefix, prompt")
     return get_peft_model(model, config)
+
+
+def take_past_key_values_as_cache(backbone: nn.Module) -> None:
+    """Let ``backbone`` take peft's prefix under its old argument name: transformers 5.24 renamed
+    BertModel's ``past_key_values`` to ``cache``, and peft (0.21) passes the prefix as
+    ``past_key_values`` to a backbone whose signature names it. Same logits as transformers 5.23
+    with the same prefix (checked on a random BERT, padded batch)."""
+    original = backbone.forward
+
+    def forward(*args, past_key_values=None, **kwargs):
+        return original(*args, cache=past_key_values, **kwargs)
+
+    signature = inspect.signature(original)
+    named = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+    rest = [p for p in signature.parameters.values() if p.kind == p.VAR_KEYWORD]
+    extra = inspect.Parameter("past_key_values", inspect.Parameter.KEYWORD_ONLY, default=None)
+    forward.__signature__ = signature.replace(parameters=[*named, extra, *rest])
+    backbone.forward = forward
 
 
 def unwrap_peft(model: nn.Module) -> nn.Module:
