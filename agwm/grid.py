@@ -83,6 +83,15 @@ class Grid:
         return runs
 
 
+def only_sizes(grid: Grid, sizes: list[int]) -> Grid:
+    """The part of ``grid`` with these training-set sizes (same results file)."""
+    unknown = [size for size in sizes if size not in grid.sizes]
+    if unknown:
+        raise ConfigError(f"--sizes {' '.join(map(str, unknown))} is not allowed: the grid's sizes are "
+                          f"{', '.join(map(str, grid.sizes))}")
+    return dataclasses.replace(grid, sizes=[size for size in grid.sizes if size in sizes])
+
+
 def engine_overrides(overrides: list[str]) -> list[str]:
     return [text for key, _, text in parse_overrides(overrides) if key.split(".")[0] in ENGINE_SECTIONS]
 
