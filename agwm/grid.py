@@ -83,13 +83,14 @@ class Grid:
         return runs
 
 
-def only_sizes(grid: Grid, sizes: list[int]) -> Grid:
-    """The part of ``grid`` with these training-set sizes (same results file)."""
-    unknown = [size for size in sizes if size not in grid.sizes]
-    if unknown:
-        raise ConfigError(f"--sizes {' '.join(map(str, unknown))} is not allowed: the grid's sizes are "
-                          f"{', '.join(map(str, grid.sizes))}")
-    return dataclasses.replace(grid, sizes=[size for size in grid.sizes if size in sizes])
+def part_of(grid: Grid, sizes: list[int] | None = None, methods: list[str] | None = None) -> Grid:
+    """The part of ``grid`` with these training-set sizes and method entries (same results file)."""
+    for flag, wanted, known in (("--sizes", sizes, grid.sizes), ("--methods", methods, [e.name for e in grid.entries])):
+        unknown = [str(v) for v in wanted or [] if v not in known]
+        if unknown:
+            raise ConfigError(f"{flag} {' '.join(unknown)} is not allowed: the grid's are {', '.join(map(str, known))}")
+    return dataclasses.replace(grid, sizes=[s for s in grid.sizes if not sizes or s in sizes],
+                               entries=[e for e in grid.entries if not methods or e.name in methods])
 
 
 def engine_overrides(overrides: list[str]) -> list[str]:

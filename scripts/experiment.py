@@ -1,6 +1,6 @@
 """Run an experiment grid (methods x tasks x sizes x seeds) from a YAML file; resumable.
 
-    python scripts/experiment.py --grid experiments/reference.yaml [--workers 1] [--sizes 300]
+    python scripts/experiment.py --grid experiments/reference.yaml [--workers 1] [--sizes 300] [--methods vanilla]
 
 Each finished run appends one record to the grid's results file; rerunning the same command
 skips the runs already recorded and runs the rest.
@@ -17,14 +17,14 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
     p.add_argument("--sizes", type=int, nargs="+", default=None,
                    help="run only these of the grid's training-set sizes (default: all)")
+    p.add_argument("--methods", nargs="+", default=None, help="run only these of the grid's method entries (names)")
     args = p.parse_args()
 
     def body() -> None:
-        from agwm.grid import load_grid, only_sizes, run_grid
+        from agwm.grid import load_grid, part_of, run_grid
 
         grid = load_grid(args.grid)
-        if args.sizes:
-            grid = only_sizes(grid, args.sizes)
+        grid = part_of(grid, args.sizes, args.methods)
         done, skipped = run_grid(grid, args.workers)
         print(f"{done} runs done, {skipped} already in {grid.results}")
 

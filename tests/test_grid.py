@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from agwm.config import ConfigError, build_run_config
-from agwm.grid import append_record, config_changes, load_grid, only_sizes, read_records, run_grid
+from agwm.grid import append_record, config_changes, load_grid, part_of, read_records, run_grid
 from agwm.methods import METHODS, joint, random_alpha, vanilla
 from agwm.mixup import alpha_state_dict
 from agwm.runtime import build_model
@@ -104,13 +104,16 @@ def test_a_record_cut_short_is_ignored_and_removed_by_the_next_append(tmp_path):
     assert open(path).read().count("\n") == 2
 
 
-def test_a_part_of_the_grid_by_size(fake_method, glue_dir, tmp_path):
+def test_a_part_of_the_grid_by_size_and_method(fake_method, glue_dir, tmp_path):
     grid = load_grid(write_grid(tmp_path, glue_dir, GRID.replace("sizes: [50]", "sizes: [50, 60]")))
-    assert run_grid(only_sizes(grid, [60])) == (8, 0)
+    assert run_grid(part_of(grid, sizes=[60])) == (8, 0)
     assert {r["train_size"] for r in read_records(grid.results)} == {60}
-    assert run_grid(grid) == (8, 8)
-    with pytest.raises(ConfigError, match="--sizes 70 is not allowed: the grid's sizes are 50, 60"):
-        only_sizes(grid, [70])
+    assert run_grid(part_of(grid, methods=["second"])) == (4, 4)
+    assert run_grid(grid) == (4, 12)
+    with pytest.raises(ConfigError, match="--sizes 70 is not allowed: the grid's are 50, 60"):
+        part_of(grid, sizes=[70])
+    with pytest.raises(ConfigError, match="--methods third is not allowed: the grid's are first, second"):
+        part_of(grid, methods=["second", "third"])
 
 
 def test_parallel_workers_record_every_run_once(tiny_model_dir, glue_dir, tmp_path):
