@@ -10,6 +10,7 @@ written, the value, and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -379,8 +380,23 @@ def validate_engine_settings(settings: EngineSettings) -> None:
         raise ConfigError("engine.early_stopping=true is not allowed: it fails in Betty 0.2.1")
 
 
+def engine_config_on(engine: EngineConfig, device: torch.device) -> EngineConfig:
+    """``engine`` with Betty's strategy set to place the problems on ``device`` (Betty's
+    ``default`` takes a GPU whenever there is one); an engine config that names the other one stops."""
+    strategy = "gpu" if device.type == "cuda" else "cpu"
+    if engine.strategy not in ("default", strategy):
+        raise ConfigError(f"engine.strategy={engine.strategy} is not allowed with device {device}: "
+                          f"default or {strategy}")
+    return dataclasses.replace(engine, strategy=strategy)
+
+
 def to_dict(obj: Any) -> dict:
     return dataclasses.asdict(obj)
+
+
+def as_recorded(cfg: RunConfig) -> dict:
+    """``cfg`` as a results record stores it: JSON values (a tuple becomes a list)."""
+    return json.loads(json.dumps(to_dict(cfg)))
 
 
 def write_resolved(path: str, cfg: RunConfig, engine: EngineSettings | None = None) -> None:

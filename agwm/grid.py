@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import yaml
 from tqdm.auto import tqdm
 
-from .config import ConfigError, RunConfig, build_run_config, engine_config_path, load_engine_settings, parse_overrides
+from .config import (ConfigError, RunConfig, as_recorded, build_run_config, engine_config_on, engine_config_path,
+                     load_engine_settings, parse_overrides)
 from .methods import METHODS
 from .runtime import machine_description, resolve_device
 
@@ -79,7 +80,8 @@ class Grid:
                         runs.append(Run(entry, task, size, seed, cfg, overrides))
         for run in runs:
             if run.entry.method == "mixup":
-                load_engine_settings(engine_config_path(run.config), engine_overrides(run.overrides))
+                settings = load_engine_settings(engine_config_path(run.config), engine_overrides(run.overrides))
+                engine_config_on(settings.engine, resolve_device(run.config.device))
         return runs
 
 
@@ -190,8 +192,7 @@ def run_grid(grid: Grid, workers: int = 1) -> tuple[int, int]:
     recorded = {r["key"]: r for r in read_records(grid.results)}
     for run in runs:
         if run.key in recorded:
-            current = json.loads(json.dumps(dataclasses.asdict(run.config)))  # as a record stores it
-            changed = config_changes(recorded[run.key].get("config", {}), current)
+            changed = config_changes(recorded[run.key].get("config", {}), as_recorded(run.config))
             if changed:
                 raise ConfigError(f"{grid.results}: {run.key} was recorded with other settings "
                                   f"({', '.join(changed[:4])}); give the entry a new name or remove its records")

@@ -7,7 +7,6 @@ over the seeds both have, reported as mean(d) +- s(d).
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections import defaultdict
@@ -189,11 +188,9 @@ def _flatten(config: dict, prefix: str = "") -> dict:
 def changes_from_defaults(config: dict) -> list[str]:
     """The method settings (hypergrad, mixup.*, search.*, finetune.* but the held-out switch) of a
     recorded run that differ from the project's current defaults, as ``key=value``."""
-    import dataclasses
+    from .config import RunConfig, as_recorded
 
-    from .config import RunConfig
-
-    defaults = _flatten(json.loads(json.dumps(dataclasses.asdict(RunConfig()))))
+    defaults = _flatten(as_recorded(RunConfig()))
     return [f"{key}={value}" for key, value in sorted(_flatten(config).items())
             if key.startswith(ABLATION_SECTIONS) and key != "finetune.holdout" and key in defaults
             and defaults[key] != value]

@@ -62,8 +62,9 @@ def resolve_device(name: str) -> torch.device:
     """The torch device of a run's ``device`` setting (``auto``: the first CUDA device if there is
     one, else the CPU). Betty places a search's problems on the current CUDA device, so a named
     one becomes the current device."""
-    device = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
-                          "cpu" if name == "auto" else name)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
     if device.type == "cuda":
         if device.index is not None:
             torch.cuda.set_device(device)

@@ -19,14 +19,14 @@ import os
 import time
 
 import torch
-from betty.configs import Config, EngineConfig
+from betty.configs import Config
 from betty.engine import Engine
 from betty.logging.logger_base import get_logger
 from tqdm.auto import tqdm
 
 from problems import AttentionProblem, JointProblem, TaskWeightProblem
 
-from .config import ConfigError, EngineSettings, RunConfig, write_resolved
+from .config import EngineSettings, RunConfig, engine_config_on, write_resolved
 from .data import random_splits, stream_seed
 from .hypergrad import attention_kernels
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, alpha_state_dict,
@@ -50,16 +50,6 @@ class ProgressEngine(Engine):
     def train_step(self):
         super().train_step()
         self.on_step(self.global_step)
-
-
-def engine_config_on(engine: EngineConfig, device: torch.device, **changes) -> EngineConfig:
-    """``engine`` with Betty's strategy set to place the problems on ``device`` (Betty's
-    ``default`` takes a GPU whenever there is one); a YAML that names the other one stops."""
-    strategy = "gpu" if device.type == "cuda" else "cpu"
-    if engine.strategy not in ("default", strategy):
-        raise ConfigError(f"engine.strategy={engine.strategy} is not allowed with device {device}: "
-                          f"default or {strategy}")
-    return dataclasses.replace(engine, strategy=strategy, **changes)
 
 
 def alpha_summary(model) -> dict[str, float]:
@@ -126,10 +116,10 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
         progress.update(1)
         progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
 
-    device = resolve_device(cfg.device)
-    config = engine_config_on(settings.engine, device, train_iters=iterations)
+    config = dataclasses.replace(settings.engine, train_iters=iterations)
     start = time.perf_counter()
-    with attention_kernels(settings.inner.type if cfg.search.problem == "bilevel" else None, device):
+    with attention_kernels(settings.inner.type if cfg.search.problem == "bilevel" else None,
+                           resolve_device(cfg.device)):
         ProgressEngine(problems, config, dependencies, on_step).run()
     progress.close()
     summary = {"fold": fold, "iterations": iterations, **{f"final_{k}": v for k, v in losses.items()},
@@ -142,6 +132,7 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     the averaged ``alphas.safetensors`` / ``alphas.json``, each fold's under ``fold<k>/``, the
     fold-averaged task weights when ``finetune_start`` is ``fold_average``, ``config.yaml``,
     ``log.csv`` and, last, ``metrics.json``."""
+    settings = dataclasses.replace(settings, engine=engine_config_on(settings.engine, resolve_device(cfg.device)))
     start = time.perf_counter()
     data = load_run_data(cfg)
     if cfg.finetune.holdout:

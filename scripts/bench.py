@@ -26,11 +26,11 @@ import time
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from agwm.config import ENGINE_CONFIG_DIR, load_engine_settings
+from agwm.config import ENGINE_CONFIG_DIR, engine_config_on, load_engine_settings
 from agwm.hypergrad import attention_kernels
 from agwm.mixup import alpha_parameters, inject_mixup, project_alphas, task_parameters
 from agwm.runtime import adamw, default_model, machine_description, model_loss
-from agwm.search import ProgressEngine, engine_config_on
+from agwm.search import ProgressEngine
 from problems import AttentionProblem, TaskWeightProblem
 
 CONFIGS = ("vanilla", "mixup", "search-darts", "search-neumann", "search-cg")
@@ -78,12 +78,13 @@ def make_step(name: str, args):
     inner = TaskWeightProblem("inner", settings.inner, model, model_loss, weights, w_opt, forever)
     outer = AttentionProblem("outer", settings.outer, model, model_loss, alphas, a_opt, forever,
                              projection=project_alphas)
-    engine = ProgressEngine([inner, outer], engine_config_on(settings.engine, torch.device(args.device)),
+    device = torch.device(args.device)
+    engine = ProgressEngine([inner, outer], engine_config_on(settings.engine, device),
                             {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}},
                             on_step=lambda _: None)
 
     def step():
-        with attention_kernels(settings.inner.type, torch.device(args.device)):
+        with attention_kernels(settings.inner.type, device):
             engine.train_step()
     return step
 

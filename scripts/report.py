@@ -27,13 +27,13 @@ def main() -> None:
         from agwm.report import (markdown_report, merge_records, plot_alpha_layers, plot_alpha_movement,
                                  plot_score_vs_size, plot_search)
 
-        def require_search_folder(option: str, folder: str) -> None:
+        def require_search_folder(written: str, folder: str) -> None:
             for name in ("log.csv", "alphas.safetensors"):
                 if not os.path.isfile(os.path.join(folder, name)):
-                    raise ConfigError(f"{option} {folder} is not allowed: it has no {name} (not a search folder)")
+                    raise ConfigError(f"{written} is not allowed: it has no {name} (not a search folder)")
 
         for folder in args.search:
-            require_search_folder("--search", folder)
+            require_search_folder(f"--search {folder}", folder)
             plot_search(os.path.join(folder, "log.csv"), os.path.join(folder, "search.png"))
             plot_alpha_layers(os.path.join(folder, "alphas.safetensors"), os.path.join(folder, "alpha_layers.png"))
             print(f"{folder}/search.png, {folder}/alpha_layers.png")
@@ -42,7 +42,7 @@ def main() -> None:
             for label, folder in searches.items():
                 if not label or not folder:
                     raise ConfigError(f"--compare-searches {label}={folder} is not allowed: expected LABEL=FOLDER")
-                require_search_folder(f"--compare-searches {label}=", folder)
+                require_search_folder(f"--compare-searches {label}={folder}", folder)
             if args.output_dir is None:
                 raise ConfigError("--compare-searches needs --output-dir")
             os.makedirs(args.output_dir, exist_ok=True)

@@ -7,11 +7,10 @@ import pytest
 import torch
 from betty.configs import EngineConfig
 
-from agwm.config import HYPERGRADS, ConfigError, build_run_config
+from agwm.config import HYPERGRADS, ConfigError, build_run_config, engine_config_on
 from agwm.finetune import run_finetune
 from agwm.methods import METHODS
 from agwm.runtime import resolve_device
-from agwm.search import engine_config_on
 from tests.test_cli import base, run_script
 
 CUDA_DEVICES = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -32,10 +31,19 @@ def test_auto_is_the_gpu_when_there_is_one():
 
 
 def test_betty_places_the_problems_on_the_run_device():
-    assert engine_config_on(EngineConfig(), torch.device("cpu"), train_iters=3).strategy == "cpu"
+    assert engine_config_on(EngineConfig(), torch.device("cpu")).strategy == "cpu"
     assert engine_config_on(EngineConfig(strategy="cpu"), torch.device("cpu")).train_iters == EngineConfig().train_iters
     with pytest.raises(ConfigError, match="engine.strategy=gpu is not allowed with device cpu: default or cpu"):
         engine_config_on(EngineConfig(strategy="gpu"), torch.device("cpu"))
+
+
+def test_an_engine_strategy_against_the_device_stops_the_search_before_any_work(glue_dir, tmp_path, monkeypatch,
+                                                                               capsys):
+    out = tmp_path / "run"
+    code, err = run_script("search.py", base(glue_dir, out) + ["--device", "cpu", "engine.strategy=gpu"],
+                           monkeypatch, capsys)
+    assert code == 2 and "engine.strategy=gpu is not allowed with device cpu: default or cpu" in err
+    assert not out.exists()
 
 
 def tiny_run(glue_dir, tiny_model_dir, out, device, *overrides):

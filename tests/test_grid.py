@@ -130,11 +130,12 @@ def test_parallel_workers_record_every_run_once(tiny_model_dir, glue_dir, tmp_pa
     (("sizes: [50]", "sizes: [50]\nepochs: 3"), "unknown key(s) ['epochs']"),
     (("finetune.lr=3e-5", "finetune.lr=-1"), "finetune.lr=-1 is not allowed: greater than 0"),
     (("finetune.lr=3e-5", "inner.cg_iter=2"), "inner.cg_iter=2: unknown key"),
+    (("finetune.lr=3e-5", "engine.strategy=gpu, device=cpu"), "engine.strategy=gpu is not allowed with device cpu"),
     (("sizes: [50]", "sizes: []"), "sizes must be a non-empty list of int"),
 ])
 def test_a_bad_grid_stops_before_any_run(change, message, fake_method, glue_dir, tmp_path):
     text = GRID.replace(*change)
-    if "inner." in change[1]:
+    if "inner." in change[1] or "engine." in change[1]:
         text = text.replace("method: fake\n    overrides", "method: mixup\n    overrides")
     with pytest.raises(ConfigError, match=re.escape(message)):
         run_grid(load_grid(write_grid(tmp_path, glue_dir, text)))

@@ -135,4 +135,4 @@ def test_report_of_records_that_disagree_or_of_a_folder_without_alphas_stops_wit
     (tmp_path / "log.csv").write_text("phase,fold,step,name,value\n")
     code, err = run_script("report.py", ["--compare-searches", f"x={tmp_path}", "--output-dir", str(tmp_path)],
                            monkeypatch, capsys)
-    assert code == 2 and "it has no alphas.safetensors (not a search folder)" in err
+    assert code == 2 and f"--compare-searches x={tmp_path} is not allowed: it has no alphas.safetensors" in err
