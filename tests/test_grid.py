@@ -104,12 +104,15 @@ def test_a_record_cut_short_is_ignored_and_removed_by_the_next_append(tmp_path):
     assert open(path).read().count("\n") == 2
 
 
-def test_a_part_of_the_grid_by_size_and_method(fake_method, glue_dir, tmp_path):
+def test_a_part_of_the_grid_by_task_size_and_method(fake_method, glue_dir, tmp_path):
     grid = load_grid(write_grid(tmp_path, glue_dir, GRID.replace("sizes: [50]", "sizes: [50, 60]")))
-    assert run_grid(part_of(grid, sizes=[60])) == (8, 0)
-    assert {r["train_size"] for r in read_records(grid.results)} == {60}
+    assert run_grid(part_of(grid, tasks=["mrpc"], sizes=[60])) == (4, 0)
+    assert {(r["task"], r["train_size"]) for r in read_records(grid.results)} == {("mrpc", 60)}
+    assert run_grid(part_of(grid, sizes=[60])) == (4, 4)
     assert run_grid(part_of(grid, methods=["second"])) == (4, 4)
     assert run_grid(grid) == (4, 12)
+    with pytest.raises(ConfigError, match="--tasks cola is not allowed: the grid's are rte, mrpc"):
+        part_of(grid, tasks=["cola"])
     with pytest.raises(ConfigError, match="--sizes 70 is not allowed: the grid's are 50, 60"):
         part_of(grid, sizes=[70])
     with pytest.raises(ConfigError, match="--methods third is not allowed: the grid's are first, second"):
