@@ -54,6 +54,7 @@ class MixupLinear(nn.Module):
         self.weight = nn.Parameter(w0.detach().clone())
         self.A = nn.Parameter(torch.empty(self.out_features, rank, dtype=w0.dtype, device=w0.device))
         self.B = nn.Parameter(torch.empty(rank, self.in_features, dtype=w0.dtype, device=w0.device))
+        self._fixed_terms = None  # (key, alpha, C) while A and B are frozen: see mixed_weight
         self.reset_alpha(init_mean, init_std, generator)
 
     @property
@@ -71,13 +72,31 @@ class MixupLinear(nn.Module):
         """alpha = A B / r, the (out x in) attention on the task weight W."""
         return self.A @ self.B / self.rank
 
-    def mixed_weight(self) -> torch.Tensor:
-        """W~ of the chosen formulation (see the module docstring)."""
-        w0 = self.base_layer.weight
+    def mixing_terms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha, C) with W~ = alpha * W + C: C = ((1 - A)(1 - B) / r) * W0 (factored) or
+        (1 - alpha) * W0 (convex)."""
         alpha = self.alpha()
         if self.formulation == "factored":
-            return alpha * self.weight + ((1 - self.A) @ (1 - self.B) / self.rank) * w0
-        return alpha * self.weight + (1 - alpha) * w0
+            return alpha, ((1 - self.A) @ (1 - self.B) / self.rank) * self.base_layer.weight
+        return alpha, (1 - alpha) * self.base_layer.weight
+
+    def _fixed_mixing_terms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`mixing_terms`, computed once while A and B are frozen (the finetune phase) and
+        again only after A, B or W0 change: in place (their version counters) or by moving."""
+        key = tuple((t._version, t.data_ptr()) for t in (self.A, self.B, self.base_layer.weight))
+        if self._fixed_terms is None or self._fixed_terms[0] != key:
+            with torch.no_grad():
+                self._fixed_terms = (key, *self.mixing_terms())
+        return self._fixed_terms[1:]
+
+    def mixed_weight(self) -> torch.Tensor:
+        """W~ = alpha * W + C (see :meth:`mixing_terms`)."""
+        if self.A.requires_grad or self.B.requires_grad:
+            self._fixed_terms = None
+            alpha, w0_term = self.mixing_terms()
+        else:
+            alpha, w0_term = self._fixed_mixing_terms()
+        return torch.addcmul(w0_term, alpha, self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.mixed_weight(), self.bias)

@@ -69,6 +69,40 @@ def test_gradients_reach_w_and_the_factors_but_not_w0():
     assert m.base_layer.weight.grad is None
 
 
+@pytest.mark.parametrize("formulation", ["factored", "convex"])
+def test_frozen_factors_give_the_same_weight_and_gradient_from_a_cache(formulation):
+    m = layer(formulation, rank=2)
+    randomise(m)
+    x = torch.randn(4, 5)
+    m(x).pow(2).sum().backward()
+    expected, expected_grad = m.mixed_weight().detach(), m.weight.grad.clone()
+    m.zero_grad(set_to_none=True)
+    m.A.requires_grad_(False)
+    m.B.requires_grad_(False)
+    m(x).pow(2).sum().backward()
+    torch.testing.assert_close(m.mixed_weight(), expected)
+    torch.testing.assert_close(m.weight.grad, expected_grad)
+    assert m.A.grad is None
+    assert m._fixed_mixing_terms()[0] is m._fixed_mixing_terms()[0]  # computed once
+
+
+def test_the_cache_follows_changes_of_frozen_factors():
+    m = layer(rank=2)
+    randomise(m)
+    m.A.requires_grad_(False)
+    m.B.requires_grad_(False)
+    m.mixed_weight()
+    with torch.no_grad():
+        m.A.mul_(0.5)  # as load_alphas / project_alphas change them: in place
+    expected = (m.A @ m.B / 2) * m.weight + ((1 - m.A) @ (1 - m.B) / 2) * m.base_layer.weight
+    torch.testing.assert_close(m.mixed_weight(), expected)
+    m.to(torch.float64)
+    assert m.mixed_weight().dtype == torch.float64
+    m.A.requires_grad_(True)
+    m.mixed_weight().sum().backward()
+    assert m.A.grad is not None  # trained factors are never taken from the cache
+
+
 def test_projection_clamps_to_the_unit_box():
     a = torch.tensor([-0.5, 0.3, 1.7])
     project_alphas([a])
