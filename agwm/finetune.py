@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from .baselines.soup import uniform_soup
+from .baselines.soup import UniformSoup
 from .config import ConfigError, RunConfig, write_resolved
 from .data import stream_seed
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, inject_from_saved, merge_mixup,
@@ -110,13 +110,13 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     log = CsvLog(out)
     extra = {}
     if f.method == "soup":
-        members = []
+        soup = UniformSoup()
         for member in range(cfg.soup.members):
             model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights, member)
-            members.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+            soup.add(model.state_dict())
             extra.setdefault("member_scores", []).append(
                 evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size)["score"])
-        model.load_state_dict(uniform_soup(members))
+        model.load_state_dict(soup.average())
     else:
         model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights)
     log.close()

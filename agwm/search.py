@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from problems import AttentionProblem, JointProblem, TaskWeightProblem
 
+from .baselines.soup import UniformSoup
 from .config import EngineSettings, RunConfig, engine_config_on, write_resolved
 from .data import random_splits, stream_seed
 from .hypergrad import attention_kernels
@@ -143,23 +144,23 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     joint = cfg.search.problem == "joint"
     splits = [None] if joint else random_splits(len(data.train), cfg.search.folds, cfg.search.split_ratio, cfg.seed)
     log = CsvLog(out)
-    alpha_states, weight_sums, summaries = [], None, []
+    alpha_states, summaries = [], []
+    fold_weights = UniformSoup() if cfg.search.finetune_start == "fold_average" else None
     try:
         for fold, split in enumerate(splits):
             model, summary = search_fold(cfg, settings, data, fold, split, log)
             save_alphas(model, os.path.join(out, f"fold{fold}"))
             alpha_states.append(alpha_state_dict(model))
             summaries.append(summary)
-            if cfg.search.finetune_start == "fold_average":
-                weights = {n: p.detach().clone() for n, p in model.named_parameters()
-                           if p.requires_grad and not n.endswith((".A", ".B"))}
-                weight_sums = weights if weight_sums is None else {n: weight_sums[n] + weights[n] for n in weights}
+            if fold_weights is not None:
+                fold_weights.add({n: p for n, p in model.named_parameters()
+                                  if p.requires_grad and not n.endswith((".A", ".B"))})
     finally:
         log.close()
     load_alpha_state(model, average_alpha_states(alpha_states))
     save_alphas(model, out)
-    if weight_sums is not None:
-        save_tensors({n: (t / len(splits)).contiguous() for n, t in weight_sums.items()},
+    if fold_weights is not None:
+        save_tensors({n: t.cpu().contiguous() for n, t in fold_weights.average().items()},
                      os.path.join(out, TASK_WEIGHTS_NAME))
     metrics = {"phase": "search", "problem": cfg.search.problem, "hypergrad": None if joint else cfg.hypergrad,
                "folds": summaries, "alpha": alpha_summary(model),

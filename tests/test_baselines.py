@@ -11,7 +11,7 @@ from agwm.baselines.consistency import r3f_loss, r_dropout_loss, symmetric_diver
 from agwm.baselines.mixout import MixoutLinear
 from agwm.baselines.peft_tuning import PrefixTuningUnsupported, wrap_with_peft
 from agwm.baselines.reinit import reinit_top_layers
-from agwm.baselines.soup import uniform_soup
+from agwm.baselines.soup import UniformSoup
 from agwm.baselines.subnetworks import BernoulliGradientMask, DynamicSelection, top_fraction_masks
 from agwm.config import ConfigError, build_run_config
 from agwm.data import make_loader
@@ -226,12 +226,22 @@ def test_soup_members_share_their_start_and_differ_in_order_and_dropout(run, tmp
 
 
 def test_soup_is_the_mean_of_its_members():
-    members = [{"w": torch.tensor([1.0, 2.0]), "ids": torch.tensor([0, 1])},
-               {"w": torch.tensor([3.0, 6.0]), "ids": torch.tensor([0, 1])}]
-    soup = uniform_soup(members)
-    assert soup["w"].tolist() == [2.0, 4.0] and soup["ids"].tolist() == [0, 1]
+    half = torch.float16
+    members = [{"w": torch.tensor([1.0, 2.0]), "h": torch.tensor([1.0], dtype=half), "ids": torch.tensor([0, 1])},
+               {"w": torch.tensor([3.0, 6.0]), "h": torch.tensor([2.0], dtype=half), "ids": torch.tensor([0, 1])}]
+    soup = UniformSoup()
+    for member in members:
+        soup.add(member)
+    average = soup.average()
+    assert average["w"].tolist() == [2.0, 4.0] and average["ids"].tolist() == [0, 1]
+    assert average["h"].dtype == torch.float16 and average["h"].item() == 1.5
+    assert members[0]["w"].tolist() == [1.0, 2.0]  # the members are not changed
     with pytest.raises(ValueError, match="ids"):
-        uniform_soup([members[0], {"w": members[1]["w"], "ids": torch.tensor([1, 1])}])
+        soup.add({"w": members[1]["w"], "h": members[1]["h"], "ids": torch.tensor([1, 1])})
+    with pytest.raises(ValueError, match="differ from the first's"):
+        soup.add({"w": members[1]["w"]})
+    with pytest.raises(ValueError, match="at least one member"):
+        UniformSoup().average()
 
 
 @pytest.mark.parametrize("method", ["soup", "dps", "child-tuning-f", "r3f", "r-dropout", "lora"])
