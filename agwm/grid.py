@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .config import (ConfigError, RunConfig, as_recorded, build_run_config, engine_config_on, engine_config_path,
                      load_engine_settings, parse_overrides)
 from .methods import METHODS
-from .runtime import machine_description, resolve_device
+from .runtime import resolve_device
 
 GRID_KEYS = {"tasks", "sizes", "seeds", "methods", "data_dir", "model", "output_dir", "results", "overrides"}
 ENTRY_KEYS = {"name", "method", "overrides"}
@@ -168,7 +168,7 @@ def execute(run: Run) -> dict:
     return {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
             "task": run.task, "train_size": run.size, "seed": run.seed, "score": outcome["score"],
             "dev": outcome["dev"], "wall_time_s": {**outcome["wall_time_s"], "total": time.perf_counter() - start},
-            "machine": machine_description(resolve_device(run.config.device)), "config": dataclasses.asdict(run.config),
+            "config": dataclasses.asdict(run.config),
             **{k: v for k, v in outcome.items() if k not in ("score", "dev", "wall_time_s")}}
 
 

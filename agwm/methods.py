@@ -3,8 +3,9 @@
 A method is a function ``run(cfg, settings) -> outcome``: ``cfg`` is the run's validated
 :class:`RunConfig` (task, size, seed, output folder and the entry's overrides applied),
 ``settings`` the entry's engine overrides; it returns the finetune metrics (``score`` and the dev
-metrics, or the held-out ones with ``finetune.holdout``, ``evaluated_on`` saying which) and the
-wall time of each phase, and may add more (``alpha``: the search's alpha summary).
+metrics, or the held-out ones with ``finetune.holdout``, ``evaluated_on`` saying which), the
+wall time of each phase and the ``machine`` the run used, and may add more (``alpha``: the
+search's alpha summary).
 :func:`register` adds one; every method sees the same examples for the same seed, and differs from
 vanilla only by what it does.
 """
@@ -36,7 +37,8 @@ def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixe
                               output_dir=os.path.join(cfg.output_dir, "finetune"))
     metrics = run_finetune(cfg, alphas, start_weights)
     outcome = {"score": metrics["score"], "dev": metrics[metrics["evaluated_on"]],
-               "evaluated_on": metrics["evaluated_on"], "wall_time_s": {"finetune": metrics["wall_time_s"]}}
+               "evaluated_on": metrics["evaluated_on"], "wall_time_s": {"finetune": metrics["wall_time_s"]},
+               "machine": metrics["machine"]}
     if "member_scores" in metrics:  # a soup's members, each evaluated alone
         outcome["member_scores"] = metrics["member_scores"]
     return outcome

@@ -39,7 +39,7 @@ def fake_method(monkeypatch):
         if len(calls) == fake.crash_at:
             raise KeyboardInterrupt  # the grid is killed in the middle of a run
         return {"score": float(cfg.seed), "dev": {"accuracy": float(cfg.seed), "score": float(cfg.seed)},
-                "wall_time_s": {"finetune": 0.1}}
+                "wall_time_s": {"finetune": 0.1}, "machine": "a test machine"}
 
     fake.crash_at = None
     fake.calls = calls
