@@ -36,6 +36,13 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def format_cell(values: list[float], signed: bool = False) -> str:
+    """``mean +- std (n)``; one value has no sample std: ``mean (1)``."""
+    mean, std = mean_std(values)
+    text = f"{mean:+.1f}" if signed else f"{mean:.1f}"
+    return f"{text} +- {std:.1f} ({len(values)})" if len(values) > 1 else f"{text} (1)"
+
+
 def scores_by_cell(records: list[dict]) -> dict[tuple[str, str, int], dict[int, float]]:
     """(method, task, size) -> {seed: score}."""
     cells: dict = defaultdict(dict)
@@ -63,9 +70,8 @@ def score_table(records: list[dict], size: int) -> str:
             if not seeds:
                 row.append("-")
                 continue
-            mean, std = mean_std(list(seeds.values()))
-            means.append(mean)
-            row.append(f"{mean:.1f} +- {std:.1f} ({len(seeds)})")
+            means.append(statistics.mean(seeds.values()))
+            row.append(format_cell(list(seeds.values())))
         average = f"{statistics.mean(means):.1f}" if len(means) == len(tasks) else "-"
         lines.append(f"| {method} | {' | '.join(row)} | {average} |")
     return "\n".join(lines)
@@ -82,11 +88,7 @@ def paired_table(records: list[dict], size: int) -> str:
         for task in tasks:
             mine, base = cells.get((method, task, size), {}), cells.get((BASELINE, task, size), {})
             diffs = [mine[s] - base[s] for s in sorted(set(mine) & set(base))]
-            if diffs:
-                mean, std = mean_std(diffs)
-                row.append(f"{mean:+.1f} +- {std:.1f} ({len(diffs)})")
-            else:
-                row.append("-")
+            row.append(format_cell(diffs, signed=True) if diffs else "-")
         lines.append(f"| {method} | {' | '.join(row)} |")
     return "\n".join(lines)
 
@@ -253,10 +255,12 @@ def markdown_report(records: list[dict]) -> str:
     parts = [f"# Results\n\n{len(records)} runs; seeds {seeds}; cells are mean +- sample std over seeds "
              f"(number of seeds); {metric}.\n",
              f"## Methods and their settings\n\n{settings_table(records)}\n"]
+    has_baseline = any(r["method"] == BASELINE for r in records)
     for size in sizes:
-        parts.append(f"## {size} training examples\n\n{score_table(records, size)}\n\n"
-                     f"Paired differences to vanilla (same task and seed):\n\n{paired_table(records, size)}\n")
-        if sum(r.get("kind") in ABLATION_KINDS for r in records if r["train_size"] == size):
+        parts.append(f"## {size} training examples\n\n{score_table(records, size)}\n")
+        if has_baseline:
+            parts.append(f"Paired differences to vanilla (same task and seed):\n\n{paired_table(records, size)}\n")
+        if has_baseline and any(r.get("kind") in ABLATION_KINDS for r in records if r["train_size"] == size):
             parts.append("Ablations: each mixup variant minus vanilla (same task and seed), mean (seeds):\n\n"
                          f"{ablation_table(records, size)}\n")
         spread, dof = paired_spread(records, size)
@@ -266,7 +270,9 @@ def markdown_report(records: list[dict]) -> str:
                          f"{seeds_needed(spread)} seeds.\n")
     if any("alpha" in r for r in records):
         parts.append(f"## Alpha after the search\n\n{alpha_table(records)}\n")
-    parts.append(f"## Relative time\n\n{time_table(records)}\n\n![score against size](score_vs_size.png)\n")
+    if has_baseline:
+        parts.append(f"## Relative time\n\n{time_table(records)}\n")
+    parts.append("![score against size](score_vs_size.png)\n")
     return "\n".join(parts)
 
 

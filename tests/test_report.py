@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from agwm.grid import append_record
-from agwm.report import (ablation_table, changes_from_defaults, mean_std, merge_records, paired_spread, paired_table,
-                         score_table, seeds_needed, time_table)
+from agwm.report import (ablation_table, changes_from_defaults, markdown_report, mean_std, merge_records, paired_spread,
+                         paired_table, score_table, seeds_needed, time_table)
 from tests.conftest import REPO
 from tests.test_cli import run_script
 
@@ -35,13 +35,13 @@ def test_mean_and_sample_std():
 def test_score_table_rows_columns_and_average():
     table = score_table(RECORDS, 300).splitlines()
     assert table[0] == "| method | stsb | rte | average |"  # GLUE task order
-    assert table[2] == "| vanilla | 70.0 +- 0.0 (1) | 54.0 +- 4.0 (3) | 62.0 |"
-    assert table[3] == f"| mixup | 72.0 +- 0.0 (1) | 54.0 +- {statistics.stdev([53, 55]):.1f} (2) | 63.0 |"
+    assert table[2] == "| vanilla | 70.0 (1) | 54.0 +- 4.0 (3) | 62.0 |"
+    assert table[3] == f"| mixup | 72.0 (1) | 54.0 +- {statistics.stdev([53, 55]):.1f} (2) | 63.0 |"
 
 
 def test_paired_differences_use_only_shared_seeds():
     table = paired_table(RECORDS, 300).splitlines()
-    assert table[2] == "| mixup | +2.0 +- 0.0 (1) | +2.0 +- 1.4 (2) |"  # rte: 3 and 1 -> mean 2, std 1.41
+    assert table[2] == "| mixup | +2.0 (1) | +2.0 +- 1.4 (2) |"  # rte: 3 and 1 -> mean 2, std 1.41
 
 
 def test_time_ratios_against_vanilla_on_the_same_runs():
@@ -61,6 +61,12 @@ def test_report_script_writes_markdown_and_plot(tmp_path, monkeypatch, capsys):
     assert "| mixup | mixup | search.alpha_lr=0.01 |" in report and "| vanilla | vanilla | defaults |" in report
     png = (tmp_path / "out" / "score_vs_size.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_a_report_without_vanilla_has_no_comparisons_to_it():
+    report = markdown_report([r for r in RECORDS if r["method"] != "vanilla"])
+    assert "| mixup | 72.0 (1) | 54.0 +- 1.4 (2) | 63.0 |" in report
+    assert not any(part in report for part in ("Paired differences", "Ablations", "Relative time"))
 
 
 def test_report_of_an_empty_file_is_refused(tmp_path, monkeypatch, capsys):
