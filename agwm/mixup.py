@@ -302,10 +302,3 @@ def inject_from_saved(model: nn.Module, weights_path: str) -> list[str]:
     )
     load_alphas(model, weights_path)
     return names
-
-
-def average_alpha_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The fold average of the factors: A_bar = (1/K) sum_k A_k, B_bar = (1/K) sum_k B_k."""
-    if not states:
-        raise ValueError("no alpha states to average")
-    return {key: torch.stack([s[key] for s in states]).mean(0) for key in states[0]}

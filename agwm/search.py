@@ -31,7 +31,7 @@ from .config import EngineSettings, RunConfig, engine_config_on, write_resolved
 from .data import random_splits, stream_seed
 from .hypergrad import attention_kernels
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, alpha_state_dict,
-                    average_alpha_states, load_alpha_state, mixing_means, mixup_layers, project_alphas, save_alphas,
+                    load_alpha_state, mixing_means, mixup_layers, project_alphas, save_alphas,
                     save_tensors, task_parameters)
 from .runtime import (CsvLog, RunData, adamw, build_model, load_run_data, loader, model_loss,
                       prepare_output_dir, resolve_device, schedule, set_aside_holdout, steps_for,
@@ -144,20 +144,20 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     joint = cfg.search.problem == "joint"
     splits = [None] if joint else random_splits(len(data.train), cfg.search.folds, cfg.search.split_ratio, cfg.seed)
     log = CsvLog(out)
-    alpha_states, summaries = [], []
+    summaries, fold_alphas = [], UniformSoup()
     fold_weights = UniformSoup() if cfg.search.finetune_start == "fold_average" else None
     try:
         for fold, split in enumerate(splits):
             model, summary = search_fold(cfg, settings, data, fold, split, log)
             save_alphas(model, os.path.join(out, f"fold{fold}"))
-            alpha_states.append(alpha_state_dict(model))
+            fold_alphas.add(alpha_state_dict(model))
             summaries.append(summary)
             if fold_weights is not None:
                 fold_weights.add({n: p for n, p in model.named_parameters()
                                   if p.requires_grad and not n.endswith((".A", ".B"))})
     finally:
         log.close()
-    load_alpha_state(model, average_alpha_states(alpha_states))
+    load_alpha_state(model, fold_alphas.average())  # A_bar = (1/K) sum_k A_k, B_bar likewise
     save_alphas(model, out)
     if fold_weights is not None:
         save_tensors({n: t.cpu().contiguous() for n, t in fold_weights.average().items()},

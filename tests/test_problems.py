@@ -8,8 +8,8 @@ from torch.func import functional_call
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 import agwm.hypergrad  # noqa: F401
-from agwm.mixup import (alpha_parameters, average_alpha_states, inject_mixup, mixup_layers, project_alphas,
-                        task_parameters)
+from agwm.baselines.soup import UniformSoup
+from agwm.mixup import alpha_parameters, inject_mixup, mixup_layers, project_alphas, task_parameters
 from agwm.runtime import model_loss
 from problems import AttentionProblem, JointProblem, TaskWeightProblem
 
@@ -107,7 +107,10 @@ def test_joint_problem_trains_weights_and_alpha_together_inside_the_box():
 def test_fold_average_of_the_factors():
     states = [{"l.A": torch.tensor([0.2, 1.0]), "l.B": torch.tensor([[0.0]])},
               {"l.A": torch.tensor([0.4, 0.0]), "l.B": torch.tensor([[1.0]])}]
-    avg = average_alpha_states(states)
+    soup = UniformSoup()
+    for state in states:
+        soup.add(state)
+    avg = soup.average()
     assert torch.allclose(avg["l.A"], torch.tensor([0.3, 0.5])) and torch.allclose(avg["l.B"], torch.tensor([[0.5]]))
     with pytest.raises(ValueError):
-        average_alpha_states([])
+        UniformSoup().average()
