@@ -93,6 +93,31 @@ def paired_table(records: list[dict], size: int) -> str:
     return "\n".join(lines)
 
 
+def per_seed_table(records: list[dict], size: int) -> str:
+    """Methods x tasks, each cell the score of every seed in order and, for a method other than
+    vanilla, d_i = score(method, seed i) - score(vanilla, seed i) in brackets; - for a seed not run."""
+    cells = scores_by_cell(records)
+    methods = _ordered([m for m, _, s in cells if s == size], [BASELINE])
+    tasks = _ordered([t for _, t, s in cells if s == size], list(TASKS))
+    seeds = sorted({seed for (_, _, s), by_seed in cells.items() if s == size for seed in by_seed})
+    lines = [f"| method | {' | '.join(tasks)} |", "|---" * (len(tasks) + 1) + "|"]
+    for method in methods:
+        row = []
+        for task in tasks:
+            mine, base = cells.get((method, task, size), {}), cells.get((BASELINE, task, size), {})
+            entries = []
+            for seed in seeds:
+                if seed not in mine:
+                    entries.append("-")
+                elif method != BASELINE and seed in base:
+                    entries.append(f"{mine[seed]:.1f} [{mine[seed] - base[seed]:+.1f}]")
+                else:
+                    entries.append(f"{mine[seed]:.1f}")
+            row.append(", ".join(entries) if mine else "-")
+        lines.append(f"| {method} | {' | '.join(row)} |")
+    return "\n".join(lines)
+
+
 def paired_spread(records: list[dict], size: int) -> tuple[float, int]:
     """The pooled sample std of the paired differences to vanilla over every (method, task) cell
     with at least two seeds, s_p = sqrt(sum_c (n_c - 1) s_c^2 / sum_c (n_c - 1)), and its degrees
@@ -260,6 +285,9 @@ def markdown_report(records: list[dict]) -> str:
         parts.append(f"## {size} training examples\n\n{score_table(records, size)}\n")
         if has_baseline:
             parts.append(f"Paired differences to vanilla (same task and seed):\n\n{paired_table(records, size)}\n")
+        seeds_here = sorted({r["seed"] for r in records if r["train_size"] == size})
+        parts.append(f"Per seed ({', '.join(map(str, seeds_here))} in order; [difference to vanilla on the same "
+                     f"seed]):\n\n{per_seed_table(records, size)}\n")
         if has_baseline and any(r.get("kind") in ABLATION_KINDS for r in records if r["train_size"] == size):
             parts.append("Ablations: each mixup variant minus vanilla (same task and seed), mean (seeds):\n\n"
                          f"{ablation_table(records, size)}\n")

@@ -8,7 +8,7 @@ import pytest
 
 from agwm.grid import append_record
 from agwm.report import (ablation_table, changes_from_defaults, markdown_report, mean_std, merge_records, paired_spread,
-                         paired_table, score_table, seeds_needed, time_table)
+                         paired_table, per_seed_table, score_table, seeds_needed, time_table)
 from tests.conftest import REPO
 from tests.test_cli import run_script
 
@@ -42,6 +42,13 @@ def test_score_table_rows_columns_and_average():
 def test_paired_differences_use_only_shared_seeds():
     table = paired_table(RECORDS, 300).splitlines()
     assert table[2] == "| mixup | +2.0 (1) | +2.0 +- 1.4 (2) |"  # rte: 3 and 1 -> mean 2, std 1.41
+
+
+def test_per_seed_scores_in_seed_order_with_their_paired_differences():
+    table = per_seed_table(RECORDS, 300).splitlines()
+    assert table[0] == "| method | stsb | rte |"
+    assert table[2] == "| vanilla | 70.0, -, - | 50.0, 54.0, 58.0 |"
+    assert table[3] == "| mixup | 72.0 [+2.0], -, - | 53.0 [+3.0], 55.0 [+1.0], - |"
 
 
 def test_time_ratios_against_vanilla_on_the_same_runs():
