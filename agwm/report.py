@@ -77,8 +77,19 @@ def score_table(records: list[dict], size: int) -> str:
     return "\n".join(lines)
 
 
+def paired_p_value(diffs: list[float]) -> float | None:
+    """Two-sided one-sample t-test of the paired differences against 0: t = mean(d) / (s(d) / sqrt(n)),
+    n - 1 degrees of freedom; None below two seeds or for identical differences."""
+    if len(diffs) < 2 or statistics.stdev(diffs) == 0:
+        return None
+    from scipy.stats import ttest_1samp
+
+    return float(ttest_1samp(diffs, 0.0).pvalue)
+
+
 def paired_table(records: list[dict], size: int) -> str:
-    """Each method minus vanilla on the same task and seed: mean +- std of the differences (n)."""
+    """Each method minus vanilla on the same task and seed: mean +- std of the differences (n),
+    and the p-value of :func:`paired_p_value`."""
     cells = scores_by_cell(records)
     methods = [m for m in _ordered([m for m, _, s in cells if s == size]) if m != BASELINE]
     tasks = _ordered([t for _, t, s in cells if s == size], list(TASKS))
@@ -88,7 +99,9 @@ def paired_table(records: list[dict], size: int) -> str:
         for task in tasks:
             mine, base = cells.get((method, task, size), {}), cells.get((BASELINE, task, size), {})
             diffs = [mine[s] - base[s] for s in sorted(set(mine) & set(base))]
-            row.append(format_cell(diffs, signed=True) if diffs else "-")
+            p_value = paired_p_value(diffs)
+            row.append("-" if not diffs else format_cell(diffs, signed=True) + (
+                f", p {p_value:.2g}" if p_value is not None else ""))
         lines.append(f"| {method} | {' | '.join(row)} |")
     return "\n".join(lines)
 
@@ -284,7 +297,9 @@ def markdown_report(records: list[dict]) -> str:
     for size in sizes:
         parts.append(f"## {size} training examples\n\n{score_table(records, size)}\n")
         if has_baseline:
-            parts.append(f"Paired differences to vanilla (same task and seed):\n\n{paired_table(records, size)}\n")
+            parts.append("Paired differences to vanilla (same task and seed; p: two-sided one-sample t-test "
+                         "against 0, not corrected for the number of comparisons):\n\n"
+                         f"{paired_table(records, size)}\n")
         seeds_here = sorted({r["seed"] for r in records if r["train_size"] == size})
         parts.append(f"Per seed ({', '.join(map(str, seeds_here))} in order; [difference to vanilla on the same "
                      f"seed]):\n\n{per_seed_table(records, size)}\n")

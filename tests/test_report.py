@@ -1,5 +1,6 @@
 """Report maths and generation from a small results file."""
 
+import math
 import runpy
 import statistics
 import sys
@@ -7,8 +8,9 @@ import sys
 import pytest
 
 from agwm.grid import append_record
-from agwm.report import (ablation_table, changes_from_defaults, markdown_report, mean_std, merge_records, paired_spread,
-                         paired_table, per_seed_table, score_table, seeds_needed, time_table)
+from agwm.report import (ablation_table, changes_from_defaults, markdown_report, mean_std, merge_records,
+                         paired_p_value, paired_spread, paired_table, per_seed_table, score_table, seeds_needed,
+                         time_table)
 from tests.conftest import REPO
 from tests.test_cli import run_script
 
@@ -41,7 +43,10 @@ def test_score_table_rows_columns_and_average():
 
 def test_paired_differences_use_only_shared_seeds():
     table = paired_table(RECORDS, 300).splitlines()
-    assert table[2] == "| mixup | +2.0 (1) | +2.0 +- 1.4 (2) |"  # rte: 3 and 1 -> mean 2, std 1.41
+    # rte: 3 and 1 -> mean 2, std 1.41, t = 2 / (1.41 / sqrt 2) = 2 on 1 degree of freedom: p = 0.295
+    assert table[2] == "| mixup | +2.0 (1) | +2.0 +- 1.4 (2), p 0.3 |"
+    assert paired_p_value([3.0, 1.0]) == pytest.approx(1 - 2 * math.atan(2) / math.pi)  # Student t, 1 dof
+    assert paired_p_value([2.0]) is None and paired_p_value([1.0, 1.0]) is None
 
 
 def test_per_seed_scores_in_seed_order_with_their_paired_differences():
