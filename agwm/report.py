@@ -77,6 +77,12 @@ def score_table(records: list[dict], size: int) -> str:
     return "\n".join(lines)
 
 
+def paired_differences(cells: dict, method: str, task: str, size: int) -> list[float]:
+    """d_i = score(method, seed i) - score(vanilla, seed i) over the seeds both have, in seed order."""
+    mine, base = cells.get((method, task, size), {}), cells.get((BASELINE, task, size), {})
+    return [mine[s] - base[s] for s in sorted(set(mine) & set(base))]
+
+
 def paired_p_value(diffs: list[float]) -> float | None:
     """Two-sided one-sample t-test of the paired differences against 0: t = mean(d) / (s(d) / sqrt(n)),
     n - 1 degrees of freedom; None below two seeds or for identical differences."""
@@ -97,8 +103,7 @@ def paired_table(records: list[dict], size: int) -> str:
     for method in methods:
         row = []
         for task in tasks:
-            mine, base = cells.get((method, task, size), {}), cells.get((BASELINE, task, size), {})
-            diffs = [mine[s] - base[s] for s in sorted(set(mine) & set(base))]
+            diffs = paired_differences(cells, method, task, size)
             p_value = paired_p_value(diffs)
             row.append("-" if not diffs else format_cell(diffs, signed=True) + (
                 f", p {p_value:.2g}" if p_value is not None else ""))
@@ -137,11 +142,10 @@ def paired_spread(records: list[dict], size: int) -> tuple[float, int]:
     of freedom sum_c (n_c - 1); (nan, 0) when no cell has two seeds."""
     cells = scores_by_cell(records)
     sum_squares, dof = 0.0, 0
-    for (method, task, cell_size), mine in cells.items():
+    for method, task, cell_size in cells:
         if cell_size != size or method == BASELINE:
             continue
-        base = cells.get((BASELINE, task, size), {})
-        diffs = [mine[s] - base[s] for s in sorted(set(mine) & set(base))]
+        diffs = paired_differences(cells, method, task, size)
         if len(diffs) > 1:
             sum_squares += (len(diffs) - 1) * statistics.variance(diffs)
             dof += len(diffs) - 1
@@ -248,8 +252,7 @@ def ablation_table(records: list[dict], size: int) -> str:
     for method in _ordered(configs):
         row, means = [], []
         for task in tasks:
-            mine, base = cells.get((method, task, size), {}), cells.get((BASELINE, task, size), {})
-            diffs = [mine[s] - base[s] for s in sorted(set(mine) & set(base))]
+            diffs = paired_differences(cells, method, task, size)
             if diffs:
                 means.append(statistics.mean(diffs))
                 row.append(f"{means[-1]:+.1f} ({len(diffs)})")
