@@ -86,17 +86,18 @@ class Grid:
 
 
 def part_of(grid: Grid, tasks: list[str] | None = None, sizes: list[int] | None = None,
-            methods: list[str] | None = None) -> Grid:
-    """The part of ``grid`` with these tasks, training-set sizes and method entries (same results file)."""
+            methods: list[str] | None = None, seeds: list[int] | None = None) -> Grid:
+    """The part of ``grid`` with these tasks, training-set sizes, method entries and seeds (same results file)."""
     names = [e.name for e in grid.entries]
     for flag, wanted, known in (("--tasks", tasks, grid.tasks), ("--sizes", sizes, grid.sizes),
-                                ("--methods", methods, names)):
+                                ("--methods", methods, names), ("--seeds", seeds, grid.seeds)):
         unknown = [str(v) for v in wanted or [] if v not in known]
         if unknown:
             raise ConfigError(f"{flag} {' '.join(unknown)} is not allowed: the grid's are {', '.join(map(str, known))}")
     return dataclasses.replace(grid, tasks=[t for t in grid.tasks if not tasks or t in tasks],
                                sizes=[s for s in grid.sizes if not sizes or s in sizes],
-                               entries=[e for e in grid.entries if not methods or e.name in methods])
+                               entries=[e for e in grid.entries if not methods or e.name in methods],
+                               seeds=[s for s in grid.seeds if not seeds or s in seeds])
 
 
 def engine_overrides(overrides: list[str]) -> list[str]:

@@ -104,12 +104,14 @@ def test_a_record_cut_short_is_ignored_and_removed_by_the_next_append(tmp_path):
     assert open(path).read().count("\n") == 2
 
 
-def test_a_part_of_the_grid_by_task_size_and_method(fake_method, glue_dir, tmp_path):
+def test_a_part_of_the_grid_by_task_size_method_and_seed(fake_method, glue_dir, tmp_path):
     grid = load_grid(write_grid(tmp_path, glue_dir, GRID.replace("sizes: [50]", "sizes: [50, 60]")))
     assert run_grid(part_of(grid, tasks=["mrpc"], sizes=[60])) == (4, 0)
     assert {(r["task"], r["train_size"]) for r in read_records(grid.results)} == {("mrpc", 60)}
     assert run_grid(part_of(grid, sizes=[60])) == (4, 4)
-    assert run_grid(part_of(grid, methods=["second"])) == (4, 4)
+    assert run_grid(part_of(grid, methods=["second"], seeds=[2])) == (2, 2)
+    assert {(r["method"], r["seed"]) for r in read_records(grid.results) if r["train_size"] == 50} == {("second", 2)}
+    assert run_grid(part_of(grid, methods=["second"])) == (2, 6)
     assert run_grid(grid) == (4, 12)
     with pytest.raises(ConfigError, match="--tasks cola is not allowed: the grid's are rte, mrpc"):
         part_of(grid, tasks=["cola"])
@@ -117,6 +119,8 @@ def test_a_part_of_the_grid_by_task_size_and_method(fake_method, glue_dir, tmp_p
         part_of(grid, sizes=[70])
     with pytest.raises(ConfigError, match="--methods third is not allowed: the grid's are first, second"):
         part_of(grid, methods=["second", "third"])
+    with pytest.raises(ConfigError, match="--seeds 4 is not allowed: the grid's are 1, 2"):
+        part_of(grid, seeds=[4])
 
 
 def test_parallel_workers_record_every_run_once(tiny_model_dir, glue_dir, tmp_path):
