@@ -29,3 +29,14 @@ def compute_metrics(task: GlueTask, predictions, labels) -> dict[str, float]:
     metrics = {k: 100.0 * v for k, v in metrics.items()}
     metrics["score"] = metrics[task.metric]
     return metrics
+
+
+def constant_prediction_score(task: GlueTask, labels) -> tuple[float, str | None]:
+    """The best headline score a prediction of one class for every example reaches, and that class:
+    max_c score(c, ..., c; labels). A model at or below it has not learned the task (for F1 on
+    MRPC, predicting "paraphrase" everywhere scores well above zero). Regression: 0, no class."""
+    if task.is_regression:
+        return 0.0, None
+    scores = [compute_metrics(task, [c] * len(labels), labels)["score"] for c in range(len(task.labels))]
+    best = int(np.argmax(scores))
+    return scores[best], task.labels[best]

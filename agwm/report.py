@@ -282,7 +282,18 @@ def alpha_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def markdown_report(records: list[dict]) -> str:
+def constant_table(constant: dict[str, tuple[float, str | None]]) -> str:
+    """Task -> the best score of one class predicted everywhere (see ``metrics.constant_prediction_score``)."""
+    lines = ["| task | class predicted everywhere | score |", "|---|---|---|"]
+    for task in _ordered(constant, list(TASKS)):
+        score, label = constant[task]
+        lines.append(f"| {task} | {label if label is not None else '- (regression: no correlation)'} | {score:.1f} |")
+    return "\n".join(lines)
+
+
+def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | None]] | None = None) -> str:
+    """The report; ``constant`` (task -> best one-class score on the scored split) adds the level a
+    model must pass to have learned anything."""
     sizes = sorted({r["train_size"] for r in records})
     seeds = sorted({r["seed"] for r in records})
     evaluated = {r.get("evaluated_on", "dev") for r in records}
@@ -296,6 +307,9 @@ def markdown_report(records: list[dict]) -> str:
     parts = [f"# Results\n\n{len(records)} runs; seeds {seeds}; cells are mean +- sample std over seeds "
              f"(number of seeds); {metric}.\n",
              f"## Methods and their settings\n\n{settings_table(records)}\n"]
+    if constant:
+        parts.append("## What one class predicted everywhere scores\n\nThe best of the task's classes on the "
+                     f"same split; a method at or below it has not learned the task.\n\n{constant_table(constant)}\n")
     has_baseline = any(r["method"] == BASELINE for r in records)
     for size in sizes:
         parts.append(f"## {size} training examples\n\n{score_table(records, size)}\n")

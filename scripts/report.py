@@ -3,6 +3,8 @@
     python scripts/report.py --results results/reference/results.jsonl --output-dir results/reference
     python scripts/report.py --results results/reference/results.jsonl results/baselines/results.jsonl \
         --output-dir results/baselines      # several grids' records in one report
+    python scripts/report.py --results ... --output-dir ... --data-dir ../shared/glue   # adds each task's
+        # one-class score on the dev set (what a model that learned nothing reaches)
     python scripts/report.py --search runs/rte-300-s1     # writes search.png, alpha_layers.png there
 """
 
@@ -17,6 +19,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", nargs="+", default=None, help="grid results files (JSON lines), merged")
     p.add_argument("--output-dir", default=None, help="where report.md and the plots go")
+    p.add_argument("--data-dir", default=None,
+                   help="GLUE folder: add each task's best one-class score on the dev set to the report")
     p.add_argument("--search", nargs="*", default=[], help="search output folders to plot")
     p.add_argument("--compare-searches", nargs="*", default=[], metavar="LABEL=FOLDER",
                    help="search folders to compare in <output-dir>/alpha_movement.png")
@@ -58,9 +62,13 @@ def main() -> None:
             if not found:
                 raise ConfigError(f"--results {path} is not allowed: no such file or no records in it")
             records += found
+        constant = None
+        if args.data_dir is not None:
+            constant = one_class_scores({r["task"] for r in records}, args.data_dir,
+                                        {r.get("evaluated_on", "dev") for r in records})
         try:
             records = merge_records(records)
-            report = markdown_report(records)
+            report = markdown_report(records, constant)
         except ValueError as error:  # records that cannot go in one report
             raise ConfigError(f"--results {' '.join(args.results)} is not allowed: {error}") from None
         os.makedirs(args.output_dir, exist_ok=True)
@@ -70,6 +78,20 @@ def main() -> None:
         print(f"{len(records)} records -> {args.output_dir}/report.md, score_vs_size.png")
 
     main_guard(body)
+
+
+def one_class_scores(tasks: set[str], data_dir: str, evaluated_on: set[str]) -> dict:
+    """Task -> (best one-class dev score, class), from the dev files under ``data_dir``."""
+    from agwm.metrics import constant_prediction_score
+    from agwm.tasks import get_task, load_split
+
+    if not os.path.isdir(data_dir):
+        raise ConfigError(f"--data-dir {data_dir} is not allowed: no such folder")
+    if evaluated_on != {"dev"}:
+        raise ConfigError("--data-dir is not allowed with held-out scores (finetune.holdout): "
+                          "the one-class scores are the dev set's")
+    return {name: constant_prediction_score(get_task(name), load_split(get_task(name), "dev", data_dir)["label"])
+            for name in tasks}
 
 
 if __name__ == "__main__":

@@ -75,6 +75,21 @@ def test_report_script_writes_markdown_and_plot(tmp_path, monkeypatch, capsys):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
+def test_report_with_the_one_class_scores_of_the_dev_sets(tmp_path, glue_dir, monkeypatch, capsys):
+    results = tmp_path / "results.jsonl"
+    for r in RECORDS:
+        append_record(str(results), r)
+    flags = ["--results", str(results), "--output-dir", str(tmp_path / "out")]
+    monkeypatch.setattr(sys, "argv", ["report.py", *flags, "--data-dir", glue_dir])
+    runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| rte | entailment | 52.7 |" in report  # 146 of the 277 RTE dev pairs
+    assert "| stsb | - (regression: no correlation) | 0.0 |" in report
+    code, err = run_script("report.py", [*flags, "--data-dir", str(tmp_path / "nowhere")], monkeypatch, capsys)
+    assert code == 2 and f"--data-dir {tmp_path / 'nowhere'} is not allowed: no such folder" in err
+    assert "What one class predicted everywhere" not in markdown_report(RECORDS)
+
+
 def test_a_report_without_vanilla_has_no_comparisons_to_it():
     report = markdown_report([r for r in RECORDS if r["method"] != "vanilla"])
     assert "| mixup | 72.0 (1) | 54.0 +- 1.4 (2) | 63.0 |" in report

@@ -6,7 +6,7 @@ from scipy.stats import pearsonr, spearmanr
 from transformers import AutoTokenizer
 
 from agwm.data import make_loader, random_splits, sample_examples, tokenize
-from agwm.metrics import compute_metrics
+from agwm.metrics import compute_metrics, constant_prediction_score
 from agwm.runtime import default_model
 from agwm.tasks import TASKS, DataError, get_task, load_split
 
@@ -126,6 +126,14 @@ def test_metrics_in_points_with_the_papers_headline():
     stsb = compute_metrics(get_task("stsb"), scores, gold)
     assert stsb["pearson"] == pytest.approx(100 * pearsonr(scores, gold)[0])
     assert stsb["score"] == stsb["spearman"] == pytest.approx(100 * spearmanr(scores, gold)[0])
+
+
+def test_the_best_one_class_prediction():
+    labels = np.array([0, 1, 1, 0, 1, 1])
+    assert constant_prediction_score(get_task("mrpc"), labels) == (pytest.approx(100 * 2 * 4 / 10), "1")  # F1
+    assert constant_prediction_score(get_task("rte"), 1 - labels) == (pytest.approx(100 * 4 / 6), "entailment")
+    assert constant_prediction_score(get_task("cola"), labels)[0] == 0.0  # MCC of a constant
+    assert constant_prediction_score(get_task("stsb"), np.array([0.5, 4.0, 2.0])) == (0.0, None)
 
 
 def test_without_a_folder_tasks_come_from_the_hub(monkeypatch):
