@@ -172,6 +172,13 @@ def time_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _dodge(i: int, n: int, spread: float = 1.25) -> float:
+    """The x factor of method i of n, so that the methods at one size sit side by side, in
+    [1 / spread, spread] (inside the panel's [size / 1.4, size * 1.4] for any n)."""
+    centre = (n - 1) / 2
+    return spread ** ((i - centre) / centre) if n > 1 else 1.0
+
+
 def plot_score_vs_size(records: list[dict], path: str) -> None:
     """One panel per task: mean score against training-set size per method, std error bars."""
     cells = scores_by_cell(records)
@@ -186,7 +193,7 @@ def plot_score_vs_size(records: list[dict], path: str) -> None:
             if not sizes:
                 continue
             stats = [mean_std(list(cells[method, task, s].values())) for s in sizes]
-            dodge = 1 + 0.04 * (i - (len(methods) - 1) / 2)  # side by side, not on top of each other
+            dodge = _dodge(i, len(methods))
             ax.errorbar([s * dodge for s in sizes], [m for m, _ in stats], yerr=[s for _, s in stats],
                         marker="o", capsize=3, label=method, color=colors[method])
         ax.set_title(f"{task} ({TASKS[task].metric})")

@@ -90,6 +90,21 @@ def test_report_with_the_one_class_scores_of_the_dev_sets(tmp_path, glue_dir, mo
     assert "What one class predicted everywhere" not in markdown_report(RECORDS)
 
 
+def test_every_method_is_drawn_inside_its_panel(tmp_path, monkeypatch):
+    """16 methods side by side (the baselines report): the outermost stayed off the axis once."""
+    import agwm.report as report
+
+    figures = []
+    monkeypatch.setattr(report.plt, "close", figures.append)
+    records = [record(f"m{i}", "rte", size, 1, 50.0 + i) for i in range(16) for size in (300, 1000)]
+    report.plot_score_vs_size(records, str(tmp_path / "plot.png"))
+    ax = figures[0].axes[0]
+    low, high = ax.get_xlim()
+    drawn = [x for bars in ax.containers for x in bars.lines[0].get_xdata()]  # each method's data line
+    assert len(drawn) == 32 and all(low < x < high for x in drawn)
+    assert len({round(x, 6) for x in drawn}) == 32  # no two methods on top of each other
+
+
 def test_a_report_without_vanilla_has_no_comparisons_to_it():
     report = markdown_report([r for r in RECORDS if r["method"] != "vanilla"])
     assert "| mixup | 72.0 (1) | 54.0 +- 1.4 (2) | 63.0 |" in report
