@@ -62,13 +62,13 @@ def main() -> None:
             if not found:
                 raise ConfigError(f"--results {path} is not allowed: no such file or no records in it")
             records += found
-        constant = None
-        if args.data_dir is not None:
-            constant = one_class_scores({r["task"] for r in records}, args.data_dir,
-                                        {r.get("evaluated_on", "dev") for r in records})
         try:
             records = merge_records(records)
+            constant = None if args.data_dir is None else one_class_scores(
+                {r["task"] for r in records}, args.data_dir, {r.get("evaluated_on", "dev") for r in records})
             report = markdown_report(records, constant)
+        except ConfigError:  # a bad --data-dir: its own message
+            raise
         except ValueError as error:  # records that cannot go in one report
             raise ConfigError(f"--results {' '.join(args.results)} is not allowed: {error}") from None
         os.makedirs(args.output_dir, exist_ok=True)
@@ -90,8 +90,9 @@ def one_class_scores(tasks: set[str], data_dir: str, evaluated_on: set[str]) -> 
     if evaluated_on != {"dev"}:
         raise ConfigError("--data-dir is not allowed with held-out scores (finetune.holdout): "
                           "the one-class scores are the dev set's")
-    return {name: constant_prediction_score(get_task(name), load_split(get_task(name), "dev", data_dir)["label"])
-            for name in tasks}
+    tasks_by_name = {name: get_task(name) for name in tasks}
+    return {name: constant_prediction_score(task, load_split(task, "dev", data_dir)["label"])
+            for name, task in tasks_by_name.items()}
 
 
 if __name__ == "__main__":

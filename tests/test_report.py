@@ -88,6 +88,11 @@ def test_report_with_the_one_class_scores_of_the_dev_sets(tmp_path, glue_dir, mo
     code, err = run_script("report.py", [*flags, "--data-dir", str(tmp_path / "nowhere")], monkeypatch, capsys)
     assert code == 2 and f"--data-dir {tmp_path / 'nowhere'} is not allowed: no such folder" in err
     assert "What one class predicted everywhere" not in markdown_report(RECORDS)
+    held_out = tmp_path / "held_out.jsonl"
+    append_record(str(held_out), {**RECORDS[0], "evaluated_on": "holdout"})
+    code, err = run_script("report.py", ["--results", str(held_out), "--output-dir", str(tmp_path / "out"),
+                                         "--data-dir", glue_dir], monkeypatch, capsys)
+    assert code == 2 and "error: --data-dir is not allowed with held-out scores" in err
 
 
 def test_every_method_is_drawn_inside_its_panel(tmp_path, monkeypatch):
