@@ -39,4 +39,4 @@ def constant_prediction_score(task: GlueTask, labels) -> tuple[float, str | None
         return 0.0, None
     scores = [compute_metrics(task, [c] * len(labels), labels)["score"] for c in range(len(task.labels))]
     best = int(np.argmax(scores))
-    return scores[best], task.labels[best]
+    return scores[best], task.class_names[best]

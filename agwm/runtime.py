@@ -85,9 +85,11 @@ def build_model(cfg: RunConfig, task: GlueTask, with_mixup: bool) -> nn.Module:
     """The pretrained encoder with a new head; the head's random initialisation is the
     ``head`` stream of the seed, so every method starts from the same model."""
     torch.manual_seed(stream_seed(cfg.seed, "head"))
+    names = {} if task.is_regression else {"id2label": dict(enumerate(task.class_names)),
+                                           "label2id": {n: i for i, n in enumerate(task.class_names)}}
     model = AutoModelForSequenceClassification.from_pretrained(
         cfg.model or default_model(), num_labels=task.num_labels,
-        problem_type="regression" if task.is_regression else "single_label_classification",
+        problem_type="regression" if task.is_regression else "single_label_classification", **names,
     )
     if with_mixup:
         m = cfg.mixup

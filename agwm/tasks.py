@@ -32,6 +32,12 @@ class GlueTask:
     metric: str  # headline metric, as the paper reports it
     has_header: bool = True
     positional_columns: tuple[str, ...] | None = None  # column names of a header-less file
+    names: tuple[str, ...] | None = None  # readable class names where ``labels`` are codes ("0", "1")
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """The classes in class-index order, by name (the ``nyu-mll/glue`` feature names)."""
+        return self.names or self.labels
 
     @property
     def is_regression(self) -> bool:
@@ -45,11 +51,15 @@ class GlueTask:
 NLI = ("entailment", "not_entailment")
 TASKS: dict[str, GlueTask] = {t.name: t for t in [
     GlueTask("cola", "CoLA", "dev.tsv", ("sentence",), "label", ("0", "1"), "mcc", has_header=False,
-             positional_columns=("source", "label", "original_label", "sentence")),
-    GlueTask("sst2", "SST-2", "dev.tsv", ("sentence",), "label", ("0", "1"), "accuracy"),
-    GlueTask("mrpc", "MRPC", "dev.tsv", ("#1 String", "#2 String"), "Quality", ("0", "1"), "f1"),
+             positional_columns=("source", "label", "original_label", "sentence"),
+             names=("unacceptable", "acceptable")),
+    GlueTask("sst2", "SST-2", "dev.tsv", ("sentence",), "label", ("0", "1"), "accuracy",
+             names=("negative", "positive")),
+    GlueTask("mrpc", "MRPC", "dev.tsv", ("#1 String", "#2 String"), "Quality", ("0", "1"), "f1",
+             names=("not_equivalent", "equivalent")),
     GlueTask("stsb", "STS-B", "dev.tsv", ("sentence1", "sentence2"), "score", None, "spearman"),
-    GlueTask("qqp", "QQP", "dev.tsv", ("question1", "question2"), "is_duplicate", ("0", "1"), "f1"),
+    GlueTask("qqp", "QQP", "dev.tsv", ("question1", "question2"), "is_duplicate", ("0", "1"), "f1",
+             names=("not_duplicate", "duplicate")),
     GlueTask("mnli", "MNLI", "dev_matched.tsv", ("sentence1", "sentence2"), "gold_label",
              ("entailment", "neutral", "contradiction"), "accuracy"),
     GlueTask("qnli", "QNLI", "dev.tsv", ("question", "sentence"), "label", NLI, "accuracy"),

@@ -5,11 +5,12 @@ import math
 
 import pytest
 from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification
 
 from agwm.config import build_run_config, load_engine_settings, engine_config_path
 from agwm.finetune import run_finetune
 from agwm.mixup import alpha_state_dict
-from agwm.runtime import build_model
+from agwm.runtime import build_model, evaluate, load_dev, load_run_data
 from agwm.search import run_search
 from agwm.tasks import get_task
 
@@ -60,8 +61,17 @@ def test_finetune_with_the_searched_alphas_scores_on_dev(darts_search, glue_dir,
     out, _ = darts_search
     cfg = build_run_config({"task": "rte", "train_size": 32, "seed": 3, "data_dir": glue_dir,
                             "output_dir": str(tmp_path)}, ["finetune.epochs=1"])
-    result = run_finetune(cfg, str(out / "alphas.safetensors"))
+    result = run_finetune(cfg, str(out / "alphas.safetensors"), save_model=True)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["score"] == result["score"] and math.isfinite(saved["score"])
     assert 0.0 <= saved["dev"]["accuracy"] <= 100.0 and saved["evaluated_on"] == "dev"
     assert saved["steps"] == 2
+
+    # The saved model is a stock Hugging Face folder with the mixup merged in: it loads without agwm,
+    # names its classes, and scores what the mixed model scored (up to float rounding of a near tie).
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model")
+    assert model.config.id2label == {0: "entailment", 1: "not_entailment"}
+    data = load_run_data(cfg)
+    dev = load_dev(cfg, data)
+    rescored = evaluate(model, data.task, dev, data.tokenizer, batch_size=64)["score"]
+    assert rescored == pytest.approx(saved["score"], abs=100 / len(dev) + 1e-9)
