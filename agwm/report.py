@@ -179,8 +179,12 @@ def _dodge(i: int, n: int, spread: float = 1.25) -> float:
     return spread ** ((i - centre) / centre) if n > 1 else 1.0
 
 
-def plot_score_vs_size(records: list[dict], path: str) -> None:
-    """One panel per task: mean score against training-set size per method, std error bars."""
+def plot_score_vs_size(records: list[dict], path: str,
+                       constant: dict[str, tuple[float, str | None]] | None = None) -> None:
+    """One panel per task: mean score against training-set size per method, std error bars; with
+    ``constant`` (task -> score of one class predicted everywhere, as ``constant_table``), that
+    level as a dashed line where it falls inside the scores' range (MCC's or Spearman's 0 would
+    squeeze them)."""
     cells = scores_by_cell(records)
     tasks = _ordered([t for _, t, _ in cells], list(TASKS))
     methods = _ordered([m for m, _, _ in cells], [BASELINE])
@@ -196,6 +200,9 @@ def plot_score_vs_size(records: list[dict], path: str) -> None:
             dodge = _dodge(i, len(methods))
             ax.errorbar([s * dodge for s in sizes], [m for m, _ in stats], yerr=[s for _, s in stats],
                         marker="o", capsize=3, label=method, color=colors[method])
+        low, high = ax.get_ylim()
+        if constant and task in constant and low < constant[task][0] < high:
+            ax.axhline(constant[task][0], color="grey", linestyle="--", linewidth=1)
         ax.set_title(f"{task} ({TASKS[task].metric})")
         ax.set_xlabel("training examples")
         ax.set_xscale("log")
@@ -206,7 +213,11 @@ def plot_score_vs_size(records: list[dict], path: str) -> None:
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[0][0].set_ylabel("score (mean +- std over seeds)")
     handles = [plt.Line2D([], [], color=colors[m], marker="o", linestyle="") for m in methods]
-    fig.legend(handles, methods, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    labels = list(methods)
+    if constant:
+        handles.append(plt.Line2D([], [], color="grey", linestyle="--", linewidth=1))
+        labels.append("one class everywhere")
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)

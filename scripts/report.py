@@ -72,7 +72,7 @@ def main() -> None:
         except ValueError as error:  # records that cannot go in one report
             raise ConfigError(f"--results {' '.join(args.results)} is not allowed: {error}") from None
         os.makedirs(args.output_dir, exist_ok=True)
-        plot_score_vs_size(records, os.path.join(args.output_dir, "score_vs_size.png"))
+        plot_score_vs_size(records, os.path.join(args.output_dir, "score_vs_size.png"), constant)
         with open(os.path.join(args.output_dir, "report.md"), "w") as f:
             f.write(report)
         print(f"{len(records)} records -> {args.output_dir}/report.md, score_vs_size.png")

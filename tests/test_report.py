@@ -110,6 +110,20 @@ def test_every_method_is_drawn_inside_its_panel(tmp_path, monkeypatch):
     assert len({round(x, 6) for x in drawn}) == 32  # no two methods on top of each other
 
 
+def test_the_one_class_level_is_drawn_inside_the_scores_range(tmp_path, monkeypatch):
+    import agwm.report as report
+
+    figures = []
+    monkeypatch.setattr(report.plt, "close", figures.append)
+    records = [record(method, task, 300, 1, score) for task in ("mrpc", "rte")
+               for method, score in (("vanilla", 75.0), ("mixup", 85.0))]
+    report.plot_score_vs_size(records, str(tmp_path / "plot.png"),
+                              {"mrpc": (81.2, "equivalent"), "rte": (52.7, "entailment")})
+    mrpc, rte = figures[0].axes[:2]
+    assert [list(line.get_ydata()) for line in mrpc.lines if line.get_linestyle() == "--"] == [[81.2, 81.2]]
+    assert rte.get_ylim()[0] > 60 and not [line for line in rte.lines if line.get_linestyle() == "--"]
+
+
 def test_a_report_without_vanilla_has_no_comparisons_to_it():
     report = markdown_report([r for r in RECORDS if r["method"] != "vanilla"])
     assert "| mixup | 72.0 (1) | 54.0 +- 1.4 (2) | 63.0 |" in report
