@@ -191,6 +191,7 @@ def plot_score_vs_size(records: list[dict], path: str,
     fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.4), squeeze=False)
     palette = plt.get_cmap("tab20" if len(methods) > 10 else "tab10")
     colors = {method: palette(i % palette.N) for i, method in enumerate(methods)}  # one colour per method
+    level_drawn = False
     for ax, task in zip(axes[0], tasks):
         for i, method in enumerate(methods):
             sizes = sorted(s for m, t, s in cells if m == method and t == task)
@@ -203,6 +204,7 @@ def plot_score_vs_size(records: list[dict], path: str,
         low, high = ax.get_ylim()
         if constant and task in constant and low < constant[task][0] < high:
             ax.axhline(constant[task][0], color="grey", linestyle="--", linewidth=1)
+            level_drawn = True
         ax.set_title(f"{task} ({TASKS[task].metric})")
         ax.set_xlabel("training examples")
         ax.set_xscale("log")
@@ -214,7 +216,7 @@ def plot_score_vs_size(records: list[dict], path: str,
     axes[0][0].set_ylabel("score (mean +- std over seeds)")
     handles = [plt.Line2D([], [], color=colors[m], marker="o", linestyle="") for m in methods]
     labels = list(methods)
-    if constant:
+    if level_drawn:
         handles.append(plt.Line2D([], [], color="grey", linestyle="--", linewidth=1))
         labels.append("one class everywhere")
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)

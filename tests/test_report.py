@@ -122,6 +122,10 @@ def test_the_one_class_level_is_drawn_inside_the_scores_range(tmp_path, monkeypa
     mrpc, rte = figures[0].axes[:2]
     assert [list(line.get_ydata()) for line in mrpc.lines if line.get_linestyle() == "--"] == [[81.2, 81.2]]
     assert rte.get_ylim()[0] > 60 and not [line for line in rte.lines if line.get_linestyle() == "--"]
+    assert "one class everywhere" in [t.get_text() for t in figures[0].legends[0].texts]
+
+    report.plot_score_vs_size(records, str(tmp_path / "plot.png"), {"rte": (52.7, "entailment")})
+    assert "one class everywhere" not in [t.get_text() for t in figures[1].legends[0].texts]  # drawn nowhere
 
 
 def test_a_report_without_vanilla_has_no_comparisons_to_it():
