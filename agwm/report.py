@@ -57,22 +57,27 @@ def _ordered(values, order=None):
 
 
 def score_table(records: list[dict], size: int) -> str:
-    """Methods x tasks at one training-set size: mean +- std (n seeds), and the average of the
-    task means."""
+    """Methods x tasks at one training-set size: mean +- std (n seeds), and the average over tasks of
+    the task means. The average uses only the seeds that every cell of the table holds (rows missing
+    a task have none), so that every row's average is over the same runs; the header names those
+    seeds when some cell holds more."""
     cells = scores_by_cell(records)
     methods = _ordered([m for m, _, s in cells if s == size], [BASELINE])
     tasks = _ordered([t for _, t, s in cells if s == size], list(TASKS))
-    lines = [f"| method | {' | '.join(tasks)} | average |", "|---" * (len(tasks) + 2) + "|"]
+    complete = [m for m in methods if all(cells.get((m, t, size)) for t in tasks)]
+    seed_sets = [set(cells[m, t, size]) for m in complete for t in tasks]
+    common = sorted(set.intersection(*seed_sets)) if seed_sets else []
+    header = "average"
+    if common and any(len(seeds) > len(common) for seeds in seed_sets):
+        header = f"average (seed{'s' * (len(common) > 1)} {', '.join(map(str, common))}: those every cell has)"
+    lines = [f"| method | {' | '.join(tasks)} | {header} |", "|---" * (len(tasks) + 2) + "|"]
     for method in methods:
-        row, means = [], []
-        for task in tasks:
-            seeds = cells.get((method, task, size))
-            if not seeds:
-                row.append("-")
-                continue
-            means.append(statistics.mean(seeds.values()))
-            row.append(format_cell(list(seeds.values())))
-        average = f"{statistics.mean(means):.1f}" if len(means) == len(tasks) else "-"
+        row = [format_cell(list(cells[method, task, size].values())) if cells.get((method, task, size)) else "-"
+               for task in tasks]
+        average = "-"
+        if method in complete and common:
+            task_means = [statistics.mean(cells[method, t, size][s] for s in common) for t in tasks]
+            average = f"{statistics.mean(task_means):.1f}"
         lines.append(f"| {method} | {' | '.join(row)} | {average} |")
     return "\n".join(lines)
 

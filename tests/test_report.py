@@ -36,9 +36,17 @@ def test_mean_and_sample_std():
 
 def test_score_table_rows_columns_and_average():
     table = score_table(RECORDS, 300).splitlines()
-    assert table[0] == "| method | stsb | rte | average |"  # GLUE task order
-    assert table[2] == "| vanilla | 70.0 (1) | 54.0 +- 4.0 (3) | 62.0 |"
-    assert table[3] == f"| mixup | 72.0 (1) | 54.0 +- {statistics.stdev([53, 55]):.1f} (2) | 63.0 |"
+    assert table[0] == "| method | stsb | rte | average (seed 1: those every cell has) |"  # GLUE task order
+    assert table[2] == "| vanilla | 70.0 (1) | 54.0 +- 4.0 (3) | 60.0 |"  # (70 + 50) / 2, seed 1 alone
+    assert table[3] == f"| mixup | 72.0 (1) | 54.0 +- {statistics.stdev([53, 55]):.1f} (2) | 62.5 |"
+    full = RECORDS + [record("vanilla", "stsb", 300, s, 70.0 + s) for s in (2, 3)]
+    full += [record("mixup", "rte", 300, 3, 57.0), record("mixup", "stsb", 300, 2, 74.0),
+             record("mixup", "stsb", 300, 3, 74.0), record("joint", "rte", 300, 1, 51.0)]
+    table = score_table(full, 300).splitlines()
+    assert table[0] == "| method | stsb | rte | average |"  # every cell of the complete rows has seeds 1-3
+    assert table[2] == "| vanilla | 71.7 +- 1.5 (3) | 54.0 +- 4.0 (3) | 62.8 |"  # (71.67 + 54) / 2
+    assert table[3] == "| joint | - | 51.0 (1) | - |"  # a row without every task has no average
+    assert table[4].endswith("| 73.3 +- 1.2 (3) | 55.0 +- 2.0 (3) | 64.2 |")  # (73.33 + 55) / 2
 
 
 def test_paired_differences_use_only_shared_seeds():
@@ -130,7 +138,7 @@ def test_the_one_class_level_is_drawn_inside_the_scores_range(tmp_path, monkeypa
 
 def test_a_report_without_vanilla_has_no_comparisons_to_it():
     report = markdown_report([r for r in RECORDS if r["method"] != "vanilla"])
-    assert "| mixup | 72.0 (1) | 54.0 +- 1.4 (2) | 63.0 |" in report
+    assert "| mixup | 72.0 (1) | 54.0 +- 1.4 (2) | 62.5 |" in report  # seed 1 alone: (72 + 53) / 2
     assert not any(part in report for part in ("Paired differences", "Ablations", "Relative time"))
 
 
