@@ -5,6 +5,7 @@
         --output-dir results/baselines      # several grids' records in one report
     python scripts/report.py --results ... --output-dir ... --data-dir ../shared/glue   # adds each task's
         # one-class score on the dev set (what a model that learned nothing reaches)
+    python scripts/report.py --results ... --output-dir ... --tasks stsb --sizes 300   # only those records
     python scripts/report.py --search runs/rte-300-s1     # writes search.png, alpha_layers.png there
 """
 
@@ -21,6 +22,9 @@ def main() -> None:
     p.add_argument("--output-dir", default=None, help="where report.md and the plots go")
     p.add_argument("--data-dir", default=None,
                    help="GLUE folder: add each task's best one-class score on the dev set to the report")
+    p.add_argument("--tasks", nargs="+", default=None, help="report only these tasks' records (default: all)")
+    p.add_argument("--sizes", type=int, nargs="+", default=None,
+                   help="report only these training-set sizes' records (default: all)")
     p.add_argument("--search", nargs="*", default=[], help="search output folders to plot")
     p.add_argument("--compare-searches", nargs="*", default=[], metavar="LABEL=FOLDER",
                    help="search folders to compare in <output-dir>/alpha_movement.png")
@@ -62,6 +66,8 @@ def main() -> None:
             if not found:
                 raise ConfigError(f"--results {path} is not allowed: no such file or no records in it")
             records += found
+        records = only_these(records, "--tasks", "task", args.tasks)
+        records = only_these(records, "--sizes", "train_size", args.sizes)
         try:
             records = merge_records(records)
             constant = None if args.data_dir is None else one_class_scores(
@@ -78,6 +84,19 @@ def main() -> None:
         print(f"{len(records)} records -> {args.output_dir}/report.md, score_vs_size.png")
 
     main_guard(body)
+
+
+def only_these(records: list[dict], flag: str, field: str, wanted: list | None) -> list[dict]:
+    """The records whose ``field`` is one of ``wanted`` (all when None); a wanted value that no record
+    has is refused, naming those the records have."""
+    if wanted is None:
+        return records
+    present = sorted({r[field] for r in records})
+    missing = [v for v in wanted if v not in present]
+    if missing:
+        raise ConfigError(f"{flag} {' '.join(map(str, missing))} is not allowed: the results hold "
+                          f"{', '.join(map(str, present))}")
+    return [r for r in records if r[field] in wanted]
 
 
 def one_class_scores(tasks: set[str], data_dir: str, evaluated_on: set[str]) -> dict:

@@ -83,6 +83,22 @@ def test_report_script_writes_markdown_and_plot(tmp_path, monkeypatch, capsys):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
+def test_report_of_some_tasks_and_sizes_only(tmp_path, monkeypatch, capsys):
+    results = tmp_path / "results.jsonl"
+    for r in RECORDS:
+        append_record(str(results), r)
+    flags = ["--results", str(results), "--output-dir", str(tmp_path / "out")]
+    monkeypatch.setattr(sys, "argv", ["report.py", *flags, "--tasks", "rte", "--sizes", "300"])
+    runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert report.startswith("# Results\n\n5 runs;")  # rte at 300: 3 vanilla, 2 mixup
+    assert "## 1000 training examples" not in report and "| method | rte | average (seeds 1, 2: " in report
+    code, err = run_script("report.py", [*flags, "--tasks", "rte", "qnli"], monkeypatch, capsys)
+    assert code == 2 and "--tasks qnli is not allowed: the results hold rte, stsb" in err
+    code, err = run_script("report.py", [*flags, "--sizes", "500"], monkeypatch, capsys)
+    assert code == 2 and "--sizes 500 is not allowed: the results hold 300, 1000" in err
+
+
 def test_report_with_the_one_class_scores_of_the_dev_sets(tmp_path, glue_dir, monkeypatch, capsys):
     results = tmp_path / "results.jsonl"
     for r in RECORDS:
