@@ -82,10 +82,15 @@ def score_table(records: list[dict], size: int) -> str:
     return "\n".join(lines)
 
 
-def paired_differences(cells: dict, method: str, task: str, size: int) -> list[float]:
-    """d_i = score(method, seed i) - score(vanilla, seed i) over the seeds both have, in seed order."""
-    mine, base = cells.get((method, task, size), {}), cells.get((BASELINE, task, size), {})
-    return [mine[s] - base[s] for s in sorted(set(mine) & set(base))]
+def paired_by_seed(cells: dict, method: str, task: str, size: int, base: str = BASELINE) -> dict[int, float]:
+    """seed i -> d_i = score(method, seed i) - score(base, seed i), over the seeds both have."""
+    mine, theirs = cells.get((method, task, size), {}), cells.get((base, task, size), {})
+    return {s: mine[s] - theirs[s] for s in sorted(set(mine) & set(theirs))}
+
+
+def paired_differences(cells: dict, method: str, task: str, size: int, base: str = BASELINE) -> list[float]:
+    """d_i = score(method, seed i) - score(base, seed i) over the seeds both have, in seed order."""
+    return list(paired_by_seed(cells, method, task, size, base).values())
 
 
 def paired_p_value(diffs: list[float]) -> float | None:
@@ -265,25 +270,38 @@ def changes_from_defaults(config: dict) -> list[str]:
             and defaults[key] != value]
 
 
-def ablation_table(records: list[dict], size: int) -> str:
-    """The mixup variants (mixup, joint, random-alpha entries): what each changes from the
-    defaults, and its paired difference to vanilla per task (mean, seeds) and averaged over tasks."""
+def default_mixup(records: list[dict]) -> str | None:
+    """The mixup entry that changes nothing from the defaults (the one with most runs if several),
+    against which each ablation is one change; None when the records hold none."""
+    runs: dict = defaultdict(int)
+    for r in records:
+        if r.get("kind") == "mixup" and not changes_from_defaults(r.get("config", {})):
+            runs[r["method"]] += 1
+    return max(sorted(runs), key=runs.get) if runs else None
+
+
+def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
+    """The mixup variants (mixup, joint, random-alpha entries) run at this size: what each changes
+    from the defaults, and its paired difference to ``base`` per task, mean (seeds). The average
+    over tasks uses only the seeds every task of the row shares (as in :func:`score_table`), and
+    names them when some task has more."""
     cells = scores_by_cell(records)
     tasks = _ordered([t for _, t, s in cells if s == size], list(TASKS))
-    configs = {r["method"]: r.get("config", {}) for r in records if r.get("kind") in ABLATION_KINDS}
+    configs = {r["method"]: r.get("config", {}) for r in records
+               if r.get("kind") in ABLATION_KINDS and r["train_size"] == size and r["method"] != base}
     kinds = {r["method"]: r["kind"] for r in records}
-    lines = [f"| variant | kind | changes from the defaults | {' | '.join(tasks)} | average |",
+    lines = [f"| variant - {base} | kind | changes from the defaults | {' | '.join(tasks)} | average |",
              "|---" * (len(tasks) + 4) + "|"]
     for method in _ordered(configs):
-        row, means = [], []
-        for task in tasks:
-            diffs = paired_differences(cells, method, task, size)
-            if diffs:
-                means.append(statistics.mean(diffs))
-                row.append(f"{means[-1]:+.1f} ({len(diffs)})")
-            else:
-                row.append("-")
-        average = f"{statistics.mean(means):+.1f}" if len(means) == len(tasks) else "-"
+        by_task = {task: paired_by_seed(cells, method, task, size, base) for task in tasks}
+        row = [f"{statistics.mean(d.values()):+.1f} ({len(d)})" if d else "-" for d in by_task.values()]
+        common = set.intersection(*(set(d) for d in by_task.values()))
+        average = "-"
+        if common:
+            task_means = [statistics.mean(d[s] for s in common) for d in by_task.values()]
+            average = f"{statistics.mean(task_means):+.1f}"
+            if any(len(d) > len(common) for d in by_task.values()):
+                average += f" (seed{'s' * (len(common) > 1)} {', '.join(map(str, sorted(common)))})"
         changes = " ".join(changes_from_defaults(configs[method])) or "none"
         lines.append(f"| {method} | {kinds[method]} | {changes} | {' | '.join(row)} | {average} |")
     return "\n".join(lines)
@@ -348,6 +366,12 @@ def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | 
         if has_baseline and any(r.get("kind") in ABLATION_KINDS for r in records if r["train_size"] == size):
             parts.append("Ablations: each mixup variant minus vanilla (same task and seed), mean (seeds):\n\n"
                          f"{ablation_table(records, size)}\n")
+            reference = default_mixup([r for r in records if r["train_size"] == size])
+            if reference and any(r["method"] not in (BASELINE, reference) and r.get("kind") in ABLATION_KINDS
+                                 for r in records if r["train_size"] == size):
+                parts.append(f"Each variant minus the default mixup ({reference}) on the same task and seed, "
+                             f"what the variant's changes from the defaults do:\n\n"
+                             f"{ablation_table(records, size, base=reference)}\n")
         spread, dof = paired_spread(records, size)
         if dof:
             parts.append(f"Pooled std of a paired difference: {spread:.1f} points ({dof} degrees of freedom); "

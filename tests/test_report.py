@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from agwm.grid import append_record
-from agwm.report import (ablation_table, changes_from_defaults, markdown_report, mean_std, merge_records,
+from agwm.report import (ablation_table, changes_from_defaults, default_mixup, markdown_report, mean_std, merge_records,
                          paired_p_value, paired_spread, paired_table, per_seed_table, score_table, seeds_needed,
                          time_table)
 from tests.conftest import REPO
@@ -214,9 +214,17 @@ def test_ablation_table_names_what_each_variant_changes_and_its_paired_differenc
     assert changes_from_defaults(config) == ["mixup.rank=8"]
     records = RECORDS + [dict(record("rank-8", "rte", 300, 1, 49.0), kind="mixup", config=config)]
     table = ablation_table(records, 300)
-    assert "| variant | kind | changes from the defaults | stsb | rte | average |" in table
+    assert "| variant - vanilla | kind | changes from the defaults | stsb | rte | average |" in table
     assert "| rank-8 | mixup | mixup.rank=8 | - | -1.0 (1) | - |" in table
-    assert "| mixup | mixup | none | +2.0 (1) | +2.0 (2) | +2.0 |" in table
+    # stsb +2 (seed 1), rte +3, +1 (seeds 1, 2): the average is over seed 1, which both tasks have
+    assert "| mixup | mixup | none | +2.0 (1) | +2.0 (2) | +2.5 (seed 1) |" in table
+    assert ablation_table(records, 1000).splitlines()[2:] == []  # no variant ran at 1000
+    assert default_mixup(records) == "mixup"  # rank-8 changes a default
+    against_mixup = ablation_table(records, 300, base="mixup").splitlines()
+    assert against_mixup[2:] == ["| rank-8 | mixup | mixup.rank=8 | - | -4.0 (1) | - |"]  # 49 - 53 on seed 1
+    report = markdown_report(records)
+    assert "Each variant minus the default mixup (mixup) on the same task and seed" in report
+    assert "default mixup" not in markdown_report(RECORDS)  # no variant besides the default
 
 
 def test_report_of_records_that_disagree_or_of_a_folder_without_alphas_stops_with_a_message(tmp_path, monkeypatch,
