@@ -60,10 +60,13 @@ def score_table(records: list[dict], size: int) -> str:
     """Methods x tasks at one training-set size: mean +- std (n seeds), and the average over tasks of
     the task means. The average uses only the seeds that every cell of the table holds (rows missing
     a task have none), so that every row's average is over the same runs; the header names those
-    seeds when some cell holds more."""
+    seeds when some cell holds more. A table of one task has no average column."""
     cells = scores_by_cell(records)
     methods = _ordered([m for m, _, s in cells if s == size], [BASELINE])
     tasks = _ordered([t for _, t, s in cells if s == size], list(TASKS))
+    if len(tasks) == 1:
+        lines = [f"| method | {tasks[0]} |", "|---|---|"]
+        return "\n".join(lines + [f"| {m} | {format_cell(list(cells[m, tasks[0], size].values()))} |" for m in methods])
     complete = [m for m in methods if all(cells.get((m, t, size)) for t in tasks)]
     seed_sets = [set(cells[m, t, size]) for m in complete for t in tasks]
     common = sorted(set.intersection(*seed_sets)) if seed_sets else []
@@ -284,14 +287,15 @@ def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
     """The mixup variants (mixup, joint, random-alpha entries) run at this size: what each changes
     from the defaults, and its paired difference to ``base`` per task, mean (seeds). The average
     over tasks uses only the seeds every task of the row shares (as in :func:`score_table`), and
-    names them when some task has more."""
+    names them when some task has more; a table of one task has none."""
     cells = scores_by_cell(records)
     tasks = _ordered([t for _, t, s in cells if s == size], list(TASKS))
     configs = {r["method"]: r.get("config", {}) for r in records
                if r.get("kind") in ABLATION_KINDS and r["train_size"] == size and r["method"] != base}
     kinds = {r["method"]: r["kind"] for r in records}
-    lines = [f"| variant - {base} | kind | changes from the defaults | {' | '.join(tasks)} | average |",
-             "|---" * (len(tasks) + 4) + "|"]
+    averaged = len(tasks) > 1
+    lines = [f"| variant - {base} | kind | changes from the defaults | {' | '.join(tasks)} |"
+             + " average |" * averaged, "|---" * (len(tasks) + 3 + averaged) + "|"]
     for method in _ordered(configs):
         by_task = {task: paired_by_seed(cells, method, task, size, base) for task in tasks}
         row = [f"{statistics.mean(d.values()):+.1f} ({len(d)})" if d else "-" for d in by_task.values()]
@@ -303,7 +307,7 @@ def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
             if any(len(d) > len(common) for d in by_task.values()):
                 average += f" (seed{'s' * (len(common) > 1)} {', '.join(map(str, sorted(common)))})"
         changes = " ".join(changes_from_defaults(configs[method])) or "none"
-        lines.append(f"| {method} | {kinds[method]} | {changes} | {' | '.join(row)} | {average} |")
+        lines.append(f"| {method} | {kinds[method]} | {changes} | {' | '.join(row)} |" + f" {average} |" * averaged)
     return "\n".join(lines)
 
 

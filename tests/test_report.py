@@ -47,6 +47,10 @@ def test_score_table_rows_columns_and_average():
     assert table[2] == "| vanilla | 71.7 +- 1.5 (3) | 54.0 +- 4.0 (3) | 62.8 |"  # (71.67 + 54) / 2
     assert table[3] == "| joint | - | 51.0 (1) | - |"  # a row without every task has no average
     assert table[4].endswith("| 73.3 +- 1.2 (3) | 55.0 +- 2.0 (3) | 64.2 |")  # (73.33 + 55) / 2
+    one_task = [r for r in RECORDS if r["task"] == "rte"]
+    assert score_table(one_task, 300).splitlines() == [  # one task: nothing to average
+        "| method | rte |", "|---|---|", "| vanilla | 54.0 +- 4.0 (3) |",
+        f"| mixup | 54.0 +- {statistics.stdev([53, 55]):.1f} (2) |"]
 
 
 def test_paired_differences_use_only_shared_seeds():
@@ -92,7 +96,7 @@ def test_report_of_some_tasks_and_sizes_only(tmp_path, monkeypatch, capsys):
     runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")
     report = (tmp_path / "out" / "report.md").read_text()
     assert report.startswith("# Results\n\n5 runs;")  # rte at 300: 3 vanilla, 2 mixup
-    assert "## 1000 training examples" not in report and "| method | rte | average (seeds 1, 2: " in report
+    assert "## 1000 training examples" not in report and "| method | rte |\n" in report
     code, err = run_script("report.py", [*flags, "--tasks", "rte", "qnli"], monkeypatch, capsys)
     assert code == 2 and "--tasks qnli is not allowed: the results hold rte, stsb" in err
     code, err = run_script("report.py", [*flags, "--sizes", "500"], monkeypatch, capsys)
@@ -222,6 +226,9 @@ def test_ablation_table_names_what_each_variant_changes_and_its_paired_differenc
     assert default_mixup(records) == "mixup"  # rank-8 changes a default
     against_mixup = ablation_table(records, 300, base="mixup").splitlines()
     assert against_mixup[2:] == ["| rank-8 | mixup | mixup.rank=8 | - | -4.0 (1) | - |"]  # 49 - 53 on seed 1
+    one_task = ablation_table([r for r in records if r["task"] == "rte"], 300).splitlines()
+    assert one_task[:2] == ["| variant - vanilla | kind | changes from the defaults | rte |", "|---" * 4 + "|"]
+    assert "| mixup | mixup | none | +2.0 (2) |" in one_task
     report = markdown_report(records)
     assert "Each variant minus the default mixup (mixup) on the same task and seed" in report
     assert "default mixup" not in markdown_report(RECORDS)  # no variant besides the default
