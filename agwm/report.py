@@ -56,6 +56,12 @@ def _ordered(values, order=None):
     return sorted(set(values), key=lambda v: (order.index(v) if v in order else len(order), v))
 
 
+def _seeds_text(seeds) -> str:
+    """``seed 1`` or ``seeds 1, 2``, in order."""
+    seeds = sorted(seeds)
+    return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+
+
 def score_table(records: list[dict], size: int) -> str:
     """Methods x tasks at one training-set size: mean +- std (n seeds), and the average over tasks of
     the task means. The average uses only the seeds that every cell of the table holds (rows missing
@@ -64,16 +70,14 @@ def score_table(records: list[dict], size: int) -> str:
     cells = scores_by_cell(records)
     methods = _ordered([m for m, _, s in cells if s == size], [BASELINE])
     tasks = _ordered([t for _, t, s in cells if s == size], list(TASKS))
-    if len(tasks) == 1:
-        lines = [f"| method | {tasks[0]} |", "|---|---|"]
-        return "\n".join(lines + [f"| {m} | {format_cell(list(cells[m, tasks[0], size].values()))} |" for m in methods])
+    averaged = len(tasks) > 1
     complete = [m for m in methods if all(cells.get((m, t, size)) for t in tasks)]
     seed_sets = [set(cells[m, t, size]) for m in complete for t in tasks]
     common = sorted(set.intersection(*seed_sets)) if seed_sets else []
-    header = "average"
+    header = " average |"
     if common and any(len(seeds) > len(common) for seeds in seed_sets):
-        header = f"average (seed{'s' * (len(common) > 1)} {', '.join(map(str, common))}: those every cell has)"
-    lines = [f"| method | {' | '.join(tasks)} | {header} |", "|---" * (len(tasks) + 2) + "|"]
+        header = f" average ({_seeds_text(common)}: those every cell has) |"
+    lines = [f"| method | {' | '.join(tasks)} |" + header * averaged, "|---" * (len(tasks) + 1 + averaged) + "|"]
     for method in methods:
         row = [format_cell(list(cells[method, task, size].values())) if cells.get((method, task, size)) else "-"
                for task in tasks]
@@ -81,7 +85,7 @@ def score_table(records: list[dict], size: int) -> str:
         if method in complete and common:
             task_means = [statistics.mean(cells[method, t, size][s] for s in common) for t in tasks]
             average = f"{statistics.mean(task_means):.1f}"
-        lines.append(f"| {method} | {' | '.join(row)} | {average} |")
+        lines.append(f"| {method} | {' | '.join(row)} |" + f" {average} |" * averaged)
     return "\n".join(lines)
 
 
@@ -305,7 +309,7 @@ def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
             task_means = [statistics.mean(d[s] for s in common) for d in by_task.values()]
             average = f"{statistics.mean(task_means):+.1f}"
             if any(len(d) > len(common) for d in by_task.values()):
-                average += f" (seed{'s' * (len(common) > 1)} {', '.join(map(str, sorted(common)))})"
+                average += f" ({_seeds_text(common)})"
         changes = " ".join(changes_from_defaults(configs[method])) or "none"
         lines.append(f"| {method} | {kinds[method]} | {changes} | {' | '.join(row)} |" + f" {average} |" * averaged)
     return "\n".join(lines)
@@ -371,11 +375,10 @@ def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | 
             parts.append("Ablations: each mixup variant minus vanilla (same task and seed), mean (seeds):\n\n"
                          f"{ablation_table(records, size)}\n")
             reference = default_mixup([r for r in records if r["train_size"] == size])
-            if reference and any(r["method"] not in (BASELINE, reference) and r.get("kind") in ABLATION_KINDS
-                                 for r in records if r["train_size"] == size):
+            against_reference = ablation_table(records, size, base=reference) if reference else ""
+            if against_reference.count("\n") > 1:  # a row below the header
                 parts.append(f"Each variant minus the default mixup ({reference}) on the same task and seed, "
-                             f"what the variant's changes from the defaults do:\n\n"
-                             f"{ablation_table(records, size, base=reference)}\n")
+                             f"what the variant's changes from the defaults do:\n\n{against_reference}\n")
         spread, dof = paired_spread(records, size)
         if dof:
             parts.append(f"Pooled std of a paired difference: {spread:.1f} points ({dof} degrees of freedom); "
