@@ -1,0 +1,21 @@
+"""Every grid shipped in experiments/ loads: a typo in a method name or an override fails here,
+not hours into a grid."""
+from pathlib import Path
+
+import pytest
+
+from agwm.grid import load_grid
+
+GRIDS = sorted((Path(__file__).resolve().parent.parent / "experiments").glob("*.yaml"))
+
+
+def test_there_are_grids():
+    assert GRIDS
+
+
+@pytest.mark.parametrize("path", GRIDS, ids=[p.stem for p in GRIDS])
+def test_grid_loads_and_builds_its_runs(path):
+    grid = load_grid(str(path))
+    runs = grid.runs()
+    assert runs
+    assert len({run.key for run in runs}) == len(runs)
