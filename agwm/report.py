@@ -110,6 +110,14 @@ def paired_p_value(diffs: list[float]) -> float | None:
     return float(ttest_1samp(diffs, 0.0).pvalue)
 
 
+def paired_cell(diffs: list[float]) -> str:
+    """``mean +- std (n), p`` of paired differences (p of :func:`paired_p_value`, where defined); - for none."""
+    if not diffs:
+        return "-"
+    p_value = paired_p_value(diffs)
+    return format_cell(diffs, signed=True) + (f", p {p_value:.2g}" if p_value is not None else "")
+
+
 def paired_table(records: list[dict], size: int) -> str:
     """Each method minus vanilla on the same task and seed: mean +- std of the differences (n),
     and the p-value of :func:`paired_p_value`."""
@@ -118,12 +126,7 @@ def paired_table(records: list[dict], size: int) -> str:
     tasks = _ordered([t for _, t, s in cells if s == size], list(TASKS))
     lines = [f"| method - vanilla | {' | '.join(tasks)} |", "|---" * (len(tasks) + 1) + "|"]
     for method in methods:
-        row = []
-        for task in tasks:
-            diffs = paired_differences(cells, method, task, size)
-            p_value = paired_p_value(diffs)
-            row.append("-" if not diffs else format_cell(diffs, signed=True) + (
-                f", p {p_value:.2g}" if p_value is not None else ""))
+        row = [paired_cell(paired_differences(cells, method, task, size)) for task in tasks]
         lines.append(f"| {method} | {' | '.join(row)} |")
     return "\n".join(lines)
 
@@ -289,7 +292,7 @@ def default_mixup(records: list[dict]) -> str | None:
 
 def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
     """The mixup variants (mixup, joint, random-alpha entries) run at this size: what each changes
-    from the defaults, and its paired difference to ``base`` per task, mean (seeds). The average
+    from the defaults, and its paired difference to ``base`` per task (:func:`paired_cell`). The average
     over tasks uses only the seeds every task of the row shares (as in :func:`score_table`), and
     names them when some task has more; a table of one task has none."""
     cells = scores_by_cell(records)
@@ -302,7 +305,7 @@ def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
              + " average |" * averaged, "|---" * (len(tasks) + 3 + averaged) + "|"]
     for method in _ordered(configs):
         by_task = {task: paired_by_seed(cells, method, task, size, base) for task in tasks}
-        row = [f"{statistics.mean(d.values()):+.1f} ({len(d)})" if d else "-" for d in by_task.values()]
+        row = [paired_cell(list(d.values())) for d in by_task.values()]
         common = set.intersection(*(set(d) for d in by_task.values()))
         average = "-"
         if common:
@@ -372,7 +375,8 @@ def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | 
         parts.append(f"Per seed ({', '.join(map(str, seeds_here))} in order; [difference to vanilla on the same "
                      f"seed]):\n\n{per_seed_table(records, size)}\n")
         if has_baseline and any(r.get("kind") in ABLATION_KINDS for r in records if r["train_size"] == size):
-            parts.append("Ablations: each mixup variant minus vanilla (same task and seed), mean (seeds):\n\n"
+            parts.append("Ablations: each mixup variant minus vanilla (same task and seed), as in the paired "
+                         "differences above:\n\n"
                          f"{ablation_table(records, size)}\n")
             reference = default_mixup([r for r in records if r["train_size"] == size])
             against_reference = ablation_table(records, size, base=reference) if reference else ""

@@ -221,14 +221,14 @@ def test_ablation_table_names_what_each_variant_changes_and_its_paired_differenc
     assert "| variant - vanilla | kind | changes from the defaults | stsb | rte | average |" in table
     assert "| rank-8 | mixup | mixup.rank=8 | - | -1.0 (1) | - |" in table
     # stsb +2 (seed 1), rte +3, +1 (seeds 1, 2): the average is over seed 1, which both tasks have
-    assert "| mixup | mixup | none | +2.0 (1) | +2.0 (2) | +2.5 (seed 1) |" in table
+    assert "| mixup | mixup | none | +2.0 (1) | +2.0 +- 1.4 (2), p 0.3 | +2.5 (seed 1) |" in table
     assert ablation_table(records, 1000).splitlines()[2:] == []  # no variant ran at 1000
     assert default_mixup(records) == "mixup"  # rank-8 changes a default
     against_mixup = ablation_table(records, 300, base="mixup").splitlines()
     assert against_mixup[2:] == ["| rank-8 | mixup | mixup.rank=8 | - | -4.0 (1) | - |"]  # 49 - 53 on seed 1
     one_task = ablation_table([r for r in records if r["task"] == "rte"], 300).splitlines()
     assert one_task[:2] == ["| variant - vanilla | kind | changes from the defaults | rte |", "|---" * 4 + "|"]
-    assert "| mixup | mixup | none | +2.0 (2) |" in one_task
+    assert "| mixup | mixup | none | +2.0 +- 1.4 (2), p 0.3 |" in one_task
     report = markdown_report(records)
     assert "Each variant minus the default mixup (mixup) on the same task and seed" in report
     assert "default mixup" not in markdown_report(RECORDS)  # no variant besides the default
