@@ -62,7 +62,7 @@ class SearchConfig:
     alpha_beta2: float = 0.999
     alpha_weight_decay: float = 0.01
     alpha_warmup_ratio: float = 0.1
-    finetune_start: str = "pretrained"
+    finetune_start: str = "fold_average"  # experiments/finetune-start.yaml
 
 
 @dataclass

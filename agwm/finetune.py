@@ -25,7 +25,7 @@ from .data import stream_seed
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, inject_from_saved, merge_mixup,
                     project_alphas, save_alphas, task_parameters)
 from .recipes import make_recipe
-from .runtime import (CsvLog, build_model, evaluate, load_dev, load_run_data, loader, member_stream,
+from .runtime import (TASK_WEIGHTS_NAME, CsvLog, build_model, evaluate, load_dev, load_run_data, loader, member_stream,
                       prepare_output_dir, resolve_device, set_aside_holdout, steps_for, weights_and_alphas_optimizer,
                       write_metrics)
 
@@ -88,7 +88,9 @@ def train(cfg: RunConfig, data, recipe, log: CsvLog, alphas: str | None = None, 
 
 def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str | None = None,
                  save_model: bool = False) -> dict:
-    """Finetune with ``finetune.method`` (with the mixup of ``alphas`` if given), evaluate on dev
+    """Finetune with ``finetune.method`` (with the mixup of ``alphas`` if given, from ``start_weights``,
+    by default the search's fold-averaged task weights beside ``alphas`` unless
+    ``search.finetune_start`` is ``pretrained``), evaluate on dev
     (or, with ``finetune.holdout``, train on split 0's training part and evaluate on its held-out
     part), write ``config.yaml``, ``log.csv``, optionally the model (``model/``: a stock Hugging
     Face folder, or the peft adapter for prefix and prompt tuning), and last ``metrics.json``.
@@ -99,6 +101,12 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     if alphas is not None and cfg.finetune.method != "vanilla":
         raise ConfigError(f"--method {cfg.finetune.method} is not allowed with --alphas: the mixup finetune "
                           "trains W plainly (finetune.method=vanilla)")
+    if alphas is not None and start_weights is None and cfg.search.finetune_start == "fold_average":
+        start_weights = os.path.join(os.path.dirname(alphas), TASK_WEIGHTS_NAME)
+        if not os.path.isfile(start_weights):
+            raise ConfigError(f"--alphas {alphas} is not allowed with search.finetune_start=fold_average (the "
+                              f"default): no {TASK_WEIGHTS_NAME} beside it to start from; give --start-weights, "
+                              "or search.finetune_start=pretrained to start from the pretrained weights")
     start = time.perf_counter()
     data = load_run_data(cfg)
     dev = set_aside_holdout(cfg, data) if cfg.finetune.holdout else load_dev(cfg, data)

@@ -29,13 +29,12 @@ def register(name: str) -> Callable[[Method], Method]:
     return add
 
 
-def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixed", start_weights=None,
-              method: str = "vanilla") -> dict:
+def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixed", method: str = "vanilla") -> dict:
     from .finetune import run_finetune
 
     cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, alpha_mode=alpha_mode, method=method),
                               output_dir=os.path.join(cfg.output_dir, "finetune"))
-    metrics = run_finetune(cfg, alphas, start_weights)
+    metrics = run_finetune(cfg, alphas)
     outcome = {"score": metrics["score"], "dev": metrics[metrics["evaluated_on"]],
                "evaluated_on": metrics["evaluated_on"], "wall_time_s": {"finetune": metrics["wall_time_s"]},
                "machine": metrics["machine"]}
@@ -54,13 +53,12 @@ def vanilla(cfg: RunConfig, engine_overrides: list) -> dict:
 def mixup(cfg: RunConfig, engine_overrides: list) -> dict:
     """Search alpha by bi-level optimisation (``hypergrad`` and the engine overrides pick the
     method), then finetune W with alpha fixed."""
-    from .search import TASK_WEIGHTS_NAME, run_search
+    from .search import run_search
 
     search_cfg = dataclasses.replace(cfg, output_dir=os.path.join(cfg.output_dir, "search"))
     searched = run_search(search_cfg, load_engine_settings(engine_config_path(cfg), engine_overrides))
-    start = (os.path.join(search_cfg.output_dir, TASK_WEIGHTS_NAME)
-             if cfg.search.finetune_start == "fold_average" else None)
-    outcome = _finetune(cfg, os.path.join(search_cfg.output_dir, "alphas.safetensors"), start_weights=start)
+    # from the search's fold-averaged task weights beside the alphas, or the pretrained ones (search.finetune_start)
+    outcome = _finetune(cfg, os.path.join(search_cfg.output_dir, "alphas.safetensors"))
     outcome["wall_time_s"]["search"] = searched["wall_time_s"]
     outcome["alpha"] = searched["alpha"]  # means of A, B, alpha and the W0 weight after the search
     return outcome

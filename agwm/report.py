@@ -257,6 +257,7 @@ def settings_table(records: list[dict]) -> str:
 
 ABLATION_KINDS = ("mixup", "joint", "random-alpha")
 ABLATION_SECTIONS = ("hypergrad", "mixup.", "search.", "finetune.")
+READ_ONLY_BY = {"search.finetune_start": ("mixup",)}  # setting -> the kinds of method that read it
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:
@@ -269,15 +270,16 @@ def _flatten(config: dict, prefix: str = "") -> dict:
     return flat
 
 
-def changes_from_defaults(config: dict) -> list[str]:
+def changes_from_defaults(config: dict, kind: str = "mixup") -> list[str]:
     """The method settings (hypergrad, mixup.*, search.*, finetune.* but the held-out switch) of a
-    recorded run that differ from the project's current defaults, as ``key=value``."""
+    recorded run of this kind of method that differ from the project's current defaults, as
+    ``key=value``; a setting that only other kinds read (:data:`READ_ONLY_BY`) is not a change."""
     from .config import RunConfig, as_recorded
 
     defaults = _flatten(as_recorded(RunConfig()))
     return [f"{key}={value}" for key, value in sorted(_flatten(config).items())
             if key.startswith(ABLATION_SECTIONS) and key != "finetune.holdout" and key in defaults
-            and defaults[key] != value]
+            and defaults[key] != value and kind in READ_ONLY_BY.get(key, (kind,))]
 
 
 def default_mixup(records: list[dict]) -> str | None:
@@ -285,7 +287,7 @@ def default_mixup(records: list[dict]) -> str | None:
     against which each ablation is one change; None when the records hold none."""
     runs: dict = defaultdict(int)
     for r in records:
-        if r.get("kind") == "mixup" and not changes_from_defaults(r.get("config", {})):
+        if r.get("kind") == "mixup" and not changes_from_defaults(r.get("config", {}), "mixup"):
             runs[r["method"]] += 1
     return max(sorted(runs), key=runs.get) if runs else None
 
@@ -313,7 +315,7 @@ def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
             average = f"{statistics.mean(task_means):+.1f}"
             if any(len(d) > len(common) for d in by_task.values()):
                 average += f" ({_seeds_text(common)})"
-        changes = " ".join(changes_from_defaults(configs[method])) or "none"
+        changes = " ".join(changes_from_defaults(configs[method], kinds[method])) or "none"
         lines.append(f"| {method} | {kinds[method]} | {changes} | {' | '.join(row)} |" + f" {average} |" * averaged)
     return "\n".join(lines)
 

@@ -23,6 +23,7 @@ from .tasks import GlueTask, get_task, load_split
 
 HUB_DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 METRICS_NAME = "metrics.json"
+TASK_WEIGHTS_NAME = "task_weights.safetensors"  # a search's fold-averaged task weights, the finetune's start
 
 
 def default_model() -> str:

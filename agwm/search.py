@@ -33,11 +33,9 @@ from .hypergrad import attention_kernels
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, alpha_state_dict,
                     load_alpha_state, mixing_means, mixup_layers, project_alphas, save_alphas,
                     save_tensors, task_parameters)
-from .runtime import (CsvLog, RunData, adamw, build_model, load_run_data, loader, model_loss,
+from .runtime import (TASK_WEIGHTS_NAME, CsvLog, RunData, adamw, build_model, load_run_data, loader, model_loss,
                       prepare_output_dir, resolve_device, schedule, set_aside_holdout, steps_for,
                       weights_and_alphas_optimizer, write_metrics)
-
-TASK_WEIGHTS_NAME = "task_weights.safetensors"
 get_logger().setLevel(logging.WARNING)  # Betty prints its graph at INFO for every engine
 
 

@@ -19,7 +19,8 @@ def main() -> None:
                    "(e.g. mixout.p=0.5)")
     p.add_argument("--alphas", default=None, help="alphas.safetensors written by search.py (omit: vanilla)")
     p.add_argument("--start-weights", default=None,
-                   help="task_weights.safetensors of a search with search.finetune_start=fold_average")
+                   help="task weights to start from (default with --alphas: the task_weights.safetensors beside "
+                        "the alphas file, or the pretrained weights with search.finetune_start=pretrained)")
     p.add_argument("--save-model", action="store_true", help="also write the merged model to <output-dir>/model")
     args = p.parse_args()
 

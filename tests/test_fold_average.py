@@ -1,5 +1,7 @@
 """The search's fold-averaged outputs and the finetune start they feed, on a tiny model folder."""
 
+import re
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -8,7 +10,8 @@ from transformers import AutoModelForSequenceClassification
 from agwm.config import build_run_config, engine_config_path, load_engine_settings
 from agwm.finetune import load_start_weights, run_finetune
 from agwm.mixup import inject_from_saved, mixup_layers
-from agwm.search import TASK_WEIGHTS_NAME, run_search
+from agwm.runtime import TASK_WEIGHTS_NAME
+from agwm.search import run_search
 
 
 def test_alphas_are_the_fold_mean_and_fold_average_weights_start_the_finetune(tiny_model_dir, glue_dir, tmp_path):
@@ -85,3 +88,33 @@ def test_holdout_runs_search_and_finetune_on_the_training_part_and_score_on_the_
     *training_loaders, scored = seen
     assert len(training_loaders) == 3 and all(not (s & held) for s in training_loaders)  # inner, outer, finetune
     assert scored == held and metrics["evaluated_on"] == "holdout" and "dev" not in metrics
+
+
+def test_the_finetune_starts_from_the_task_weights_beside_the_alphas_unless_told_pretrained(
+        tiny_model_dir, glue_dir, tmp_path, monkeypatch):
+    import agwm.finetune
+    from agwm.config import ConfigError
+
+    flags = {"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
+             "search.folds": 1, "search.max_steps": 1}
+    run_search(build_run_config({**flags, "output_dir": str(tmp_path / "s")}),
+               load_engine_settings(engine_config_path(build_run_config(flags))))
+    alphas, weights = tmp_path / "s" / "alphas.safetensors", tmp_path / "s" / TASK_WEIGHTS_NAME
+    assert weights.exists()  # the default search writes them
+    started_from = []
+    original = agwm.finetune.load_start_weights
+    monkeypatch.setattr(agwm.finetune, "load_start_weights",
+                        lambda model, path: (started_from.append(path), original(model, path)))
+
+    def finetune(*overrides):
+        cfg = build_run_config({**flags, "output_dir": str(tmp_path / "f")}, ["finetune.epochs=1", *overrides])
+        return run_finetune(cfg, str(alphas))
+
+    finetune()
+    assert started_from == [str(weights)]
+    finetune("search.finetune_start=pretrained")
+    assert started_from == [str(weights)]  # no second load: the pretrained weights
+    weights.unlink()
+    with pytest.raises(ConfigError, match=re.escape(f"--alphas {alphas} is not allowed with search.finetune_start="
+                                                    f"fold_average (the default): no {TASK_WEIGHTS_NAME} beside it")):
+        finetune()

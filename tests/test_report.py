@@ -216,6 +216,10 @@ def test_ablation_table_names_what_each_variant_changes_and_its_paired_differenc
     config["finetune"]["holdout"] = True  # how a run was scored, not a change of the method
     config["seed"] = 7  # not a method setting
     assert changes_from_defaults(config) == ["mixup.rank=8"]
+    config["search"]["finetune_start"] = "pretrained"  # only a mixup run reads it
+    assert changes_from_defaults(config, "mixup") == ["mixup.rank=8", "search.finetune_start=pretrained"]
+    assert changes_from_defaults(config, "random-alpha") == ["mixup.rank=8"]
+    config["search"]["finetune_start"] = RunConfig().search.finetune_start
     records = RECORDS + [dict(record("rank-8", "rte", 300, 1, 49.0), kind="mixup", config=config)]
     table = ablation_table(records, 300)
     assert "| variant - vanilla | kind | changes from the defaults | stsb | rte | average |" in table
