@@ -139,7 +139,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     metrics = {"phase": "finetune", "task": data.task.name, "metric": data.task.metric, "method": f.method,
                "evaluated_on": "holdout" if cfg.finetune.holdout else "dev",
                "score": dev_metrics["score"], "holdout" if cfg.finetune.holdout else "dev": dev_metrics,
-               "alphas": alphas, "alpha_mode": f.alpha_mode, **extra,
+               "alphas": alphas, "start_weights": start_weights, "alpha_mode": f.alpha_mode, **extra,
                "steps": steps, "final_train_loss": loss_value, "train_time_s": train_time,
                "wall_time_s": time.perf_counter() - start}
     return write_metrics(out, metrics, resolve_device(cfg.device))

@@ -110,9 +110,9 @@ def test_the_finetune_starts_from_the_task_weights_beside_the_alphas_unless_told
         cfg = build_run_config({**flags, "output_dir": str(tmp_path / "f")}, ["finetune.epochs=1", *overrides])
         return run_finetune(cfg, str(alphas))
 
-    finetune()
+    assert finetune()["start_weights"] == str(weights)  # metrics.json names the start
     assert started_from == [str(weights)]
-    finetune("search.finetune_start=pretrained")
+    assert finetune("search.finetune_start=pretrained")["start_weights"] is None
     assert started_from == [str(weights)]  # no second load: the pretrained weights
     weights.unlink()
     with pytest.raises(ConfigError, match=re.escape(f"--alphas {alphas} is not allowed with search.finetune_start="
