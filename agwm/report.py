@@ -110,6 +110,36 @@ def paired_p_value(diffs: list[float]) -> float | None:
     return float(ttest_1samp(diffs, 0.0).pvalue)
 
 
+def wilcoxon_p_value(diffs: list[float]) -> float | None:
+    """Two-sided Wilcoxon signed-rank test of the paired differences against 0 (scipy's exact
+    distribution for small samples without ties); None below two seeds or when every d_i is 0."""
+    if len(diffs) < 2 or not any(diffs):
+        return None
+    from scipy.stats import wilcoxon
+
+    return float(wilcoxon(diffs).pvalue)
+
+
+def comparison_table(records: list[dict], method: str, base: str) -> str:
+    """``method`` minus ``base`` for each task and size both ran: d_i per seed, mean +- std (n),
+    and the p-values of the t-test (:func:`paired_p_value`) and the Wilcoxon signed-rank test."""
+    def p_text(p_value: float | None) -> str:
+        return "-" if p_value is None else f"{p_value:.2g}"
+
+    cells = scores_by_cell(records)
+    lines = [f"| task | size | {method} - {base} per seed | mean +- std (n) | t-test p | Wilcoxon p |",
+             "|---|---|---|---|---|---|"]
+    for task in _ordered({t for m, t, _ in cells if m == method}, list(TASKS)):
+        for size in sorted(s for m, t, s in cells if m == method and t == task):
+            by_seed = paired_by_seed(cells, method, task, size, base)
+            if by_seed:
+                diffs = list(by_seed.values())
+                per_seed = ", ".join(f"{seed}: {d:+.1f}" for seed, d in by_seed.items())
+                lines.append(f"| {task} | {size} | {per_seed} | {format_cell(diffs, signed=True)} | "
+                             f"{p_text(paired_p_value(diffs))} | {p_text(wilcoxon_p_value(diffs))} |")
+    return "\n".join(lines)
+
+
 def paired_cell(diffs: list[float]) -> str:
     """``mean +- std (n), p`` of paired differences (p of :func:`paired_p_value`, where defined); - for none."""
     if not diffs:

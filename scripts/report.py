@@ -7,6 +7,8 @@
         # one-class score on the dev set (what a model that learned nothing reaches)
     python scripts/report.py --results ... --output-dir ... --tasks stsb --sizes 300   # only those records
     python scripts/report.py --search runs/rte-300-s1     # writes search.png, alpha_layers.png there
+    python scripts/report.py --results results/alpha-study/results.jsonl \
+        --compare factored-lr2e-3-foldavg factored-lr2e-3   # paired differences, t-test and Wilcoxon p
 """
 
 import argparse
@@ -26,14 +28,16 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=None,
                    help="report only these training-set sizes' records (default: all)")
     p.add_argument("--search", nargs="*", default=[], help="search output folders to plot")
+    p.add_argument("--compare", nargs=2, default=None, metavar=("METHOD", "BASE"),
+                   help="print METHOD minus BASE per task, size and seed of the results, with p-values")
     p.add_argument("--compare-searches", nargs="*", default=[], metavar="LABEL=FOLDER",
                    help="search folders to compare in <output-dir>/alpha_movement.png")
     args = p.parse_args()
 
     def body() -> None:
         from agwm.grid import read_records
-        from agwm.report import (markdown_report, merge_records, plot_alpha_layers, plot_alpha_movement,
-                                 plot_score_vs_size, plot_search)
+        from agwm.report import (comparison_table, markdown_report, merge_records, plot_alpha_layers,
+                                 plot_alpha_movement, plot_score_vs_size, plot_search)
 
         def require_search_folder(written: str, folder: str) -> None:
             for name in ("log.csv", "alphas.safetensors"):
@@ -57,9 +61,11 @@ def main() -> None:
             plot_alpha_movement(searches, os.path.join(args.output_dir, "alpha_movement.png"))
             print(f"{args.output_dir}/alpha_movement.png")
         if args.results is None:
+            if args.compare:
+                raise ConfigError("--compare needs --results")
             return
-        if args.output_dir is None:
-            raise ConfigError("--results needs --output-dir")
+        if args.output_dir is None and not args.compare:
+            raise ConfigError("--results needs --output-dir (or --compare)")
         records = []
         for path in args.results:
             found = read_records(path) if os.path.isfile(path) else []
@@ -70,6 +76,22 @@ def main() -> None:
         records = only_these(records, "--sizes", "train_size", args.sizes)
         try:
             records = merge_records(records)
+        except ValueError as error:  # records that cannot go in one report
+            raise ConfigError(f"--results {' '.join(args.results)} is not allowed: {error}") from None
+        if args.compare:
+            methods = sorted({r["method"] for r in records})
+            unknown = [m for m in args.compare if m not in methods]
+            if unknown:
+                raise ConfigError(f"--compare {' '.join(args.compare)} is not allowed: the results hold no "
+                                  f"{' or '.join(unknown)}; they hold {', '.join(methods)}")
+            table = comparison_table(records, *args.compare)
+            if table.count("\n") < 2:
+                raise ConfigError(f"--compare {' '.join(args.compare)} is not allowed: no task, size and seed "
+                                  "has both")
+            print(table)
+            if args.output_dir is None:
+                return
+        try:
             constant = None if args.data_dir is None else one_class_scores(
                 {r["task"] for r in records}, args.data_dir, {r.get("evaluated_on", "dev") for r in records})
             report = markdown_report(records, constant)

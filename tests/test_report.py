@@ -250,3 +250,27 @@ def test_report_of_records_that_disagree_or_of_a_folder_without_alphas_stops_wit
     code, err = run_script("report.py", ["--compare-searches", f"x={tmp_path}", "--output-dir", str(tmp_path)],
                            monkeypatch, capsys)
     assert code == 2 and f"--compare-searches x={tmp_path} is not allowed: it has no alphas.safetensors" in err
+
+
+def test_comparison_table_gives_each_seeds_difference_and_both_p_values():
+    from agwm.report import comparison_table, wilcoxon_p_value
+
+    lines = comparison_table(RECORDS, "mixup", "vanilla").splitlines()
+    # rte 300: 53 - 50, 55 - 54; t = 2 / (sqrt(2) / sqrt(2)) = 2 on 1 dof: p = 0.295; Wilcoxon, n = 2,
+    # both positive: p = 2 / 2^2 = 0.5. stsb: one seed, no p. rte 1000: mixup did not run there.
+    assert lines[2:] == ["| stsb | 300 | 1: +2.0 | +2.0 (1) | - | - |",  # in GLUE's task order
+                         "| rte | 300 | 1: +3.0, 2: +1.0 | +2.0 +- 1.4 (2) | 0.3 | 0.5 |"]
+    assert wilcoxon_p_value([0.0, 0.0]) is None and wilcoxon_p_value([1.0]) is None
+
+
+def test_report_compare_prints_the_table_and_refuses_a_method_the_results_lack(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "r.jsonl"
+    for r in RECORDS:
+        append_record(str(path), r)
+    monkeypatch.setattr(sys, "argv", ["report.py", "--results", str(path), "--compare", "mixup", "vanilla"])
+    runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")
+    assert "| rte | 300 | 1: +3.0, 2: +1.0 | +2.0 +- 1.4 (2) | 0.3 | 0.5 |" in capsys.readouterr().out
+    assert not list(tmp_path.glob("*.md"))  # no --output-dir: the table only
+    code, err = run_script("report.py", ["--results", str(path), "--compare", "mixout", "vanilla"], monkeypatch, capsys)
+    assert code == 2
+    assert "--compare mixout vanilla is not allowed: the results hold no mixout; they hold mixup, vanilla" in err
