@@ -36,8 +36,8 @@ def main() -> None:
 
     def body() -> None:
         from agwm.grid import read_records
-        from agwm.report import (comparison_table, markdown_report, merge_records, plot_alpha_layers,
-                                 plot_alpha_movement, plot_score_vs_size, plot_search)
+        from agwm.report import (markdown_report, merge_records, plot_alpha_layers, plot_alpha_movement,
+                                 plot_score_vs_size, plot_search)
 
         def require_search_folder(written: str, folder: str) -> None:
             for name in ("log.csv", "alphas.safetensors"):
@@ -74,21 +74,16 @@ def main() -> None:
             records += found
         records = only_these(records, "--tasks", "task", args.tasks)
         records = only_these(records, "--sizes", "train_size", args.sizes)
+
+        def not_one_report(error: ValueError) -> ConfigError:  # records that cannot go in one report
+            return ConfigError(f"--results {' '.join(args.results)} is not allowed: {error}")
+
         try:
             records = merge_records(records)
-        except ValueError as error:  # records that cannot go in one report
-            raise ConfigError(f"--results {' '.join(args.results)} is not allowed: {error}") from None
+        except ValueError as error:
+            raise not_one_report(error) from None
         if args.compare:
-            methods = sorted({r["method"] for r in records})
-            unknown = [m for m in args.compare if m not in methods]
-            if unknown:
-                raise ConfigError(f"--compare {' '.join(args.compare)} is not allowed: the results hold no "
-                                  f"{' or '.join(unknown)}; they hold {', '.join(methods)}")
-            table = comparison_table(records, *args.compare)
-            if table.count("\n") < 2:
-                raise ConfigError(f"--compare {' '.join(args.compare)} is not allowed: no task, size and seed "
-                                  "has both")
-            print(table)
+            print(comparison(records, *args.compare))
             if args.output_dir is None:
                 return
         try:
@@ -97,8 +92,8 @@ def main() -> None:
             report = markdown_report(records, constant)
         except ConfigError:  # a bad --data-dir: its own message
             raise
-        except ValueError as error:  # records that cannot go in one report
-            raise ConfigError(f"--results {' '.join(args.results)} is not allowed: {error}") from None
+        except ValueError as error:
+            raise not_one_report(error) from None
         os.makedirs(args.output_dir, exist_ok=True)
         plot_score_vs_size(records, os.path.join(args.output_dir, "score_vs_size.png"), constant)
         with open(os.path.join(args.output_dir, "report.md"), "w") as f:
@@ -106,6 +101,22 @@ def main() -> None:
         print(f"{len(records)} records -> {args.output_dir}/report.md, score_vs_size.png")
 
     main_guard(body)
+
+
+def comparison(records: list[dict], method: str, base: str) -> str:
+    """:func:`agwm.report.comparison_table` of ``method`` and ``base``; refused, naming the methods the
+    records hold, when either is not among them or they share no task, size and seed."""
+    from agwm.report import comparison_table
+
+    methods = sorted({r["method"] for r in records})
+    unknown = [m for m in (method, base) if m not in methods]
+    if unknown:
+        raise ConfigError(f"--compare {method} {base} is not allowed: the results hold no "
+                          f"{' or '.join(unknown)}; they hold {', '.join(methods)}")
+    table = comparison_table(records, method, base)
+    if table.count("\n") < 2:  # no row below the header
+        raise ConfigError(f"--compare {method} {base} is not allowed: no task, size and seed has both")
+    return table
 
 
 def only_these(records: list[dict], flag: str, field: str, wanted: list | None) -> list[dict]:

@@ -1,12 +1,11 @@
 """Every grid shipped in experiments/ loads: a typo in a method name or an override fails here,
 not hours into a grid."""
-from pathlib import Path
-
 import pytest
 
 from agwm.grid import load_grid
+from tests.conftest import REPO
 
-GRIDS = sorted((Path(__file__).resolve().parent.parent / "experiments").glob("*.yaml"))
+GRIDS = sorted((REPO / "experiments").glob("*.yaml"))
 
 
 def test_there_are_grids():

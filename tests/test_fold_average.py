@@ -97,8 +97,8 @@ def test_the_finetune_starts_from_the_task_weights_beside_the_alphas_unless_told
 
     flags = {"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
              "search.folds": 1, "search.max_steps": 1}
-    run_search(build_run_config({**flags, "output_dir": str(tmp_path / "s")}),
-               load_engine_settings(engine_config_path(build_run_config(flags))))
+    search_cfg = build_run_config({**flags, "output_dir": str(tmp_path / "s")})
+    run_search(search_cfg, load_engine_settings(engine_config_path(search_cfg)))
     alphas, weights = tmp_path / "s" / "alphas.safetensors", tmp_path / "s" / TASK_WEIGHTS_NAME
     assert weights.exists()  # the default search writes them
     started_from = []

@@ -274,3 +274,8 @@ def test_report_compare_prints_the_table_and_refuses_a_method_the_results_lack(t
     code, err = run_script("report.py", ["--results", str(path), "--compare", "mixout", "vanilla"], monkeypatch, capsys)
     assert code == 2
     assert "--compare mixout vanilla is not allowed: the results hold no mixout; they hold mixup, vanilla" in err
+    append_record(str(path), record("mixup", "cola", 300, 1, 5.0))
+    append_record(str(path), record("vanilla", "cola", 300, 2, 4.0))
+    code, err = run_script("report.py", ["--results", str(path), "--tasks", "cola", "--compare", "mixup", "vanilla"],
+                           monkeypatch, capsys)
+    assert code == 2 and "--compare mixup vanilla is not allowed: no task, size and seed has both" in err
