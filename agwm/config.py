@@ -394,6 +394,16 @@ def to_dict(obj: Any) -> dict:
     return dataclasses.asdict(obj)
 
 
+# A setting that only some kinds of method read -> those kinds; for every other kind its value is
+# no change (a grid resumes over it, a report does not list it).
+READ_ONLY_BY = {"search.finetune_start": ("mixup",)}
+
+
+def read_by(key: str, kind: str) -> bool:
+    """Whether a method of this kind reads the dotted setting ``key``."""
+    return kind in READ_ONLY_BY.get(key, (kind,))
+
+
 def as_recorded(cfg: RunConfig) -> dict:
     """``cfg`` as a results record stores it: JSON values (a tuple becomes a list)."""
     return json.loads(json.dumps(to_dict(cfg)))

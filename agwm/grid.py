@@ -19,7 +19,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from .config import (ConfigError, RunConfig, as_recorded, build_run_config, engine_config_on, engine_config_path,
-                     load_engine_settings, parse_overrides)
+                     load_engine_settings, parse_overrides, read_by)
 from .methods import METHODS
 from .runtime import resolve_device
 
@@ -173,17 +173,17 @@ def execute(run: Run) -> dict:
             **{k: v for k, v in outcome.items() if k not in ("score", "dev", "wall_time_s")}}
 
 
-def config_changes(recorded: dict, current: dict, prefix: str = "") -> list[str]:
-    """The settings of a recorded run that differ now, as ``key: recorded -> current`` (both as
-    JSON values). A setting the record lacks (added to the project after the run) is taken to have
-    had its default."""
+def config_changes(recorded: dict, current: dict, kind: str, prefix: str = "") -> list[str]:
+    """The settings of a recorded run of this kind of method that differ now, as ``key: recorded ->
+    current`` (both as JSON values). A setting the record lacks (added to the project after the
+    run) is taken to have had its default; one this kind does not read (:func:`read_by`) is no change."""
     changes = []
     for key, value in recorded.items():
-        if key not in current:
+        if key not in current or not read_by(prefix + key, kind):
             continue
         now = current[key]
         if isinstance(value, dict) and isinstance(now, dict):
-            changes += config_changes(value, now, f"{prefix}{key}.")
+            changes += config_changes(value, now, kind, f"{prefix}{key}.")
         elif value != now:
             changes.append(f"{prefix}{key}: {value!r} -> {now!r}")
     return changes
@@ -197,7 +197,7 @@ def run_grid(grid: Grid, workers: int = 1) -> tuple[int, int]:
     recorded = {r["key"]: r for r in read_records(grid.results)}
     for run in runs:
         if run.key in recorded:
-            changed = config_changes(recorded[run.key].get("config", {}), as_recorded(run.config))
+            changed = config_changes(recorded[run.key].get("config", {}), as_recorded(run.config), run.entry.method)
             if changed:
                 raise ConfigError(f"{grid.results}: {run.key} was recorded with other settings "
                                   f"({', '.join(changed[:4])}); give the entry a new name or remove its records")

@@ -287,7 +287,6 @@ def settings_table(records: list[dict]) -> str:
 
 ABLATION_KINDS = ("mixup", "joint", "random-alpha")
 ABLATION_SECTIONS = ("hypergrad", "mixup.", "search.", "finetune.")
-READ_ONLY_BY = {"search.finetune_start": ("mixup",)}  # setting -> the kinds of method that read it
 
 
 def _flatten(config: dict, prefix: str = "") -> dict:
@@ -303,13 +302,13 @@ def _flatten(config: dict, prefix: str = "") -> dict:
 def changes_from_defaults(config: dict, kind: str = "mixup") -> list[str]:
     """The method settings (hypergrad, mixup.*, search.*, finetune.* but the held-out switch) of a
     recorded run of this kind of method that differ from the project's current defaults, as
-    ``key=value``; a setting that only other kinds read (:data:`READ_ONLY_BY`) is not a change."""
-    from .config import RunConfig, as_recorded
+    ``key=value``; a setting that only other kinds read (:data:`agwm.config.READ_ONLY_BY`) is not a change."""
+    from .config import RunConfig, as_recorded, read_by
 
     defaults = _flatten(as_recorded(RunConfig()))
     return [f"{key}={value}" for key, value in sorted(_flatten(config).items())
             if key.startswith(ABLATION_SECTIONS) and key != "finetune.holdout" and key in defaults
-            and defaults[key] != value and kind in READ_ONLY_BY.get(key, (kind,))]
+            and defaults[key] != value and read_by(key, kind)]
 
 
 def default_mixup(records: list[dict]) -> str | None:

@@ -79,7 +79,16 @@ def test_a_grid_whose_settings_changed_since_its_records_stops_instead_of_mixing
         run_grid(load_grid(write_grid(tmp_path, glue_dir, changed)))
     old = read_records(str(tmp_path / "results.jsonl"))[0]
     del old["config"]["finetune"]["lr"]  # a setting the project did not have when the run was recorded
-    assert config_changes(old["config"], old["config"] | {"finetune": {"lr": 1.0, "epochs": 10.0}}) == []
+    assert config_changes(old["config"], old["config"] | {"finetune": {"lr": 1.0, "epochs": 10.0}}, "fake") == []
+
+
+def test_a_setting_is_a_change_only_for_the_kinds_of_method_that_read_it():
+    recorded = {"search": {"finetune_start": "pretrained", "folds": 2}}
+    current = {"search": {"finetune_start": "fold_average", "folds": 2}}
+    assert config_changes(recorded, current, "mixup") == ["search.finetune_start: 'pretrained' -> 'fold_average'"]
+    assert config_changes(recorded, current, "vanilla") == []
+    current["search"]["folds"] = 5  # a setting the table does not list is read by every kind
+    assert config_changes(recorded, current, "vanilla") == ["search.folds: 2 -> 5"]
 
 
 def test_record_format(fake_method, glue_dir, tmp_path):
