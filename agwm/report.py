@@ -120,12 +120,14 @@ def wilcoxon_p_value(diffs: list[float]) -> float | None:
     return float(wilcoxon(diffs).pvalue)
 
 
+def p_text(p_value: float | None) -> str:
+    """A p-value to two significant digits; - where the test is not defined."""
+    return "-" if p_value is None else f"{p_value:.2g}"
+
+
 def comparison_table(records: list[dict], method: str, base: str) -> str:
     """``method`` minus ``base`` for each task and size both ran: d_i per seed, mean +- std (n),
     and the p-values of the t-test (:func:`paired_p_value`) and the Wilcoxon signed-rank test."""
-    def p_text(p_value: float | None) -> str:
-        return "-" if p_value is None else f"{p_value:.2g}"
-
     cells = scores_by_cell(records)
     lines = [f"| task | size | {method} - {base} per seed | mean +- std (n) | t-test p | Wilcoxon p |",
              "|---|---|---|---|---|---|"]
@@ -145,7 +147,7 @@ def paired_cell(diffs: list[float]) -> str:
     if not diffs:
         return "-"
     p_value = paired_p_value(diffs)
-    return format_cell(diffs, signed=True) + (f", p {p_value:.2g}" if p_value is not None else "")
+    return format_cell(diffs, signed=True) + (f", p {p_text(p_value)}" if p_value is not None else "")
 
 
 def paired_table(records: list[dict], size: int) -> str:
