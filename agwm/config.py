@@ -38,6 +38,13 @@ class ConfigError(ValueError):
     """A setting that cannot be used; ``str()`` is the message for the user."""
 
 
+def refuse_unknown(flag: str, wanted: list | None, known: list, known_are: str) -> None:
+    """Refuse the values of ``flag`` that are not in ``known``, naming them and, after ``known_are``, the known ones."""
+    unknown = [str(v) for v in wanted or [] if v not in known]
+    if unknown:
+        raise ConfigError(f"{flag} {' '.join(unknown)} is not allowed: {known_are} {', '.join(map(str, known))}")
+
+
 @dataclass
 class MixupConfig:
     rank: int = 1

@@ -19,7 +19,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from .config import (ConfigError, RunConfig, as_recorded, build_run_config, engine_config_on, engine_config_path,
-                     load_engine_settings, parse_overrides, read_by)
+                     load_engine_settings, parse_overrides, read_by, refuse_unknown)
 from .methods import METHODS
 from .runtime import resolve_device
 
@@ -91,9 +91,7 @@ def part_of(grid: Grid, tasks: list[str] | None = None, sizes: list[int] | None 
     names = [e.name for e in grid.entries]
     for flag, wanted, known in (("--tasks", tasks, grid.tasks), ("--sizes", sizes, grid.sizes),
                                 ("--methods", methods, names), ("--seeds", seeds, grid.seeds)):
-        unknown = [str(v) for v in wanted or [] if v not in known]
-        if unknown:
-            raise ConfigError(f"{flag} {' '.join(unknown)} is not allowed: the grid's are {', '.join(map(str, known))}")
+        refuse_unknown(flag, wanted, known, "the grid's are")
     return dataclasses.replace(grid, tasks=[t for t in grid.tasks if not tasks or t in tasks],
                                sizes=[s for s in grid.sizes if not sizes or s in sizes],
                                entries=[e for e in grid.entries if not methods or e.name in methods],

@@ -15,7 +15,7 @@ import argparse
 import os
 
 from agwm.cli import main_guard
-from agwm.config import ConfigError
+from agwm.config import ConfigError, refuse_unknown
 
 
 def main() -> None:
@@ -124,11 +124,7 @@ def only_these(records: list[dict], flag: str, field: str, wanted: list | None) 
     has is refused, naming those the records have."""
     if wanted is None:
         return records
-    present = sorted({r[field] for r in records})
-    missing = [v for v in wanted if v not in present]
-    if missing:
-        raise ConfigError(f"{flag} {' '.join(map(str, missing))} is not allowed: the results hold "
-                          f"{', '.join(map(str, present))}")
+    refuse_unknown(flag, wanted, sorted({r[field] for r in records}), "the results hold")
     return [r for r in records if r[field] in wanted]
 
 
