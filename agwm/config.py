@@ -411,6 +411,26 @@ def read_by(key: str, kind: str) -> bool:
     return kind in READ_ONLY_BY.get(key, (kind,))
 
 
+def flatten(config: dict, prefix: str = "") -> dict:
+    """A nested config as ``{dotted key: value}``."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def changed_settings(recorded: dict, current: dict, kind: str) -> dict[str, tuple[Any, Any]]:
+    """The dotted settings of a recorded run of this kind of method whose value differs in
+    ``current``, as ``key: (recorded, current)``. A setting either config lacks (one added to the
+    project after the run took its default) or one this kind does not read (:func:`read_by`) is no change."""
+    now = flatten(current)
+    return {key: (value, now[key]) for key, value in flatten(recorded).items()
+            if key in now and value != now[key] and read_by(key, kind)}
+
+
 def as_recorded(cfg: RunConfig) -> dict:
     """``cfg`` as a results record stores it: JSON values (a tuple becomes a list)."""
     return json.loads(json.dumps(to_dict(cfg)))

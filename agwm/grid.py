@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import yaml
 from tqdm.auto import tqdm
 
-from .config import (ConfigError, RunConfig, as_recorded, build_run_config, engine_config_on, engine_config_path,
-                     load_engine_settings, parse_overrides, read_by, refuse_unknown)
+from .config import (ConfigError, RunConfig, as_recorded, build_run_config, changed_settings, engine_config_on,
+                     engine_config_path, load_engine_settings, parse_overrides, refuse_unknown)
 from .methods import METHODS
 from .runtime import resolve_device
 
@@ -171,20 +171,10 @@ def execute(run: Run) -> dict:
             **{k: v for k, v in outcome.items() if k not in ("score", "dev", "wall_time_s")}}
 
 
-def config_changes(recorded: dict, current: dict, kind: str, prefix: str = "") -> list[str]:
-    """The settings of a recorded run of this kind of method that differ now, as ``key: recorded ->
-    current`` (both as JSON values). A setting the record lacks (added to the project after the
-    run) is taken to have had its default; one this kind does not read (:func:`read_by`) is no change."""
-    changes = []
-    for key, value in recorded.items():
-        if key not in current or not read_by(prefix + key, kind):
-            continue
-        now = current[key]
-        if isinstance(value, dict) and isinstance(now, dict):
-            changes += config_changes(value, now, kind, f"{prefix}{key}.")
-        elif value != now:
-            changes.append(f"{prefix}{key}: {value!r} -> {now!r}")
-    return changes
+def config_changes(recorded: dict, current: dict, kind: str) -> list[str]:
+    """The settings of a recorded run of this kind of method that differ now (:func:`changed_settings`),
+    as ``key: recorded -> current`` (both as JSON values)."""
+    return [f"{key}: {was!r} -> {now!r}" for key, (was, now) in changed_settings(recorded, current, kind).items()]
 
 
 def run_grid(grid: Grid, workers: int = 1) -> tuple[int, int]:

@@ -291,26 +291,15 @@ ABLATION_KINDS = ("mixup", "joint", "random-alpha")
 ABLATION_SECTIONS = ("hypergrad", "mixup.", "search.", "finetune.")
 
 
-def _flatten(config: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
 def changes_from_defaults(config: dict, kind: str = "mixup") -> list[str]:
     """The method settings (hypergrad, mixup.*, search.*, finetune.* but the held-out switch) of a
     recorded run of this kind of method that differ from the project's current defaults, as
     ``key=value``; a setting that only other kinds read (:data:`agwm.config.READ_ONLY_BY`) is not a change."""
-    from .config import RunConfig, as_recorded, read_by
+    from .config import RunConfig, as_recorded, changed_settings
 
-    defaults = _flatten(as_recorded(RunConfig()))
-    return [f"{key}={value}" for key, value in sorted(_flatten(config).items())
-            if key.startswith(ABLATION_SECTIONS) and key != "finetune.holdout" and key in defaults
-            and defaults[key] != value and read_by(key, kind)]
+    changed = changed_settings(config, as_recorded(RunConfig()), kind)
+    return [f"{key}={value}" for key, (value, _) in sorted(changed.items())
+            if key.startswith(ABLATION_SECTIONS) and key != "finetune.holdout"]
 
 
 def default_mixup(records: list[dict]) -> str | None:
