@@ -424,8 +424,9 @@ def flatten(config: dict, prefix: str = "") -> dict:
 
 def changed_settings(recorded: dict, current: dict, kind: str) -> dict[str, tuple[Any, Any]]:
     """The dotted settings of a recorded run of this kind of method whose value differs in
-    ``current``, as ``key: (recorded, current)``. A setting either config lacks (one added to the
-    project after the run took its default) or one this kind does not read (:func:`read_by`) is no change."""
+    ``current``, as ``key: (recorded, current)``. A setting only one of the two holds is no change (one
+    the record lacks was added to the project after the run, which had its default), nor is one this
+    kind does not read (:func:`read_by`)."""
     now = flatten(current)
     return {key: (value, now[key]) for key, value in flatten(recorded).items()
             if key in now and value != now[key] and read_by(key, kind)}
