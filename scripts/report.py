@@ -36,8 +36,8 @@ def main() -> None:
 
     def body() -> None:
         from agwm.grid import read_records
-        from agwm.report import (markdown_report, merge_records, plot_alpha_layers, plot_alpha_movement,
-                                 plot_score_vs_size, plot_search)
+        from agwm.plots import plot_alpha_layers, plot_alpha_movement, plot_score_vs_size, plot_search
+        from agwm.report import markdown_report, merge_records
 
         def require_search_folder(written: str, folder: str) -> None:
             for name in ("log.csv", "alphas.safetensors"):

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from agwm import plots
 from agwm.grid import append_record
 from agwm.report import (ablation_table, changes_from_defaults, default_mixup, markdown_report, mean_std, merge_records,
                          paired_p_value, paired_spread, paired_table, per_seed_table, score_table, seeds_needed,
@@ -125,12 +126,10 @@ def test_report_with_the_one_class_scores_of_the_dev_sets(tmp_path, glue_dir, mo
 
 def test_every_method_is_drawn_inside_its_panel(tmp_path, monkeypatch):
     """16 methods side by side (the baselines report): the outermost stayed off the axis once."""
-    import agwm.report as report
-
     figures = []
-    monkeypatch.setattr(report.plt, "close", figures.append)
+    monkeypatch.setattr(plots.plt, "close", figures.append)
     records = [record(f"m{i}", "rte", size, 1, 50.0 + i) for i in range(16) for size in (300, 1000)]
-    report.plot_score_vs_size(records, str(tmp_path / "plot.png"))
+    plots.plot_score_vs_size(records, str(tmp_path / "plot.png"))
     ax = figures[0].axes[0]
     low, high = ax.get_xlim()
     drawn = [x for bars in ax.containers for x in bars.lines[0].get_xdata()]  # each method's data line
@@ -139,20 +138,18 @@ def test_every_method_is_drawn_inside_its_panel(tmp_path, monkeypatch):
 
 
 def test_the_one_class_level_is_drawn_inside_the_scores_range(tmp_path, monkeypatch):
-    import agwm.report as report
-
     figures = []
-    monkeypatch.setattr(report.plt, "close", figures.append)
+    monkeypatch.setattr(plots.plt, "close", figures.append)
     records = [record(method, task, 300, 1, score) for task in ("mrpc", "rte")
                for method, score in (("vanilla", 75.0), ("mixup", 85.0))]
-    report.plot_score_vs_size(records, str(tmp_path / "plot.png"),
-                              {"mrpc": (81.2, "equivalent"), "rte": (52.7, "entailment")})
+    plots.plot_score_vs_size(records, str(tmp_path / "plot.png"),
+                             {"mrpc": (81.2, "equivalent"), "rte": (52.7, "entailment")})
     mrpc, rte = figures[0].axes[:2]
     assert [list(line.get_ydata()) for line in mrpc.lines if line.get_linestyle() == "--"] == [[81.2, 81.2]]
     assert rte.get_ylim()[0] > 60 and not [line for line in rte.lines if line.get_linestyle() == "--"]
     assert "one class everywhere" in [t.get_text() for t in figures[0].legends[0].texts]
 
-    report.plot_score_vs_size(records, str(tmp_path / "plot.png"), {"rte": (52.7, "entailment")})
+    plots.plot_score_vs_size(records, str(tmp_path / "plot.png"), {"rte": (52.7, "entailment")})
     assert "one class everywhere" not in [t.get_text() for t in figures[1].legends[0].texts]  # drawn nowhere
 
 
