@@ -116,17 +116,34 @@ def wilcoxon_p_value(diffs: list[float]) -> float | None:
     return float(wilcoxon(diffs).pvalue)
 
 
+def mean_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """The t interval of the mean paired difference, mean(d) -+ t_{(1 + level) / 2, n - 1} s(d) / sqrt(n);
+    None below two seeds."""
+    if len(diffs) < 2:
+        return None
+    from scipy.stats import t
+
+    mean, std = mean_std(diffs)
+    half = t.ppf((1 + level) / 2, len(diffs) - 1) * std / math.sqrt(len(diffs))
+    return mean - half, mean + half
+
+
+def interval_text(interval: tuple[float, float] | None) -> str:
+    return "-" if interval is None else f"{interval[0]:+.1f} to {interval[1]:+.1f}"
+
+
 def p_text(p_value: float | None) -> str:
     """A p-value to two significant digits; - where the test is not defined."""
     return "-" if p_value is None else f"{p_value:.2g}"
 
 
 def comparison_table(records: list[dict], method: str, base: str) -> str:
-    """``method`` minus ``base`` for each task and size both ran: d_i per seed, mean +- std (n),
-    and the p-values of the t-test (:func:`paired_p_value`) and the Wilcoxon signed-rank test."""
+    """``method`` minus ``base`` for each task and size both ran: d_i per seed, mean +- std (n), the
+    95% interval of the mean (:func:`mean_interval`), and the p-values of the t-test
+    (:func:`paired_p_value`) and the Wilcoxon signed-rank test."""
     cells = scores_by_cell(records)
-    lines = [f"| task | size | {method} - {base} per seed | mean +- std (n) | t-test p | Wilcoxon p |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"| task | size | {method} - {base} per seed | mean +- std (n) | 95% interval | t-test p | Wilcoxon p |",
+             "|---|---|---|---|---|---|---|"]
     for task in in_order({t for m, t, _ in cells if m == method}, list(TASKS)):
         for size in sorted(s for m, t, s in cells if m == method and t == task):
             by_seed = paired_by_seed(cells, method, task, size, base)
@@ -134,6 +151,7 @@ def comparison_table(records: list[dict], method: str, base: str) -> str:
                 diffs = list(by_seed.values())
                 per_seed = ", ".join(f"{seed}: {d:+.1f}" for seed, d in by_seed.items())
                 lines.append(f"| {task} | {size} | {per_seed} | {format_cell(diffs, signed=True)} | "
+                             f"{interval_text(mean_interval(diffs))} | "
                              f"{p_text(paired_p_value(diffs))} | {p_text(wilcoxon_p_value(diffs))} |")
     return "\n".join(lines)
 

@@ -8,7 +8,7 @@
     python scripts/report.py --results ... --output-dir ... --tasks stsb --sizes 300   # only those records
     python scripts/report.py --search runs/rte-300-s1     # writes search.png, alpha_layers.png there
     python scripts/report.py --results results/alpha-study/results.jsonl \
-        --compare factored-lr2e-3-foldavg factored-lr2e-3   # paired differences, t-test and Wilcoxon p
+        --compare factored-lr2e-3-foldavg factored-lr2e-3   # paired differences, interval, t-test and Wilcoxon p
 """
 
 import argparse
@@ -29,7 +29,8 @@ def main() -> None:
                    help="report only these training-set sizes' records (default: all)")
     p.add_argument("--search", nargs="*", default=[], help="search output folders to plot")
     p.add_argument("--compare", nargs=2, default=None, metavar=("METHOD", "BASE"),
-                   help="print METHOD minus BASE per task, size and seed of the results, with p-values")
+                   help="print METHOD minus BASE per task, size and seed of the results, with the mean's "
+                        "95%% interval and p-values")
     p.add_argument("--compare-searches", nargs="*", default=[], metavar="LABEL=FOLDER",
                    help="search folders to compare in <output-dir>/alpha_movement.png")
     args = p.parse_args()

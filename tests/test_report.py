@@ -254,9 +254,10 @@ def test_comparison_table_gives_each_seeds_difference_and_both_p_values():
 
     lines = comparison_table(RECORDS, "mixup", "vanilla").splitlines()
     # rte 300: 53 - 50, 55 - 54; t = 2 / (sqrt(2) / sqrt(2)) = 2 on 1 dof: p = 0.295; Wilcoxon, n = 2,
-    # both positive: p = 2 / 2^2 = 0.5. stsb: one seed, no p. rte 1000: mixup did not run there.
-    assert lines[2:] == ["| stsb | 300 | 1: +2.0 | +2.0 (1) | - | - |",  # in GLUE's task order
-                         "| rte | 300 | 1: +3.0, 2: +1.0 | +2.0 +- 1.4 (2) | 0.3 | 0.5 |"]
+    # both positive: p = 2 / 2^2 = 0.5; 95% interval 2 -+ t_{0.975, 1} * 1 = 2 -+ 12.706. stsb: one
+    # seed, no p, no interval. rte 1000: mixup did not run there.
+    assert lines[2:] == ["| stsb | 300 | 1: +2.0 | +2.0 (1) | - | - | - |",  # in GLUE's task order
+                         "| rte | 300 | 1: +3.0, 2: +1.0 | +2.0 +- 1.4 (2) | -10.7 to +14.7 | 0.3 | 0.5 |"]
     assert wilcoxon_p_value([0.0, 0.0]) is None and wilcoxon_p_value([1.0]) is None
 
 
@@ -266,7 +267,7 @@ def test_report_compare_prints_the_table_and_refuses_a_method_the_results_lack(t
         append_record(str(path), r)
     monkeypatch.setattr(sys, "argv", ["report.py", "--results", str(path), "--compare", "mixup", "vanilla"])
     runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")
-    assert "| rte | 300 | 1: +3.0, 2: +1.0 | +2.0 +- 1.4 (2) | 0.3 | 0.5 |" in capsys.readouterr().out
+    assert "| rte | 300 | 1: +3.0, 2: +1.0 | +2.0 +- 1.4 (2) | -10.7 to +14.7 | 0.3 | 0.5 |" in capsys.readouterr().out
     assert not list(tmp_path.glob("*.md"))  # no --output-dir: the table only
     code, err = run_script("report.py", ["--results", str(path), "--compare", "mixout", "vanilla"], monkeypatch, capsys)
     assert code == 2
