@@ -12,9 +12,7 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
 
-from .mixup import mixing_means, read_alpha_settings  # noqa: E402
 from .report import BASELINE, in_order, mean_std, scores_by_cell  # noqa: E402
 from .tasks import TASKS  # noqa: E402
 
@@ -94,6 +92,10 @@ def plot_search(log_csv: str, path: str) -> None:
 def plot_alpha_layers(alphas_path: str, path: str) -> None:
     """The learned attention per layer and module: heatmaps of the mean alpha = A B / r and of
     the mean W0 weight (1 - A)(1 - B) / r, layers down, module types across."""
+    from safetensors.torch import load_file  # torch: only the plots of alphas pay for it
+
+    from .mixup import mixing_means, read_alpha_settings
+
     tensors, settings = load_file(alphas_path), read_alpha_settings(alphas_path)
     rank = settings["rank"]
     cells: dict = {}
@@ -135,6 +137,8 @@ def plot_alpha_movement(searches: dict[str, str], path: str) -> None:
     """How alpha moves in several searches (label -> search folder): the mean alpha and the mean
     W0 weight against the outer iteration (fold 0), and the spread of the final fold-averaged
     entries of A and B (box plots: how far single entries left their initial value)."""
+    from safetensors.torch import load_file
+
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     for label, folder in searches.items():
         series = read_search_log(f"{folder}/log.csv")
