@@ -25,7 +25,7 @@ from .tasks import TASKS, TASK_ALIASES
 
 ENGINE_CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine_configs")
 HYPERGRADS = ("darts", "neumann", "cg")
-PROBLEMS = ("bilevel", "joint")
+PROBLEMS = ("bilevel", "joint", "inner_only")
 FINETUNE_STARTS = ("pretrained", "fold_average")
 ALPHA_MODES = ("fixed", "random", "joint")
 FINETUNE_METHODS = ("vanilla", "mixout", "child-tuning-d", "child-tuning-f", "dps", "r3f", "r-dropout", "re-init",

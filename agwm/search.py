@@ -8,7 +8,9 @@ On split k (train part D_tr^k, held-out part D_val^k):
 
 solved by Betty (one inner step per outer step by default; the outer gradient goes through W* by
 the method of the engine config), then A_bar = mean_k A_k, B_bar = mean_k B_k. The ``joint``
-problem instead minimises L(W, A, B) over W, A, B together on the whole sample.
+problem instead minimises L(W, A, B) over W, A, B together on the whole sample; ``inner_only``
+keeps the inner level alone (W*(A0, B0) on each D_tr^k, alpha at its initial draw): the control
+for what the outer level adds to the fold-averaged finetune start.
 """
 
 from __future__ import annotations
@@ -62,25 +64,41 @@ def alpha_summary(model) -> dict[str, float]:
             "alpha_mean": sum(alpha) / len(alpha), "w0_weight_mean": sum(w0_weight) / len(w0_weight)}
 
 
-def _bilevel_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, model, fold, train_idx, val_idx):
+def _inner_problem(cfg: RunConfig, settings: EngineSettings, data: RunData, model, fold, train_idx):
+    """The inner level on a split's train part; returns it and its number of steps."""
     s, unroll = cfg.search, settings.inner.unroll_steps
     inner_steps = steps_for(s.epochs, len(train_idx), cfg.batch_size)
     if s.max_steps is not None:
         inner_steps = min(inner_steps, s.max_steps * unroll)
-    outer_steps = max(1, inner_steps // unroll)
-    weights, alphas = task_parameters(model), alpha_parameters(model)
+    weights = task_parameters(model)
     w_opt = adamw([{"params": weights, "weight_decay": s.w_weight_decay}], lr=s.w_lr)
-    a_opt = torch.optim.AdamW(alphas, lr=s.alpha_lr, betas=(s.alpha_beta1, s.alpha_beta2),
-                              weight_decay=s.alpha_weight_decay)
     inner = TaskWeightProblem(
         "inner", settings.inner, model, model_loss, weights, w_opt,
         loader(data, data.train.select(train_idx), cfg, f"order/inner{fold}"),
         schedule(w_opt, "linear", inner_steps, s.w_warmup_ratio))
+    return inner, inner_steps
+
+
+def _bilevel_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, model, fold, train_idx, val_idx):
+    s = cfg.search
+    inner, inner_steps = _inner_problem(cfg, settings, data, model, fold, train_idx)
+    outer_steps = max(1, inner_steps // settings.inner.unroll_steps)
+    alphas = alpha_parameters(model)
+    a_opt = torch.optim.AdamW(alphas, lr=s.alpha_lr, betas=(s.alpha_beta1, s.alpha_beta2),
+                              weight_decay=s.alpha_weight_decay)
     outer = AttentionProblem(
         "outer", settings.outer, model, model_loss, alphas, a_opt,
         loader(data, data.train.select(val_idx), cfg, f"order/outer{fold}"),
         schedule(a_opt, "cosine", outer_steps, s.alpha_warmup_ratio), projection=project_alphas)
     return [inner, outer], {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}}, inner_steps
+
+
+def _inner_only_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, model, fold, train_idx, val_idx):
+    """The control without the outer level: W trained on the split's train part exactly as the
+    bi-level search's inner level is (same split, data order, schedule and start), alpha kept at
+    its initial draw, the held-out part unused."""
+    inner, inner_steps = _inner_problem(cfg, settings, data, model, fold, train_idx)
+    return [inner], {"u2l": {}, "l2u": {}}, inner_steps
 
 
 def _joint_problems(cfg: RunConfig, data: RunData, model):
@@ -105,7 +123,8 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
     if cfg.search.problem == "joint":
         problems, dependencies, iterations = _joint_problems(cfg, data, model)
     else:
-        problems, dependencies, iterations = _bilevel_problems(cfg, settings, data, model, fold, *split)
+        build = _bilevel_problems if cfg.search.problem == "bilevel" else _inner_only_problems
+        problems, dependencies, iterations = build(cfg, settings, data, model, fold, *split)
     progress = tqdm(total=iterations, desc=f"search fold {fold + 1}/{cfg.search.folds if split else 1}")
     losses: dict[str, float] = {}
 
@@ -160,7 +179,8 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     if fold_weights is not None:
         save_tensors({n: t.cpu().contiguous() for n, t in fold_weights.average().items()},
                      os.path.join(out, TASK_WEIGHTS_NAME))
-    metrics = {"phase": "search", "problem": cfg.search.problem, "hypergrad": None if joint else cfg.hypergrad,
+    bilevel = cfg.search.problem == "bilevel"
+    metrics = {"phase": "search", "problem": cfg.search.problem, "hypergrad": cfg.hypergrad if bilevel else None,
                "folds": summaries, "alpha": alpha_summary(model),
                "wall_time_s": time.perf_counter() - start}
     return write_metrics(out, metrics, resolve_device(cfg.device))

@@ -12,7 +12,8 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--hypergrad", default=None, help="darts (default), neumann or cg: engine_configs/<name>.yaml")
     p.add_argument("--engine-config", default=None, help="any engine YAML file (instead of --hypergrad)")
-    p.add_argument("--problem", default=None, help="bilevel (default) or joint (W and alpha trained together)")
+    p.add_argument("--problem", default=None, help="bilevel (default), joint (W and alpha trained together) "
+                   "or inner_only (W alone on each split's train part, alpha at its initial draw)")
     p.add_argument("--folds", type=int, default=None, help="random 80/20 splits K (default 2)")
     p.add_argument("--split-ratio", type=float, default=None, help="training part of each split (default 0.8)")
     p.add_argument("--rank", type=int, default=None, help="rank r of alpha = A B / r (default 1)")

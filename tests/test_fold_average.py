@@ -118,3 +118,45 @@ def test_the_finetune_starts_from_the_task_weights_beside_the_alphas_unless_told
     with pytest.raises(ConfigError, match=re.escape(f"--alphas {alphas} is not allowed with search.finetune_start="
                                                     f"fold_average (the default): no {TASK_WEIGHTS_NAME} beside it")):
         finetune()
+
+
+def test_inner_only_trains_w_as_the_search_inner_level_does_and_leaves_alpha_at_its_draw(
+        tiny_model_dir, glue_dir, tmp_path, monkeypatch):
+    import csv
+
+    import agwm.runtime
+    from agwm.mixup import alpha_state_dict
+    from agwm.runtime import build_model, load_run_data
+
+    flags = {"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
+             "search.folds": 2, "search.max_steps": 2}
+    seen = []
+    original_loader = agwm.runtime.make_loader
+    monkeypatch.setattr(agwm.runtime, "make_loader",
+                        lambda dataset, *a, **k: (seen.append(len(dataset)), original_loader(dataset, *a, **k))[1])
+
+    def search(problem):
+        cfg = build_run_config({**flags, "output_dir": str(tmp_path / problem), "search.problem": problem},
+                               ["search.alpha_lr=0.05"])
+        seen.clear()
+        return cfg, run_search(cfg, load_engine_settings(engine_config_path(cfg)))
+
+    def first_inner_losses(problem):
+        with open(tmp_path / problem / "log.csv") as f:
+            return [r["value"] for r in csv.DictReader(f) if r["name"] == "inner_loss" and r["step"] == "1"]
+
+    cfg, metrics = search("inner_only")
+    assert seen == [16, 16] and metrics["hypergrad"] is None  # each fold's train part; the held-out parts unread
+    drawn = alpha_state_dict(build_model(cfg, load_run_data(cfg).task, with_mixup=True))
+    for name in ("alphas.safetensors", "fold0/alphas.safetensors", "fold1/alphas.safetensors"):
+        saved = load_file(tmp_path / "inner_only" / name)
+        assert all(torch.equal(saved[k], drawn[k]) for k in drawn)
+    weights = load_file(tmp_path / "inner_only" / TASK_WEIGHTS_NAME)
+    pretrained = dict(AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).named_parameters())
+    assert any(not torch.equal(v, pretrained[k]) for k, v in weights.items() if k in pretrained)  # W trained
+
+    search("bilevel")  # the first inner step precedes any outer step: same split, batch, dropout and start
+    assert seen == [16, 4, 16, 4]
+    assert first_inner_losses("inner_only") == first_inner_losses("bilevel") and len(first_inner_losses("bilevel")) == 2
+    bilevel = load_file(tmp_path / "bilevel" / "alphas.safetensors")
+    assert any(not torch.equal(bilevel[k], drawn[k]) for k in drawn)  # the outer level moved alpha there
