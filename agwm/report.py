@@ -218,10 +218,17 @@ def paired_spread(records: list[dict], size: int) -> tuple[float, int]:
     return ((sum_squares / dof) ** 0.5, dof) if dof else (float("nan"), 0)
 
 
-def seeds_needed(spread: float, resolution: float = 3.0, z: float = 1.96) -> int:
-    """The seeds n for which a paired mean difference has a 95% half-width z s / sqrt(n) of at
-    most ``resolution`` points: n = ceil((z s / resolution)^2)."""
-    return max(2, math.ceil((z * spread / resolution) ** 2))
+def seeds_needed(spread: float, resolution: float = 3.0, level: float = 0.95) -> int:
+    """The fewest seeds n >= 2 whose t interval of a paired mean difference (``mean_interval``) has a
+    half-width t_{(1 + level) / 2, n - 1} s / sqrt(n) of at most ``resolution`` points, for s = ``spread``."""
+    from scipy.stats import t
+
+    if not spread < math.inf:
+        raise ValueError(f"spread must be a finite number of points, got {spread}")
+    n = 2
+    while t.ppf((1 + level) / 2, n - 1) * spread / math.sqrt(n) > resolution:
+        n += 1
+    return n
 
 
 def time_table(records: list[dict]) -> str:
@@ -369,7 +376,7 @@ def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | 
         spread, dof = paired_spread(records, size)
         if dof:
             parts.append(f"Pooled std of a paired difference: {spread:.1f} points ({dof} degrees of freedom); "
-                         f"a 3-point mean difference is resolved (95% half-width <= 3) with "
+                         f"a 3-point mean difference is resolved (half-width of the 95% t interval <= 3) with "
                          f"{seeds_needed(spread)} seeds.\n")
     if any("alpha" in r for r in records):
         parts.append(f"## Alpha after the search\n\n{alpha_table(records)}\n")

@@ -199,7 +199,11 @@ def test_pooled_spread_of_paired_differences_and_the_seeds_it_needs():
     # mixup - vanilla on rte 300: +3, +1 (seeds 1, 2): variance 2, one degree of freedom; stsb has one seed only
     spread, dof = paired_spread(RECORDS, 300)
     assert dof == 1 and spread == pytest.approx(2 ** 0.5)
-    assert seeds_needed(2 ** 0.5) == 2 and seeds_needed(6.0) == 16  # ceil((1.96 * 6 / 3)^2) = ceil(15.37)
+    # t_{0.975, 1} 1.41 / sqrt(2) = 12.7 > 3; t_{0.975, 2} 1.41 / sqrt(3) = 3.5 > 3; t_{0.975, 3} 1.41 / 2 = 2.25
+    assert seeds_needed(2 ** 0.5) == 4
+    # s = 6: n = 17 gives 2.120 x 6 / 4.123 = 3.08, n = 18 gives 2.110 x 6 / 4.243 = 2.98
+    assert seeds_needed(6.0) == 18
+    assert seeds_needed(0.0) == 2
     assert paired_spread(RECORDS, 1000) == (pytest.approx(float("nan"), nan_ok=True), 0)
 
 
