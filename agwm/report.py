@@ -116,15 +116,20 @@ def wilcoxon_p_value(diffs: list[float]) -> float | None:
     return float(wilcoxon(diffs).pvalue)
 
 
-def mean_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float] | None:
-    """The t interval of the mean paired difference, mean(d) -+ t_{(1 + level) / 2, n - 1} s(d) / sqrt(n);
-    None below two seeds."""
-    if len(diffs) < 2:
-        return None
+def t_half_width(std: float, n: int, level: float = 0.95) -> float:
+    """The half-width of the t interval of a mean of n paired differences: t_{(1 + level) / 2, n - 1} s / sqrt(n)."""
     from scipy.stats import t
 
+    return t.ppf((1 + level) / 2, n - 1) * std / math.sqrt(n)
+
+
+def mean_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """The t interval of the mean paired difference, mean(d) -+ ``t_half_width``(s(d), n); None below
+    two seeds."""
+    if len(diffs) < 2:
+        return None
     mean, std = mean_std(diffs)
-    half = t.ppf((1 + level) / 2, len(diffs) - 1) * std / math.sqrt(len(diffs))
+    half = t_half_width(std, len(diffs), level)
     return mean - half, mean + half
 
 
@@ -219,14 +224,12 @@ def paired_spread(records: list[dict], size: int) -> tuple[float, int]:
 
 
 def seeds_needed(spread: float, resolution: float = 3.0, level: float = 0.95) -> int:
-    """The fewest seeds n >= 2 whose t interval of a paired mean difference (``mean_interval``) has a
-    half-width t_{(1 + level) / 2, n - 1} s / sqrt(n) of at most ``resolution`` points, for s = ``spread``."""
-    from scipy.stats import t
-
+    """The fewest seeds n >= 2 whose t interval of a paired mean difference has a half-width
+    (``t_half_width``) of at most ``resolution`` points, for s = ``spread``."""
     if not spread < math.inf:
         raise ValueError(f"spread must be a finite number of points, got {spread}")
     n = 2
-    while t.ppf((1 + level) / 2, n - 1) * spread / math.sqrt(n) > resolution:
+    while t_half_width(spread, n, level) > resolution:
         n += 1
     return n
 

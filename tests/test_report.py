@@ -204,6 +204,9 @@ def test_pooled_spread_of_paired_differences_and_the_seeds_it_needs():
     # s = 6: n = 17 gives 2.120 x 6 / 4.123 = 3.08, n = 18 gives 2.110 x 6 / 4.243 = 2.98
     assert seeds_needed(6.0) == 18
     assert seeds_needed(0.0) == 2
+    for bad in (float("nan"), float("inf")):  # without the check: 2 for nan, an endless loop for inf
+        with pytest.raises(ValueError, match="spread must be a finite number"):
+            seeds_needed(bad)
     assert paired_spread(RECORDS, 1000) == (pytest.approx(float("nan"), nan_ok=True), 0)
 
 
