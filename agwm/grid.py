@@ -22,6 +22,7 @@ from .config import (ConfigError, RunConfig, as_recorded, build_run_config, chan
                      engine_config_path, load_engine_settings, parse_overrides, refuse_unknown)
 from .methods import METHODS
 from .runtime import resolve_device
+from .speed import speed_probe
 
 GRID_KEYS = {"tasks", "sizes", "seeds", "methods", "data_dir", "model", "output_dir", "results", "overrides"}
 ENTRY_KEYS = {"name", "method", "overrides"}
@@ -161,13 +162,17 @@ def append_record(path: str, record: dict) -> None:
 
 
 def execute(run: Run) -> dict:
-    """Run one grid cell; the record to append."""
+    """Run one grid cell; the record to append. Its ``speed_probe_s`` is the mean of
+    :func:`~agwm.speed.speed_probe` just before and just after the run, the machine's speed while it ran."""
+    device = resolve_device(run.config.device)
+    probe_before = speed_probe(device)
     start = time.perf_counter()
     outcome = METHODS[run.entry.method](run.config, engine_overrides(run.overrides))
+    total = time.perf_counter() - start
     return {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
             "task": run.task, "train_size": run.size, "seed": run.seed, "score": outcome["score"],
-            "dev": outcome["dev"], "wall_time_s": {**outcome["wall_time_s"], "total": time.perf_counter() - start},
-            "config": dataclasses.asdict(run.config),
+            "dev": outcome["dev"], "wall_time_s": {**outcome["wall_time_s"], "total": total},
+            "speed_probe_s": (probe_before + speed_probe(device)) / 2, "config": dataclasses.asdict(run.config),
             **{k: v for k, v in outcome.items() if k not in ("score", "dev", "wall_time_s")}}
 
 

@@ -235,16 +235,26 @@ def seeds_needed(spread: float, resolution: float = 3.0, level: float = 0.95) ->
 
 
 def time_table(records: list[dict]) -> str:
-    """Each method's total wall time over vanilla's on the same (task, size, seed): the mean ratio."""
-    total = {(r["method"], r["task"], r["train_size"], r["seed"]): r["wall_time_s"]["total"] for r in records}
+    """Each method's total wall time t over vanilla's t_v on the same (task, size, seed), the mean
+    ratio over those runs. Where both records carry a speed probe p (:mod:`agwm.speed`) the ratio is
+    (t / p) / (t_v / p_v), which cancels a difference in the machine's speed between the two runs;
+    the last column counts those runs."""
+    runs = {(r["method"], r["task"], r["train_size"], r["seed"]): r for r in records}
     ratios: dict = defaultdict(list)
-    for (method, task, size, seed), seconds in total.items():
-        base = total.get((BASELINE, task, size, seed))
-        if base:
-            ratios[method].append(seconds / base)
-    lines = ["| method | time / vanilla | runs |", "|---|---|---|"]
+    corrected: dict = defaultdict(int)
+    for (method, task, size, seed), r in runs.items():
+        base = runs.get((BASELINE, task, size, seed))
+        if base is None or not base["wall_time_s"]["total"]:
+            continue
+        ratio = r["wall_time_s"]["total"] / base["wall_time_s"]["total"]
+        if r.get("speed_probe_s") and base.get("speed_probe_s"):
+            ratio *= base["speed_probe_s"] / r["speed_probe_s"]
+            corrected[method] += 1
+        ratios[method].append(ratio)
+    lines = ["| method | time / vanilla | runs | of them speed-corrected |", "|---|---|---|---|"]
     for method in in_order(ratios, [BASELINE]):
-        lines.append(f"| {method} | {statistics.mean(ratios[method]):.2f}x | {len(ratios[method])} |")
+        lines.append(f"| {method} | {statistics.mean(ratios[method]):.2f}x | {len(ratios[method])} | "
+                     f"{corrected[method]} |")
     return "\n".join(lines)
 
 

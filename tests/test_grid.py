@@ -12,6 +12,7 @@ from agwm.grid import append_record, config_changes, load_grid, part_of, read_re
 from agwm.methods import METHODS, joint, random_alpha, vanilla
 from agwm.mixup import alpha_state_dict
 from agwm.runtime import build_model
+from agwm.speed import speed_probe
 from agwm.tasks import get_task
 
 GRID = """
@@ -96,10 +97,11 @@ def test_record_format(fake_method, glue_dir, tmp_path):
     run_grid(grid)
     record = read_records(grid.results)[0]
     assert set(record) == {"key", "method", "kind", "settings", "task", "train_size", "seed", "score", "dev",
-                           "wall_time_s", "machine", "config"}
+                           "wall_time_s", "speed_probe_s", "machine", "config"}
     assert record["key"] == f"{record['method']}/{record['task']}/{record['train_size']}/{record['seed']}"
     assert record["config"]["task"] == record["task"] and record["config"]["seed"] == record["seed"]
     assert record["kind"] == "fake" and record["wall_time_s"]["finetune"] == 0.1 and "total" in record["wall_time_s"]
+    assert record["speed_probe_s"] > 0
 
 
 def test_a_record_cut_short_is_ignored_and_removed_by_the_next_append(tmp_path):
@@ -188,3 +190,11 @@ def test_vanilla_has_no_mixup(tiny_model_dir, glue_dir, tmp_path):
     assert not (tmp_path / "finetune" / "alphas.safetensors").exists()
     saved = json.loads((tmp_path / "finetune" / "metrics.json").read_text())
     assert saved["score"] == outcome["score"] and saved["alpha_mode"] == "fixed" and saved["alphas"] is None
+
+
+def test_the_speed_probe_leaves_the_global_random_streams_alone():
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    seconds = speed_probe(torch.device("cpu"), repeats=2)
+    assert 0 < seconds < float("inf")
+    assert torch.equal(torch.get_rng_state(), state)

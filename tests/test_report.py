@@ -71,8 +71,22 @@ def test_per_seed_scores_in_seed_order_with_their_paired_differences():
 
 def test_time_ratios_against_vanilla_on_the_same_runs():
     table = time_table(RECORDS).splitlines()
-    assert "| vanilla | 1.00x | 5 |" in table
-    assert "| mixup | 4.00x | 3 |" in table
+    assert "| vanilla | 1.00x | 5 | 0 |" in table
+    assert "| mixup | 4.00x | 3 | 0 |" in table
+
+
+def test_time_ratios_cancel_the_machine_speed_where_both_runs_carry_a_probe():
+    slow = 3.0  # mixup's seed-1 runs on a machine three times slower, as the probes say
+    records = [dict(r) for r in RECORDS]
+    for r in records:
+        if r["seed"] == 1:
+            r["speed_probe_s"] = 0.1
+            if r["method"] == "mixup":
+                r["wall_time_s"] = {"total": r["wall_time_s"]["total"] * slow}
+                r["speed_probe_s"] = 0.1 * slow
+    table = time_table(records).splitlines()
+    assert "| mixup | 4.00x | 3 | 2 |" in table
+    assert "| vanilla | 1.00x | 5 | 3 |" in table
 
 
 def test_report_script_writes_markdown_and_plot(tmp_path, monkeypatch, capsys):

@@ -1,0 +1,96 @@
+"""Benchmark: does the grid's speed probe (``agwm.speed.speed_probe``) track a real training step?
+
+A grid record stores its wall time t and its probe time p; the report compares runs by t / p. That
+is sound if a training step's time s moves with p when the machine gets slower, i.e. if s / p stays
+put. This script slows the machine in two ways and prints s, p and s / p for each condition, all
+measured in this one process with steps and probes interleaved (medians over the rounds):
+  N threads     torch on N of the cores (N from --threads; fewer threads: a slower machine)
+  + competitor  all the cores, with a second process multiplying matrices on all of them
+                (a machine shared with something else, e.g. tests run next to a grid)
+The step is forward, backward and AdamW step of the default model's shape (random weights) on
+``--batch-size`` x ``--length`` tokens.
+
+    python scripts/bench_speed_probe.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from agwm.runtime import adamw, default_model, machine_description, model_loss
+from agwm.speed import speed_probe
+
+COMPETITOR = "import torch\na = torch.randn(1024, 1024)\nwhile True:\n    a @ a\n"
+
+
+def make_step(args):
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(default_model(), num_labels=2))
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, model.config.vocab_size, (args.batch_size, args.length), generator=g)
+    data = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.randint(0, 2, (args.batch_size,))}
+    optimizer = adamw([{"params": list(model.parameters()), "weight_decay": 0.01}], lr=1e-5)
+
+    def step() -> float:
+        start = time.perf_counter()
+        model_loss(model, data).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
+    return step
+
+
+def measure(step, rounds: int) -> tuple[float, float]:
+    """Median step and probe seconds over ``rounds`` interleaved rounds (after one of each)."""
+    step()
+    speed_probe(torch.device("cpu"), repeats=1)
+    steps, probes = [], []
+    for _ in range(rounds):
+        steps.append(step())
+        probes.append(speed_probe(torch.device("cpu"), repeats=1))
+    return statistics.median(steps), statistics.median(probes)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, nargs="+", default=sorted({os.cpu_count(), 1}, reverse=True))
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--length", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=7)
+    args = p.parse_args()
+    bad = [n for n in args.threads if not 1 <= n <= os.cpu_count()]
+    if bad:
+        p.error(f"--threads {bad} not allowed: between 1 and {os.cpu_count()} (this machine's cores)")
+
+    step = make_step(args)
+    rows = []
+    for n in args.threads:
+        torch.set_num_threads(n)
+        rows.append((f"{n} thread{'s' if n > 1 else ''}", *measure(step, args.rounds)))
+    torch.set_num_threads(os.cpu_count())
+    competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR])
+    try:
+        time.sleep(3)  # let it start multiplying
+        rows.append((f"{os.cpu_count()} threads + competitor", *measure(step, args.rounds)))
+    finally:
+        competitor.kill()
+
+    print(f"machine: {machine_description(torch.device('cpu'))}; batch {args.batch_size} x {args.length} tokens; "
+          f"median of {args.rounds} rounds")
+    print("| condition | step s (s) | probe p (s) | s / p | s / p against the first row |")
+    print("|---|---|---|---|---|")
+    first = rows[0][1] / rows[0][2]
+    for name, s, probe in rows:
+        print(f"| {name} | {s:.3f} | {probe:.4f} | {s / probe:.1f} | {s / probe / first:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
