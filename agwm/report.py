@@ -237,8 +237,8 @@ def seeds_needed(spread: float, resolution: float = 3.0, level: float = 0.95) ->
 def time_table(records: list[dict]) -> str:
     """Each method's total wall time t over vanilla's t_v on the same (task, size, seed), the mean
     ratio over those runs. Where both records carry a speed probe p (:mod:`agwm.speed`) the ratio is
-    (t / p) / (t_v / p_v), which cancels a difference in the machine's speed between the two runs;
-    the last column counts those runs."""
+    (t / p) / (t_v / p_v), which roughly cancels a difference in the machine's speed between the two
+    runs (``scripts/bench_speed_probe.py`` measures how roughly); the last column counts those runs."""
     runs = {(r["method"], r["task"], r["train_size"], r["seed"]): r for r in records}
     ratios: dict = defaultdict(list)
     corrected: dict = defaultdict(int)

@@ -3,8 +3,9 @@
 Two machines with the same description (``machine_description`` gives "x86_64 CPU, 2 cores" for
 CPUs 1.8 times apart) or one machine busy with something else give different wall times for the
 same run. A run's wall time t over its probe time p, t / p, is in units of the machine's own speed,
-so a ratio of two runs, (t_1 / p_1) / (t_2 / p_2), compares the methods rather than the machines.
-``scripts/bench_speed_probe.py`` measures how well p tracks a real training step.
+so a ratio of two runs, (t_1 / p_1) / (t_2 / p_2), compares the methods more than the machines:
+``scripts/bench_speed_probe.py`` measures how well p tracks a real training step (within about 50%
+on this project's CPU machine, see the README's Benchmark section).
 """
 
 from __future__ import annotations
