@@ -69,6 +69,9 @@ def main() -> None:
     bad = [n for n in args.threads if not 1 <= n <= os.cpu_count()]
     if bad:
         p.error(f"--threads {bad} not allowed: between 1 and {os.cpu_count()} (this machine's cores)")
+    for flag in ("batch_size", "length", "rounds"):
+        if getattr(args, flag) < 1:
+            p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)} not allowed: at least 1")
 
     step = make_step(args)
     rows = []
