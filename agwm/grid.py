@@ -22,7 +22,7 @@ from .config import (ConfigError, RunConfig, as_recorded, build_run_config, chan
                      engine_config_path, load_engine_settings, parse_overrides, refuse_unknown)
 from .methods import METHODS
 from .runtime import resolve_device
-from .speed import speed_probe
+from .speed import WORKLOAD as PROBE_WORKLOAD, speed_probe
 
 GRID_KEYS = {"tasks", "sizes", "seeds", "methods", "data_dir", "model", "output_dir", "results", "overrides"}
 ENTRY_KEYS = {"name", "method", "overrides"}
@@ -163,7 +163,8 @@ def append_record(path: str, record: dict) -> None:
 
 def execute(run: Run) -> dict:
     """Run one grid cell; the record to append. Its ``speed_probe_s`` is the mean of
-    :func:`~agwm.speed.speed_probe` just before and just after the run, the machine's speed while it ran."""
+    :func:`~agwm.speed.speed_probe` just before and just after the run, the machine's speed while it ran,
+    and ``speed_probe_workload`` names what the probe timed."""
     device = resolve_device(run.config.device)
     probe_before = speed_probe(device)
     start = time.perf_counter()
@@ -172,7 +173,8 @@ def execute(run: Run) -> dict:
     return {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
             "task": run.task, "train_size": run.size, "seed": run.seed, "score": outcome["score"],
             "dev": outcome["dev"], "wall_time_s": {**outcome["wall_time_s"], "total": total},
-            "speed_probe_s": (probe_before + speed_probe(device)) / 2, "config": dataclasses.asdict(run.config),
+            "speed_probe_s": (probe_before + speed_probe(device)) / 2, "speed_probe_workload": PROBE_WORKLOAD,
+            "config": dataclasses.asdict(run.config),
             **{k: v for k, v in outcome.items() if k not in ("score", "dev", "wall_time_s")}}
 
 

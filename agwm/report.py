@@ -11,6 +11,7 @@ import math
 import statistics
 from collections import defaultdict
 
+from .speed import probe_workload
 from .tasks import TASKS
 
 BASELINE = "vanilla"
@@ -236,9 +237,10 @@ def seeds_needed(spread: float, resolution: float = 3.0, level: float = 0.95) ->
 
 def time_table(records: list[dict]) -> str:
     """Each method's total wall time t over vanilla's t_v on the same (task, size, seed), the mean
-    ratio over those runs. Where both records carry a speed probe p (:mod:`agwm.speed`) the ratio is
-    (t / p) / (t_v / p_v), which roughly cancels a difference in the machine's speed between the two
-    runs (``scripts/bench_speed_probe.py`` measures how roughly); the last column counts those runs."""
+    ratio over those runs. Where both records carry a speed probe p of the same workload
+    (:mod:`agwm.speed`) the ratio is (t / p) / (t_v / p_v), which roughly cancels a difference in the
+    machine's speed between the two runs (``scripts/bench_speed_probe.py`` measures how roughly); the
+    last column counts those runs."""
     runs = {(r["method"], r["task"], r["train_size"], r["seed"]): r for r in records}
     ratios: dict = defaultdict(list)
     corrected: dict = defaultdict(int)
@@ -247,7 +249,7 @@ def time_table(records: list[dict]) -> str:
         if base is None or not base["wall_time_s"]["total"]:
             continue
         ratio = r["wall_time_s"]["total"] / base["wall_time_s"]["total"]
-        if r.get("speed_probe_s") and base.get("speed_probe_s"):
+        if probe_workload(r) is not None and probe_workload(r) == probe_workload(base):
             ratio *= base["speed_probe_s"] / r["speed_probe_s"]
             corrected[method] += 1
         ratios[method].append(ratio)

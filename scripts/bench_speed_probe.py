@@ -2,8 +2,10 @@
 
 A grid record stores its wall time t and its probe time p; the report compares runs by t / p. That
 is sound if a training step's time s moves with p when the machine gets slower, i.e. if s / p stays
-put. This script slows the machine in two ways and prints s, p and s / p for each condition, all
-measured in this one process with steps and probes interleaved (medians over the rounds):
+put. This script slows the machine in two ways and prints s and, for the grid's probe (one encoder
+layer's training step) and the first one it replaced (one feed-forward block's forward and
+backward), p and s / p for each condition, all measured in this one process with steps and probes
+interleaved (medians over the rounds):
   N threads     torch on N of the cores (N from --threads; fewer threads: a slower machine)
   + competitor  all the cores, with a second process multiplying matrices on all of them
                 (a machine shared with something else, e.g. tests run next to a grid)
@@ -26,7 +28,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from agwm.runtime import adamw, default_model, machine_description, model_loss
-from agwm.speed import speed_probe
+from agwm.speed import HIDDEN, INTERMEDIATE, speed_probe
 
 COMPETITOR = "import torch\na = torch.randn(1024, 1024)\nwhile True:\n    a @ a\n"
 
@@ -48,15 +50,33 @@ def make_step(args):
     return step
 
 
-def measure(step, rounds: int) -> tuple[float, float]:
-    """Median step and probe seconds over ``rounds`` interleaved rounds (after one of each)."""
-    step()
-    speed_probe(torch.device("cpu"), repeats=1)
-    steps, probes = [], []
-    for _ in range(rounds):
-        steps.append(step())
-        probes.append(speed_probe(torch.device("cpu"), repeats=1))
-    return statistics.median(steps), statistics.median(probes)
+def feed_forward_probe(tokens: int = 16 * 128) -> float:
+    """The first probe: forward and backward through ``Linear(384, 1536) -> GELU -> Linear(1536, 384)``,
+    timed after one warm-up as ``speed_probe(device, repeats=1)`` times its workload."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(tokens, HIDDEN, generator=g)
+    up = (torch.randn(HIDDEN, INTERMEDIATE, generator=g) / HIDDEN ** 0.5).requires_grad_()
+    down = (torch.randn(INTERMEDIATE, HIDDEN, generator=g) / INTERMEDIATE ** 0.5).requires_grad_()
+    for _ in range(2):
+        start = time.perf_counter()
+        (torch.nn.functional.gelu(x @ up) @ down).square().mean().backward()
+        up.grad = down.grad = None
+    return time.perf_counter() - start
+
+
+PROBES = {"encoder layer (the grid's)": lambda: speed_probe(torch.device("cpu"), repeats=1),
+          "feed-forward block (the first)": feed_forward_probe}
+
+
+def measure(step, rounds: int) -> list[float]:
+    """Median step seconds, then each probe's, over ``rounds`` interleaved rounds (after one of each)."""
+    times: list[list[float]] = [[] for _ in range(1 + len(PROBES))]
+    for r in range(rounds + 1):
+        for i, workload in enumerate([step, *PROBES.values()]):
+            seconds = workload()
+            if r:
+                times[i].append(seconds)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -77,22 +97,24 @@ def main() -> None:
     rows = []
     for n in args.threads:
         torch.set_num_threads(n)
-        rows.append((f"{n} thread{'s' if n > 1 else ''}", *measure(step, args.rounds)))
+        rows.append((f"{n} thread{'s' if n > 1 else ''}", measure(step, args.rounds)))
     torch.set_num_threads(os.cpu_count())
     competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR])
     try:
         time.sleep(3)  # let it start multiplying
-        rows.append((f"{os.cpu_count()} threads + competitor", *measure(step, args.rounds)))
+        rows.append((f"{os.cpu_count()} threads + competitor", measure(step, args.rounds)))
     finally:
         competitor.kill()
 
     print(f"machine: {machine_description(torch.device('cpu'))}; batch {args.batch_size} x {args.length} tokens; "
           f"median of {args.rounds} rounds")
-    print("| condition | step s (s) | probe p (s) | s / p | s / p against the first row |")
-    print("|---|---|---|---|---|")
-    first = rows[0][1] / rows[0][2]
-    for name, s, probe in rows:
-        print(f"| {name} | {s:.3f} | {probe:.4f} | {s / probe:.1f} | {s / probe / first:.2f} |")
+    print("| condition | step s (s) | " + " | ".join(f"{name}: p (s) | s / p against the first row" for name in PROBES)
+          + " |")
+    print("|---|---|" + "---|---|" * len(PROBES))
+    first = rows[0][1]
+    for name, (s, *probes) in rows:
+        cells = (f"{probe:.4f} | {s / probe / (first[0] / first[1 + i]):.2f}" for i, probe in enumerate(probes))
+        print(f"| {name} | {s:.3f} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from agwm.config import HYPERGRADS, ConfigError, build_run_config, engine_config
 from agwm.finetune import run_finetune
 from agwm.methods import METHODS
 from agwm.runtime import resolve_device
+from agwm.speed import speed_probe
 from tests.test_cli import base, run_script
 
 CUDA_DEVICES = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -70,3 +71,11 @@ def test_every_method_runs_on_cuda(method, overrides, glue_dir, tiny_model_dir, 
     for phase in ("search", "finetune") if method == "mixup" else ("finetune",):
         machine = json.loads((tmp_path / phase / "metrics.json").read_text())["machine"]
         assert torch.cuda.get_device_name() in machine
+
+
+@needs_cuda
+def test_the_speed_probe_on_cuda_leaves_the_random_streams_alone():
+    torch.manual_seed(3)
+    cpu_state, cuda_state = torch.get_rng_state(), torch.cuda.get_rng_state()
+    assert 0 < speed_probe(torch.device("cuda"), repeats=2) < float("inf")
+    assert torch.equal(torch.get_rng_state(), cpu_state) and torch.equal(torch.cuda.get_rng_state(), cuda_state)

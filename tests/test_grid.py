@@ -7,12 +7,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from agwm import grid as grid_module
 from agwm.config import ConfigError, build_run_config
 from agwm.grid import append_record, config_changes, load_grid, part_of, read_records, run_grid
 from agwm.methods import METHODS, joint, random_alpha, vanilla
 from agwm.mixup import alpha_state_dict
 from agwm.runtime import build_model
-from agwm.speed import speed_probe
+from agwm.speed import WORKLOAD, speed_probe
 from agwm.tasks import get_task
 
 GRID = """
@@ -45,6 +46,7 @@ def fake_method(monkeypatch):
     fake.crash_at = None
     fake.calls = calls
     monkeypatch.setitem(METHODS, "fake", fake)
+    monkeypatch.setattr(grid_module, "speed_probe", lambda device: 0.25)  # the real one takes seconds
     return fake
 
 
@@ -97,11 +99,11 @@ def test_record_format(fake_method, glue_dir, tmp_path):
     run_grid(grid)
     record = read_records(grid.results)[0]
     assert set(record) == {"key", "method", "kind", "settings", "task", "train_size", "seed", "score", "dev",
-                           "wall_time_s", "speed_probe_s", "machine", "config"}
+                           "wall_time_s", "speed_probe_s", "speed_probe_workload", "machine", "config"}
     assert record["key"] == f"{record['method']}/{record['task']}/{record['train_size']}/{record['seed']}"
     assert record["config"]["task"] == record["task"] and record["config"]["seed"] == record["seed"]
     assert record["kind"] == "fake" and record["wall_time_s"]["finetune"] == 0.1 and "total" in record["wall_time_s"]
-    assert record["speed_probe_s"] > 0
+    assert record["speed_probe_s"] == 0.25 and record["speed_probe_workload"] == WORKLOAD
 
 
 def test_a_record_cut_short_is_ignored_and_removed_by_the_next_append(tmp_path):

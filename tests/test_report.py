@@ -12,6 +12,7 @@ from agwm.grid import append_record
 from agwm.report import (ablation_table, changes_from_defaults, default_mixup, markdown_report, mean_std, merge_records,
                          paired_p_value, paired_spread, paired_table, per_seed_table, score_table, seeds_needed,
                          time_table)
+from agwm.speed import WORKLOAD
 from tests.conftest import REPO
 from tests.test_cli import run_script
 
@@ -87,6 +88,17 @@ def test_time_ratios_cancel_the_machine_speed_where_both_runs_carry_a_probe():
     table = time_table(records).splitlines()
     assert "| mixup | 4.00x | 3 | 2 |" in table
     assert "| vanilla | 1.00x | 5 | 3 |" in table
+
+
+def test_time_ratios_compare_only_probes_of_the_same_workload():
+    records = [dict(r) for r in RECORDS]
+    for r in records:
+        r["speed_probe_s"] = 0.1 if r["method"] == "vanilla" else 0.3  # vanilla's probe has no workload name:
+        if r["method"] == "mixup":                                     # the first probe's
+            r["speed_probe_workload"] = WORKLOAD
+    table = time_table(records).splitlines()
+    assert "| mixup | 4.00x | 3 | 0 |" in table
+    assert "| vanilla | 1.00x | 5 | 5 |" in table
 
 
 def test_report_script_writes_markdown_and_plot(tmp_path, monkeypatch, capsys):
