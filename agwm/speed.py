@@ -29,11 +29,11 @@ def speed_probe(device: torch.device, repeats: int = 3) -> float:
     Its random draws (weights, inputs, dropout) come from forked random streams, so the global ones
     are untouched."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(0)
+        torch.default_generator.manual_seed(0)  # not torch.manual_seed, which reseeds every GPU
         layer = torch.nn.TransformerEncoderLayer(HIDDEN, HEADS, INTERMEDIATE, dropout=0.1, activation="gelu",
                                                  batch_first=True).to(device)
         optimizer = torch.optim.AdamW(layer.parameters(), lr=1e-5)
-        x = torch.randn(BATCH, LENGTH, HIDDEN, device=device)
+        x = torch.randn(BATCH, LENGTH, HIDDEN).to(device)
 
         def once() -> float:
             _synchronize(device)
