@@ -36,12 +36,12 @@ def speed_probe(device: torch.device, repeats: int = 3) -> float:
         x = torch.randn(BATCH, LENGTH, HIDDEN).to(device)
 
         def once() -> float:
-            _synchronize(device)
+            synchronize(device)
             start = time.perf_counter()
             layer(x).square().mean().backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            _synchronize(device)
+            synchronize(device)
             return time.perf_counter() - start
 
         once()
@@ -55,6 +55,7 @@ def probe_workload(record: dict) -> str | None:
     return record.get("speed_probe_workload", FIRST_WORKLOAD)
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a wall-clock interval covers it (a no-op on the CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -31,6 +31,7 @@ from agwm.hypergrad import attention_kernels
 from agwm.mixup import alpha_parameters, inject_mixup, project_alphas, task_parameters
 from agwm.runtime import adamw, default_model, machine_description, model_loss
 from agwm.search import ProgressEngine
+from agwm.speed import synchronize
 from problems import AttentionProblem, TaskWeightProblem
 
 CONFIGS = ("vanilla", "mixup", "search-darts", "search-neumann", "search-cg")
@@ -100,12 +101,8 @@ class RepeatBatch:
             yield dict(self.data)
 
 
-def sync(device):
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def time_all(args) -> dict[str, float]:
+    device = torch.device(args.device)
     steps = {name: make_step(name, args) for name in args.configs}
     for _ in range(args.warmup):
         for step in steps.values():
@@ -113,10 +110,10 @@ def time_all(args) -> dict[str, float]:
     times = {name: [] for name in steps}
     for _ in range(args.rounds):
         for name, step in steps.items():
-            sync(args.device)
+            synchronize(device)
             start = time.perf_counter()
             step()
-            sync(args.device)
+            synchronize(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
@@ -128,7 +125,8 @@ def rss_kib(field: str) -> int:
 
 def memory_probe(name: str, args) -> float:
     """Peak memory (MiB) of two steps of ``name``, above what the process held before."""
-    if args.device == "cuda":
+    on_cuda = torch.device(args.device).type == "cuda"
+    if on_cuda:
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     else:
@@ -138,8 +136,8 @@ def memory_probe(name: str, args) -> float:
     step = make_step(name, args)
     step()
     step()
-    sync(args.device)
-    peak = torch.cuda.max_memory_allocated() if args.device == "cuda" else rss_kib("VmHWM") * 1024
+    synchronize(torch.device(args.device))
+    peak = torch.cuda.max_memory_allocated() if on_cuda else rss_kib("VmHWM") * 1024
     return (peak - before) / 2**20
 
 
@@ -155,7 +153,18 @@ def main() -> None:
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     p.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.device == "cpu":
+    for flag, least in (("batch_size", 1), ("length", 1), ("rounds", 1), ("warmup", 0)):
+        if getattr(args, flag) < least:
+            p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)} not allowed: at least {least}")
+    if "vanilla" not in args.configs:
+        p.error(f"--configs {' '.join(args.configs)} not allowed: must include vanilla (the ratios' denominator)")
+    try:
+        device_type = torch.device(args.device).type
+    except RuntimeError:
+        p.error(f"--device {args.device} not allowed: cpu or cuda")
+    if device_type not in ("cpu", "cuda") or (device_type == "cuda" and not torch.cuda.is_available()):
+        p.error(f"--device {args.device} not allowed: cpu{' or cuda' if torch.cuda.is_available() else ' (no GPU here)'}")
+    if device_type == "cpu":
         torch.set_num_threads(os.cpu_count())
 
     if args.memory_probe:
@@ -174,7 +183,7 @@ def main() -> None:
     print("| configuration | step (s) | time / vanilla | peak memory (MiB) | memory / vanilla |")
     print("|---|---|---|---|---|")
     for name in args.configs:
-        print(f"| {name} | {medians[name]:.3f} | {medians[name] / medians['vanilla']:.2f}x | "
+        print(f"| {name} | {medians[name]:.4g} | {medians[name] / medians['vanilla']:.2f}x | "
               f"{peaks[name]:.0f} | {peaks[name] / peaks['vanilla']:.2f}x |")
 
 

@@ -1,0 +1,62 @@
+"""The benchmark scripts run end to end at a tiny size and print one row per configuration, each
+ratio against the right denominator; bad input stops them with one line. Run in subprocesses, as
+a user runs them (they set torch's thread count and measure the process's memory)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run_bench(script, *args):
+    return subprocess.run([sys.executable, str(REPO / "scripts" / script), *args], capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    lines = [line for line in stdout.splitlines() if line.startswith("| ") and not line.startswith("| config")
+             and not line.startswith("| condition")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_bench_times_and_measures_every_configuration_against_vanilla(tiny_model_dir):
+    done = run_bench("bench.py", "--model", tiny_model_dir, "--device", "cpu", "--batch-size", "2", "--length", "8",
+                     "--rounds", "2", "--warmup", "0")
+    assert done.returncode == 0, done.stderr
+    rows = table_rows(done.stdout)
+    assert [row[0] for row in rows] == ["vanilla", "mixup", "search-darts", "search-neumann", "search-cg"]
+    seconds = {row[0]: float(row[1]) for row in rows}
+    assert all(s > 0 for s in seconds.values())
+    for name, _, time_ratio, _, _ in rows:
+        assert float(time_ratio.rstrip("x")) == pytest.approx(seconds[name] / seconds["vanilla"], abs=0.01)
+    assert rows[0][2] == "1.00x" and rows[0][4] == "1.00x"
+
+
+def test_bench_speed_probe_prints_step_and_probe_ratios_against_its_first_row():
+    done = run_bench("bench_speed_probe.py", "--threads", "1", "--batch-size", "2", "--length", "8", "--rounds", "1")
+    assert done.returncode == 0, done.stderr
+    rows = table_rows(done.stdout)
+    assert [row[0] for row in rows] == ["1 thread", f"{os.cpu_count()} threads + competitor"]
+    first = rows[0]
+    assert first[3] == "1.00" and first[5] == "1.00"  # s / p of the first row against itself
+    for row in rows:
+        step, encoder_probe, feed_forward_probe = float(row[1]), float(row[2]), float(row[4])
+        assert min(step, encoder_probe, feed_forward_probe) > 0
+        expected = step / encoder_probe / (float(first[1]) / float(first[2]))
+        assert float(row[3]) == pytest.approx(expected, rel=0.05, abs=0.01)
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("bench.py", ["--rounds", "0"], "--rounds 0 not allowed: at least 1"),
+    ("bench.py", ["--warmup", "-1"], "--warmup -1 not allowed: at least 0"),
+    ("bench.py", ["--configs", "mixup"], "--configs mixup not allowed: must include vanilla"),
+    ("bench.py", ["--device", "tpu0"], "--device tpu0 not allowed: cpu"),
+    ("bench_speed_probe.py", ["--threads", "0"], "--threads [0] not allowed: between 1 and"),
+    ("bench_speed_probe.py", ["--length", "0"], "--length 0 not allowed: at least 1"),
+])
+def test_bench_scripts_refuse_bad_input_in_one_line(script, args, message):
+    done = run_bench(script, *args)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
