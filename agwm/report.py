@@ -249,7 +249,8 @@ def time_table(records: list[dict]) -> str:
         if base is None or not base["wall_time_s"]["total"]:
             continue
         ratio = r["wall_time_s"]["total"] / base["wall_time_s"]["total"]
-        if probe_workload(r) is not None and probe_workload(r) == probe_workload(base):
+        workload = probe_workload(r)
+        if workload is not None and workload == probe_workload(base):
             ratio *= base["speed_probe_s"] / r["speed_probe_s"]
             corrected[method] += 1
         ratios[method].append(ratio)
