@@ -163,7 +163,8 @@ def main() -> None:
     except RuntimeError:
         p.error(f"--device {args.device} not allowed: cpu or cuda")
     if device_type not in ("cpu", "cuda") or (device_type == "cuda" and not torch.cuda.is_available()):
-        p.error(f"--device {args.device} not allowed: cpu{' or cuda' if torch.cuda.is_available() else ' (no GPU here)'}")
+        allowed = "cpu or cuda" if torch.cuda.is_available() else "cpu (no GPU here)"
+        p.error(f"--device {args.device} not allowed: {allowed}")
     if device_type == "cpu":
         torch.set_num_threads(os.cpu_count())
 
