@@ -267,10 +267,8 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
     _require(cfg.train_size >= 2, "train_size", cfg.train_size, "at least 2")
     _require(cfg.max_length >= 8, "max_length", cfg.max_length, "at least 8")
     _require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "at least 1")
-    _require(DEVICE_PATTERN.fullmatch(cfg.device) is not None, "device", cfg.device, "auto, cpu, cuda or cuda:N")
-    cuda = _cuda_devices()
-    _require(not cfg.device.startswith("cuda") or cuda > int(cfg.device.partition(":")[2] or 0), "device", cfg.device,
-             f"auto, cpu or cuda:0 to cuda:{cuda - 1}" if cuda else "auto or cpu (this machine has no CUDA device)")
+    allowed_devices = device_allowed(cfg.device)
+    _require(allowed_devices is None, "device", cfg.device, allowed_devices)
     _require(cfg.hypergrad in HYPERGRADS, "hypergrad", cfg.hypergrad, f"one of {', '.join(HYPERGRADS)}")
     m, s, f = cfg.mixup, cfg.search, cfg.finetune
     _require(m.rank >= 1, "mixup.rank", m.rank, "at least 1")
@@ -313,6 +311,17 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
     for path in ("reinit.layers", "peft.lora_r", "peft.lora_alpha", "peft.virtual_tokens", "soup.members"):
         value = _get(cfg, path)
         _require(value >= 1, path, value, "at least 1")
+
+
+def device_allowed(name: str) -> str | None:
+    """None if ``name`` is a device setting this machine has (auto, cpu, cuda or cuda:N with N below
+    its CUDA device count), else what is allowed, for the error message."""
+    if DEVICE_PATTERN.fullmatch(name) is None:
+        return "auto, cpu, cuda or cuda:N"
+    cuda = _cuda_devices()
+    if name.startswith("cuda") and cuda <= int(name.partition(":")[2] or 0):
+        return f"auto, cpu or cuda:0 to cuda:{cuda - 1}" if cuda else "auto or cpu (this machine has no CUDA device)"
+    return None
 
 
 def _cuda_devices() -> int:

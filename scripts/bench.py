@@ -26,10 +26,10 @@ import time
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from agwm.config import ENGINE_CONFIG_DIR, engine_config_on, load_engine_settings
+from agwm.config import ENGINE_CONFIG_DIR, device_allowed, engine_config_on, load_engine_settings
 from agwm.hypergrad import attention_kernels
 from agwm.mixup import alpha_parameters, inject_mixup, project_alphas, task_parameters
-from agwm.runtime import adamw, default_model, machine_description, model_loss
+from agwm.runtime import adamw, default_model, machine_description, model_loss, resolve_device
 from agwm.search import ProgressEngine
 from agwm.speed import synchronize
 from problems import AttentionProblem, TaskWeightProblem
@@ -125,7 +125,8 @@ def rss_kib(field: str) -> int:
 
 def memory_probe(name: str, args) -> float:
     """Peak memory (MiB) of two steps of ``name``, above what the process held before."""
-    on_cuda = torch.device(args.device).type == "cuda"
+    device = torch.device(args.device)
+    on_cuda = device.type == "cuda"
     if on_cuda:
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
@@ -136,7 +137,7 @@ def memory_probe(name: str, args) -> float:
     step = make_step(name, args)
     step()
     step()
-    synchronize(torch.device(args.device))
+    synchronize(device)
     peak = torch.cuda.max_memory_allocated() if on_cuda else rss_kib("VmHWM") * 1024
     return (peak - before) / 2**20
 
@@ -145,7 +146,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None)
     p.add_argument("--random-init", action="store_true", help="the model's shape with random weights")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="auto", help="auto (the GPU if there is one), cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--length", type=int, default=128)
     p.add_argument("--rounds", type=int, default=5)
@@ -158,14 +159,11 @@ def main() -> None:
             p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)} not allowed: at least {least}")
     if "vanilla" not in args.configs:
         p.error(f"--configs {' '.join(args.configs)} not allowed: must include vanilla (the ratios' denominator)")
-    try:
-        device_type = torch.device(args.device).type
-    except RuntimeError:
-        p.error(f"--device {args.device} not allowed: cpu or cuda")
-    if device_type not in ("cpu", "cuda") or (device_type == "cuda" and not torch.cuda.is_available()):
-        allowed = "cpu or cuda" if torch.cuda.is_available() else "cpu (no GPU here)"
-        p.error(f"--device {args.device} not allowed: {allowed}")
-    if device_type == "cpu":
+    allowed_devices = device_allowed(args.device)
+    if allowed_devices:
+        p.error(f"--device {args.device} not allowed: {allowed_devices}")
+    args.device = str(resolve_device(args.device))
+    if args.device == "cpu":
         torch.set_num_threads(os.cpu_count())
 
     if args.memory_probe:
