@@ -33,6 +33,15 @@ def run_config(args: argparse.Namespace, extra_flags: dict | None = None) -> Run
     return build_run_config(flags, args.overrides)
 
 
+def require_at_least(p: argparse.ArgumentParser, args: argparse.Namespace, minimums: dict[str, int]) -> None:
+    """Stop with one line and exit code 2 at the first option below its minimum (``minimums``: an
+    option's ``dest`` and the least value allowed)."""
+    for dest, least in minimums.items():
+        value = getattr(args, dest)
+        if value < least:
+            p.error(f"--{dest.replace('_', '-')} {value} not allowed: at least {least}")
+
+
 def main_guard(body: Callable[[], None]) -> None:
     """Run ``body``; a bad setting or bad data ends the program with one line and exit code 2."""
     try:

@@ -26,6 +26,7 @@ import time
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
+from agwm.cli import require_at_least
 from agwm.config import ENGINE_CONFIG_DIR, device_allowed, engine_config_on, load_engine_settings
 from agwm.hypergrad import attention_kernels
 from agwm.mixup import alpha_parameters, inject_mixup, project_alphas, task_parameters
@@ -154,9 +155,7 @@ def main() -> None:
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     p.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    for flag, least in (("batch_size", 1), ("length", 1), ("rounds", 1), ("warmup", 0)):
-        if getattr(args, flag) < least:
-            p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)} not allowed: at least {least}")
+    require_at_least(p, args, {"batch_size": 1, "length": 1, "rounds": 1, "warmup": 0})
     if "vanilla" not in args.configs:
         p.error(f"--configs {' '.join(args.configs)} not allowed: must include vanilla (the ratios' denominator)")
     allowed_devices = device_allowed(args.device)

@@ -27,6 +27,7 @@ import time
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
+from agwm.cli import require_at_least
 from agwm.runtime import adamw, default_model, machine_description, model_loss
 from agwm.speed import HIDDEN, INTERMEDIATE, speed_probe
 
@@ -89,9 +90,7 @@ def main() -> None:
     bad = [n for n in args.threads if not 1 <= n <= os.cpu_count()]
     if bad:
         p.error(f"--threads {bad} not allowed: between 1 and {os.cpu_count()} (this machine's cores)")
-    for flag in ("batch_size", "length", "rounds"):
-        if getattr(args, flag) < 1:
-            p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)} not allowed: at least 1")
+    require_at_least(p, args, {"batch_size": 1, "length": 1, "rounds": 1})
 
     step = make_step(args)
     rows = []
