@@ -39,7 +39,7 @@ def require_at_least(p: argparse.ArgumentParser, args: argparse.Namespace, minim
     for dest, least in minimums.items():
         value = getattr(args, dest)
         if value < least:
-            p.error(f"--{dest.replace('_', '-')} {value} not allowed: at least {least}")
+            p.error(f"--{dest.replace('_', '-')} {value} is not allowed: at least {least}")
 
 
 def main_guard(body: Callable[[], None]) -> None:

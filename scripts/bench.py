@@ -80,13 +80,12 @@ def make_step(name: str, args):
     inner = TaskWeightProblem("inner", settings.inner, model, model_loss, weights, w_opt, forever)
     outer = AttentionProblem("outer", settings.outer, model, model_loss, alphas, a_opt, forever,
                              projection=project_alphas)
-    device = torch.device(args.device)
-    engine = ProgressEngine([inner, outer], engine_config_on(settings.engine, device),
+    engine = ProgressEngine([inner, outer], engine_config_on(settings.engine, args.device),
                             {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}},
                             on_step=lambda _: None)
 
     def step():
-        with attention_kernels(settings.inner.type, device):
+        with attention_kernels(settings.inner.type, args.device):
             engine.train_step()
     return step
 
@@ -103,7 +102,6 @@ class RepeatBatch:
 
 
 def time_all(args) -> dict[str, float]:
-    device = torch.device(args.device)
     steps = {name: make_step(name, args) for name in args.configs}
     for _ in range(args.warmup):
         for step in steps.values():
@@ -111,10 +109,10 @@ def time_all(args) -> dict[str, float]:
     times = {name: [] for name in steps}
     for _ in range(args.rounds):
         for name, step in steps.items():
-            synchronize(device)
+            synchronize(args.device)
             start = time.perf_counter()
             step()
-            synchronize(device)
+            synchronize(args.device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
@@ -126,8 +124,7 @@ def rss_kib(field: str) -> int:
 
 def memory_probe(name: str, args) -> float:
     """Peak memory (MiB) of two steps of ``name``, above what the process held before."""
-    device = torch.device(args.device)
-    on_cuda = device.type == "cuda"
+    on_cuda = args.device.type == "cuda"
     if on_cuda:
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
@@ -138,7 +135,7 @@ def memory_probe(name: str, args) -> float:
     step = make_step(name, args)
     step()
     step()
-    synchronize(device)
+    synchronize(args.device)
     peak = torch.cuda.max_memory_allocated() if on_cuda else rss_kib("VmHWM") * 1024
     return (peak - before) / 2**20
 
@@ -157,12 +154,12 @@ def main() -> None:
     args = p.parse_args()
     require_at_least(p, args, {"batch_size": 1, "length": 1, "rounds": 1, "warmup": 0})
     if "vanilla" not in args.configs:
-        p.error(f"--configs {' '.join(args.configs)} not allowed: must include vanilla (the ratios' denominator)")
+        p.error(f"--configs {' '.join(args.configs)} is not allowed: must include vanilla (the ratios' denominator)")
     allowed_devices = device_allowed(args.device)
     if allowed_devices:
-        p.error(f"--device {args.device} not allowed: {allowed_devices}")
-    args.device = str(resolve_device(args.device))
-    if args.device == "cpu":
+        p.error(f"--device {args.device} is not allowed: {allowed_devices}")
+    args.device = resolve_device(args.device)
+    if args.device.type == "cpu":
         torch.set_num_threads(os.cpu_count())
 
     if args.memory_probe:
@@ -171,12 +168,12 @@ def main() -> None:
     medians = time_all(args)
     peaks = {}
     for name in args.configs:
-        cmd = [sys.executable, __file__, "--memory-probe", name, "--device", args.device,
+        cmd = [sys.executable, __file__, "--memory-probe", name, "--device", str(args.device),
                "--batch-size", str(args.batch_size), "--length", str(args.length)]
         cmd += (["--model", args.model] if args.model else []) + (["--random-init"] if args.random_init else [])
         peaks[name] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["peak_mib"]
 
-    print(f"machine: {machine_description(torch.device(args.device))}; batch {args.batch_size} x {args.length} tokens; "
+    print(f"machine: {machine_description(args.device)}; batch {args.batch_size} x {args.length} tokens; "
           f"median of {args.rounds} rounds; {'random' if args.random_init else 'pretrained'} weights")
     print("| configuration | step (s) | time / vanilla | peak memory (MiB) | memory / vanilla |")
     print("|---|---|---|---|---|")

@@ -89,7 +89,7 @@ def main() -> None:
     args = p.parse_args()
     bad = [n for n in args.threads if not 1 <= n <= os.cpu_count()]
     if bad:
-        p.error(f"--threads {bad} not allowed: between 1 and {os.cpu_count()} (this machine's cores)")
+        p.error(f"--threads {bad} is not allowed: between 1 and {os.cpu_count()} (this machine's cores)")
     require_at_least(p, args, {"batch_size": 1, "length": 1, "rounds": 1})
 
     step = make_step(args)

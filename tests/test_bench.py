@@ -50,13 +50,13 @@ def test_bench_speed_probe_prints_step_and_probe_ratios_against_its_first_row():
 
 
 @pytest.mark.parametrize("script, args, message", [
-    ("bench.py", ["--rounds", "0"], "--rounds 0 not allowed: at least 1"),
-    ("bench.py", ["--warmup", "-1"], "--warmup -1 not allowed: at least 0"),
-    ("bench.py", ["--configs", "mixup"], "--configs mixup not allowed: must include vanilla"),
-    ("bench.py", ["--device", "tpu0"], "--device tpu0 not allowed: auto, cpu, cuda or cuda:N"),
-    ("bench.py", ["--device", "cuda:7"], "--device cuda:7 not allowed: auto"),
-    ("bench_speed_probe.py", ["--threads", "0"], "--threads [0] not allowed: between 1 and"),
-    ("bench_speed_probe.py", ["--length", "0"], "--length 0 not allowed: at least 1"),
+    ("bench.py", ["--rounds", "0"], "--rounds 0 is not allowed: at least 1"),
+    ("bench.py", ["--warmup", "-1"], "--warmup -1 is not allowed: at least 0"),
+    ("bench.py", ["--configs", "mixup"], "--configs mixup is not allowed: must include vanilla"),
+    ("bench.py", ["--device", "tpu0"], "--device tpu0 is not allowed: auto, cpu, cuda or cuda:N"),
+    ("bench.py", ["--device", "cuda:7"], "--device cuda:7 is not allowed: auto"),
+    ("bench_speed_probe.py", ["--threads", "0"], "--threads [0] is not allowed: between 1 and"),
+    ("bench_speed_probe.py", ["--length", "0"], "--length 0 is not allowed: at least 1"),
 ])
 def test_bench_scripts_refuse_bad_input_in_one_line(script, args, message):
     done = run_bench(script, *args)
