@@ -48,7 +48,7 @@ def train(cfg: RunConfig, data, recipe, log: CsvLog, alphas: str | None = None, 
     last loss. Member ``member`` of a soup starts from the same model (head included: averaging
     needs one starting point) and takes its own data order and dropout streams."""
     f = cfg.finetune
-    model = build_model(cfg, data.task, with_mixup=f.alpha_mode in ("random", "joint"))
+    model = build_model(cfg, data.task, with_mixup=f.alpha_mode in ("random", "joint"), device=data.device)
     if alphas is not None:
         inject_from_saved(model, alphas)
     trained_alphas = alpha_parameters(model) if f.alpha_mode == "joint" else []
@@ -108,7 +108,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
                               f"default): no {TASK_WEIGHTS_NAME} beside it to start from; give --start-weights, "
                               "or search.finetune_start=pretrained to start from the pretrained weights")
     start = time.perf_counter()
-    data = load_run_data(cfg)
+    data = load_run_data(cfg, resolve_device(cfg.device))
     dev = set_aside_holdout(cfg, data) if cfg.finetune.holdout else load_dev(cfg, data)
     out = cfg.output_dir
     prepare_output_dir(out, (ALPHA_WEIGHTS_NAME, ALPHA_CONFIG_NAME))
@@ -142,4 +142,4 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
                "alphas": alphas, "start_weights": start_weights, "alpha_mode": f.alpha_mode, **extra,
                "steps": steps, "final_train_loss": loss_value, "train_time_s": train_time,
                "wall_time_s": time.perf_counter() - start}
-    return write_metrics(out, metrics, resolve_device(cfg.device))
+    return write_metrics(out, metrics, data.device)

@@ -40,14 +40,16 @@ class RunData:
     task: GlueTask
     tokenizer: object
     train: Dataset  # the low-resource sample, tokenised
+    device: torch.device  # where the run's batches and model go
 
 
-def load_run_data(cfg: RunConfig) -> RunData:
-    """The task's train split, the ``train_size`` sample of ``seed``, tokenised (no dev data)."""
+def load_run_data(cfg: RunConfig, device: torch.device) -> RunData:
+    """The task's train split, the ``train_size`` sample of ``seed``, tokenised (no dev data), for
+    a run on ``device`` (``resolve_device(cfg.device)``, resolved once by the run)."""
     task = get_task(cfg.task)
     sample = sample_examples(load_split(task, "train", cfg.data_dir), cfg.train_size, cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model or default_model())
-    return RunData(task, tokenizer, tokenize(sample, task, tokenizer, cfg.max_length))
+    return RunData(task, tokenizer, tokenize(sample, task, tokenizer, cfg.max_length), device)
 
 
 def set_aside_holdout(cfg: RunConfig, data: RunData) -> Dataset:
@@ -82,9 +84,9 @@ def member_stream(stream: str, member: int) -> str:
     return stream if member == 0 else f"{stream}/member{member}"
 
 
-def build_model(cfg: RunConfig, task: GlueTask, with_mixup: bool) -> nn.Module:
-    """The pretrained encoder with a new head; the head's random initialisation is the
-    ``head`` stream of the seed, so every method starts from the same model."""
+def build_model(cfg: RunConfig, task: GlueTask, with_mixup: bool, device: torch.device) -> nn.Module:
+    """The pretrained encoder with a new head, on ``device``; the head's random initialisation is
+    the ``head`` stream of the seed, so every method starts from the same model."""
     torch.manual_seed(stream_seed(cfg.seed, "head"))
     names = {} if task.is_regression else {"id2label": dict(enumerate(task.class_names)),
                                            "label2id": {n: i for i, n in enumerate(task.class_names)}}
@@ -96,7 +98,7 @@ def build_model(cfg: RunConfig, task: GlueTask, with_mixup: bool) -> nn.Module:
         m = cfg.mixup
         inject_mixup(model, m.target_modules, m.rank, m.formulation, m.init_mean, m.init_std,
                      seed=stream_seed(cfg.seed, "alpha"))
-    return model.to(resolve_device(cfg.device))
+    return model.to(device)
 
 
 def model_loss(model: nn.Module, batch: dict) -> torch.Tensor:
@@ -106,7 +108,7 @@ def model_loss(model: nn.Module, batch: dict) -> torch.Tensor:
 
 def loader(data: RunData, dataset: Dataset, cfg: RunConfig, stream: str):
     return make_loader(dataset, data.tokenizer, cfg.batch_size, shuffle=True, seed=cfg.seed, stream=stream,
-                       device=resolve_device(cfg.device))
+                       device=data.device)
 
 
 def adamw(groups: list[dict], **defaults) -> torch.optim.AdamW:

@@ -118,7 +118,7 @@ def _joint_problems(cfg: RunConfig, data: RunData, model):
 
 def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: int, split, log: CsvLog):
     """One search; returns the model with its learned A, B and a summary of the run."""
-    model = build_model(cfg, data.task, with_mixup=True)
+    model = build_model(cfg, data.task, with_mixup=True, device=data.device)
     torch.manual_seed(stream_seed(cfg.seed, f"dropout/search{fold}"))
     if cfg.search.problem == "joint":
         problems, dependencies, iterations = _joint_problems(cfg, data, model)
@@ -136,8 +136,7 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
 
     config = dataclasses.replace(settings.engine, train_iters=iterations)
     start = time.perf_counter()
-    with attention_kernels(settings.inner.type if cfg.search.problem == "bilevel" else None,
-                           resolve_device(cfg.device)):
+    with attention_kernels(settings.inner.type if cfg.search.problem == "bilevel" else None, data.device):
         ProgressEngine(problems, config, dependencies, on_step).run()
     progress.close()
     summary = {"fold": fold, "iterations": iterations, **{f"final_{k}": v for k, v in losses.items()},
@@ -150,9 +149,10 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     the averaged ``alphas.safetensors`` / ``alphas.json``, each fold's under ``fold<k>/``, the
     fold-averaged task weights when ``finetune_start`` is ``fold_average``, ``config.yaml``,
     ``log.csv`` and, last, ``metrics.json``."""
-    settings = dataclasses.replace(settings, engine=engine_config_on(settings.engine, resolve_device(cfg.device)))
+    device = resolve_device(cfg.device)
+    settings = dataclasses.replace(settings, engine=engine_config_on(settings.engine, device))
     start = time.perf_counter()
-    data = load_run_data(cfg)
+    data = load_run_data(cfg, device)
     if cfg.finetune.holdout:
         set_aside_holdout(cfg, data)  # the finetune phase scores on it: the search must not see it
     out = cfg.output_dir
@@ -183,4 +183,4 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     metrics = {"phase": "search", "problem": cfg.search.problem, "hypergrad": cfg.hypergrad if bilevel else None,
                "folds": summaries, "alpha": alpha_summary(model),
                "wall_time_s": time.perf_counter() - start}
-    return write_metrics(out, metrics, resolve_device(cfg.device))
+    return write_metrics(out, metrics, device)

@@ -18,6 +18,9 @@ from agwm.data import make_loader
 from agwm.finetune import run_finetune, train
 from agwm.recipes import make_recipe
 from agwm.runtime import CsvLog, build_model, device_of, load_run_data, model_loss
+from agwm.tasks import get_task
+
+CPU = torch.device("cpu")
 
 
 @pytest.fixture
@@ -31,14 +34,15 @@ def run(tiny_model_dir, glue_dir, tmp_path):
 
 
 def trained(cfg, tmp_path):
-    data = load_run_data(cfg)
+    data = load_run_data(cfg, CPU)
     recipe = make_recipe(cfg)
     model, _, _ = train(cfg, data, recipe, CsvLog(str(tmp_path)))
     return model, recipe
 
 
 def pretrained(cfg):
-    return {k: v.clone() for k, v in build_model(cfg, load_run_data(cfg).task, with_mixup=False).state_dict().items()}
+    model = build_model(cfg, get_task(cfg.task), with_mixup=False, device=CPU)
+    return {k: v.clone() for k, v in model.state_dict().items()}
 
 
 def test_mixout_with_p_zero_trains_exactly_like_vanilla(run, tmp_path):
@@ -124,8 +128,8 @@ def test_dps_updates_everything_in_stage_one_and_only_the_selection_in_stage_two
 
 def test_consistency_terms_vanish_without_randomness_and_are_symmetric(run):
     cfg = run()
-    data = load_run_data(cfg)
-    model = build_model(cfg, data.task, with_mixup=False).eval()  # no dropout: both passes agree
+    data = load_run_data(cfg, CPU)
+    model = build_model(cfg, data.task, with_mixup=False, device=data.device).eval()  # no dropout: both passes agree
     device = device_of(model)
     batch = next(iter(make_loader(data.train, data.tokenizer, 4, shuffle=False, device=device)))
     plain = model_loss(model, batch)
@@ -143,7 +147,7 @@ def test_consistency_terms_vanish_without_randomness_and_are_symmetric(run):
 
 def test_re_init_changes_exactly_the_top_layers_and_the_pooler(run):
     cfg = run()
-    model = build_model(cfg, load_run_data(cfg).task, with_mixup=False)
+    model = build_model(cfg, get_task(cfg.task), with_mixup=False, device=CPU)
     model.bert.encoder.layer.append(type(model.bert.encoder.layer[0])(model.config).to(device_of(model)))  # 2 layers
     before = {k: v.clone() for k, v in model.state_dict().items()}
     names = reinit_top_layers(model, 1, seed=5)
@@ -161,7 +165,7 @@ def test_re_init_changes_exactly_the_top_layers_and_the_pooler(run):
 
 def test_prefix_tuning_reaches_attention_and_a_model_without_a_cache_argument_is_named(run):
     cfg = run("prefix", "peft.virtual_tokens=4")
-    model = build_model(cfg, load_run_data(cfg).task, with_mixup=False).eval()
+    model = build_model(cfg, get_task(cfg.task), with_mixup=False, device=CPU).eval()
     batch = {"input_ids": torch.tensor([[101, 2023, 102, 0]]), "attention_mask": torch.tensor([[1, 1, 1, 0]])}
     batch = {k: v.to(device_of(model)) for k, v in batch.items()}
     plain = model(**batch).logits
@@ -180,7 +184,7 @@ def test_prefix_tuning_reaches_attention_and_a_model_without_a_cache_argument_is
 def test_peft_methods_leave_the_pretrained_weights_unchanged(run, tmp_path, method):
     cfg = run(method, "peft.virtual_tokens=4")
     before = pretrained(cfg)
-    data = load_run_data(cfg)
+    data = load_run_data(cfg, CPU)
     recipe = make_recipe(cfg)
     wrapped, _, _ = train(dataclasses.replace(cfg), data, _KeepWrapped(recipe), CsvLog(str(tmp_path)))
     trainable = {n for n, p in wrapped.named_parameters() if p.requires_grad}
@@ -210,7 +214,7 @@ def test_soup_members_share_their_start_and_differ_in_order_and_dropout(run, tmp
     import agwm.finetune
 
     cfg = run("soup")
-    data = load_run_data(cfg)
+    data = load_run_data(cfg, CPU)
     starts = []
     original = agwm.finetune.build_model
 

@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
@@ -14,6 +15,8 @@ from agwm.runtime import build_model, evaluate, load_dev, load_run_data
 from agwm.search import run_search
 from agwm.tasks import get_task
 
+CPU = torch.device("cpu")
+
 
 def config(glue_dir, out, **flags):
     return build_run_config({"task": "rte", "train_size": 32, "seed": 3, "data_dir": glue_dir,
@@ -23,7 +26,7 @@ def config(glue_dir, out, **flags):
 @pytest.fixture(scope="module")
 def initial_alphas(glue_dir, tmp_path_factory):
     cfg = config(glue_dir, tmp_path_factory.mktemp("init"))
-    return alpha_state_dict(build_model(cfg, get_task("rte"), with_mixup=True))
+    return alpha_state_dict(build_model(cfg, get_task("rte"), with_mixup=True, device=CPU))
 
 
 def search(glue_dir, out, hypergrad, problem):
@@ -71,7 +74,7 @@ def test_finetune_with_the_searched_alphas_scores_on_dev(darts_search, glue_dir,
     # names its classes, and scores what the mixed model scored (up to float rounding of a near tie).
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model")
     assert model.config.id2label == {0: "entailment", 1: "not_entailment"}
-    data = load_run_data(cfg)
+    data = load_run_data(cfg, CPU)
     dev = load_dev(cfg, data)
     rescored = evaluate(model, data.task, dev, data.tokenizer, batch_size=64)["score"]
     assert rescored == pytest.approx(saved["score"], abs=100 / len(dev) + 1e-9)

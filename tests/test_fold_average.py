@@ -12,6 +12,9 @@ from agwm.finetune import load_start_weights, run_finetune
 from agwm.mixup import inject_from_saved, mixup_layers
 from agwm.runtime import TASK_WEIGHTS_NAME
 from agwm.search import run_search
+from agwm.tasks import get_task
+
+CPU = torch.device("cpu")
 
 
 def test_alphas_are_the_fold_mean_and_fold_average_weights_start_the_finetune(tiny_model_dir, glue_dir, tmp_path):
@@ -66,7 +69,7 @@ def test_holdout_runs_search_and_finetune_on_the_training_part_and_score_on_the_
              "output_dir": str(tmp_path / "s"), "search.folds": 1, "search.max_steps": 1}
     overrides = ["finetune.holdout=true", "finetune.epochs=1"]
     cfg = build_run_config(dict(flags), overrides)
-    data = load_run_data(cfg)
+    data = load_run_data(cfg, CPU)
     sample = list(data.train["input_ids"])
     held_out = set_aside_holdout(cfg, data)
     assert len(data.train) == 16 and len(held_out) == 4
@@ -126,7 +129,7 @@ def test_inner_only_trains_w_as_the_search_inner_level_does_and_leaves_alpha_at_
 
     import agwm.runtime
     from agwm.mixup import alpha_state_dict
-    from agwm.runtime import build_model, load_run_data
+    from agwm.runtime import build_model
 
     flags = {"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
              "search.folds": 2, "search.max_steps": 2}
@@ -147,7 +150,7 @@ def test_inner_only_trains_w_as_the_search_inner_level_does_and_leaves_alpha_at_
 
     cfg, metrics = search("inner_only")
     assert seen == [16, 16] and metrics["hypergrad"] is None  # each fold's train part; the held-out parts unread
-    drawn = alpha_state_dict(build_model(cfg, load_run_data(cfg).task, with_mixup=True))
+    drawn = alpha_state_dict(build_model(cfg, get_task(cfg.task), with_mixup=True, device=CPU))
     for name in ("alphas.safetensors", "fold0/alphas.safetensors", "fold1/alphas.safetensors"):
         saved = load_file(tmp_path / "inner_only" / name)
         assert all(torch.equal(saved[k], drawn[k]) for k in drawn)

@@ -16,6 +16,8 @@ from agwm.runtime import build_model
 from agwm.speed import WORKLOAD, speed_probe
 from agwm.tasks import get_task
 
+CPU = torch.device("cpu")
+
 GRID = """
 tasks: [rte, mrpc]
 sizes: [50]
@@ -172,7 +174,7 @@ def test_random_alpha_is_drawn_once_and_stays_fixed(tiny_model_dir, glue_dir, tm
     cfg = tiny_config(tiny_model_dir, glue_dir, tmp_path, "mixup.init_std=0.45")
     random_alpha(cfg, [])
     used = load_file(tmp_path / "finetune" / "alphas.safetensors")
-    drawn = alpha_state_dict(build_model(cfg, get_task("rte"), with_mixup=True))
+    drawn = alpha_state_dict(build_model(cfg, get_task("rte"), with_mixup=True, device=CPU))
     assert used.keys() == drawn.keys() and all(torch.equal(used[k], drawn[k]) for k in used)
     spread = torch.cat([t.flatten() for t in used.values()])
     assert spread.std() > 0.2 and spread.min() >= 0 and spread.max() <= 1
@@ -182,7 +184,7 @@ def test_joint_trains_alpha_inside_the_box(tiny_model_dir, glue_dir, tmp_path):
     cfg = tiny_config(tiny_model_dir, glue_dir, tmp_path, "search.alpha_lr=0.5", "finetune.warmup_ratio=0")
     joint(cfg, [])
     learned = load_file(tmp_path / "finetune" / "alphas.safetensors")
-    initial = alpha_state_dict(build_model(cfg, get_task("rte"), with_mixup=True))
+    initial = alpha_state_dict(build_model(cfg, get_task("rte"), with_mixup=True, device=CPU))
     assert max((learned[k] - initial[k]).abs().max().item() for k in learned) > 1e-2
     assert all(t.min() >= 0 and t.max() <= 1 for t in learned.values())
 
@@ -197,6 +199,6 @@ def test_vanilla_has_no_mixup(tiny_model_dir, glue_dir, tmp_path):
 def test_the_speed_probe_leaves_the_global_random_streams_alone():
     torch.manual_seed(3)
     state = torch.get_rng_state()
-    seconds = speed_probe(torch.device("cpu"), repeats=2)
+    seconds = speed_probe(CPU, repeats=2)
     assert 0 < seconds < float("inf")
     assert torch.equal(torch.get_rng_state(), state)
