@@ -12,10 +12,26 @@ from .tasks import DataError
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--task", required=True, help="GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte")
-    p.add_argument("--train-size", type=int, default=None, help="training examples drawn by --seed (default 300)")
+    data = p.add_argument_group("data: a GLUE task (--task), or your own files (--train-file and the rest)")
+    data.add_argument("--task", default=None, help="GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte")
+    data.add_argument("--data-dir", default=None, help="with --task: folder in the GLUE layout (default $GLUE_DIR, "
+                      "else the hub)")
+    data.add_argument("--train-file", default=None, help="labelled examples: .csv, .tsv, .json, .jsonl or .parquet")
+    data.add_argument("--validation-file", default=None, help="labelled examples to score on (default: "
+                      "--validation-split of the training file)")
+    data.add_argument("--validation-split", type=float, default=None,
+                      help="without --validation-file: the fraction of the training file held out, stratified "
+                           "by --seed (default 0.2)")
+    data.add_argument("--text-columns", nargs="+", default=None, metavar="COLUMN",
+                      help="one text column, or two for a pair (default: text, sentence, or sentence1 sentence2)")
+    data.add_argument("--label-column", default=None, help="default: label")
+    data.add_argument("--task-type", default=None, help="classification or regression (default: guessed from "
+                      "the labels, and printed)")
+    data.add_argument("--metric", default=None, help="headline metric: accuracy, f1 (two classes), macro-f1, mcc, "
+                      "spearman, pearson (default: the preset's; accuracy or spearman)")
+    p.add_argument("--train-size", type=int, default=None, help="training examples drawn by --seed (default: 300 "
+                   "for a GLUE task, every row of --train-file)")
     p.add_argument("--seed", type=int, default=None, help="seed of the sample, splits and every draw (default 1)")
-    p.add_argument("--data-dir", default=None, help="folder in the GLUE layout (default $GLUE_DIR, else the hub)")
     p.add_argument("--model", default=None, help="model folder or hub name (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--max-length", type=int, default=None, help="tokens per example (default 128)")
@@ -28,6 +44,9 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 def run_config(args: argparse.Namespace, extra_flags: dict | None = None) -> RunConfig:
     flags = {"task": args.task, "train_size": args.train_size, "seed": args.seed, "data_dir": args.data_dir,
+             "train_file": args.train_file, "validation_file": args.validation_file,
+             "validation_split": args.validation_split, "text_columns": args.text_columns,
+             "label_column": args.label_column, "task_type": args.task_type, "metric": args.metric,
              "model": args.model, "output_dir": args.output_dir, "max_length": args.max_length,
              "batch_size": args.batch_size, "device": args.device, **(extra_flags or {})}
     return build_run_config(flags, args.overrides)

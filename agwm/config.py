@@ -21,7 +21,7 @@ import yaml
 from betty.configs import Config, EngineConfig
 
 from .mixup import FORMULATIONS
-from .tasks import TASKS, TASK_ALIASES
+from .tasks import METRICS, TASK_ALIASES, TASK_TYPES, TASKS, metric_error
 
 ENGINE_CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine_configs")
 HYPERGRADS = ("darts", "neumann", "cg")
@@ -133,12 +133,23 @@ class SoupConfig:
     members: int = 5  # vanilla runs with different training seeds, averaged uniformly
 
 
+GLUE_TRAIN_SIZE = 300  # a GLUE preset's default sample; a user's file is used whole
+
+
 @dataclass
 class RunConfig:
-    task: str = "rte"
-    train_size: int = 300
+    task: str | None = None  # a GLUE preset; or the user's files below
+    train_size: int | None = None  # None: 300 for a GLUE preset, every training row of a user's file
     seed: int = 1
     data_dir: str | None = None
+    train_file: str | None = None
+    validation_file: str | None = None  # None: validation_split of the training file is held out
+    test_file: str | None = None  # labels optional; its predictions are written
+    text_columns: list | None = None  # one or two; None: text, sentence, or sentence1 and sentence2
+    label_column: str | None = None  # None: label
+    task_type: str = "auto"  # auto: guessed from the training labels
+    metric: str | None = None  # None: the preset's; accuracy (classification) or spearman (regression)
+    validation_split: float | None = None  # None: 0.2 when there is no validation file
     model: str | None = None  # None: the bundled all-MiniLM-L6-v2, else the hub copy
     output_dir: str = "runs/default"
     max_length: int = 128
@@ -169,7 +180,10 @@ class EngineSettings:
 
 # How each field is spelt on the command line, for messages.
 FLAGS = {
-    "task": "--task", "train_size": "--train-size", "seed": "--seed", "data_dir": "--data-dir",
+    "task": "--task", "train_size": "--train-size", "train_file": "--train-file",
+    "validation_file": "--validation-file", "test_file": "--test-file", "text_columns": "--text-columns",
+    "label_column": "--label-column", "task_type": "--task-type", "metric": "--metric",
+    "validation_split": "--validation-split", "seed": "--seed", "data_dir": "--data-dir",
     "model": "--model", "output_dir": "--output-dir", "hypergrad": "--hypergrad",
     "engine_config": "--engine-config", "search.folds": "--folds", "search.split_ratio": "--split-ratio",
     "search.max_steps": "--max-steps", "search.problem": "--problem", "mixup.rank": "--rank",
@@ -262,9 +276,7 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
             option = written.get(path) or (f"{flag} {value}" if flag else f"{path}={value}")
             raise ConfigError(f"{option} is not allowed: {allowed}")
 
-    known = [*TASKS, *TASK_ALIASES]
-    _require(cfg.task.lower() in known, "task", cfg.task, f"one of {', '.join(TASKS)}")
-    _require(cfg.train_size >= 2, "train_size", cfg.train_size, "at least 2")
+    validate_data_settings(cfg, _require)
     _require(cfg.max_length >= 8, "max_length", cfg.max_length, "at least 8")
     _require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "at least 1")
     allowed_devices = device_allowed(cfg.device)
@@ -311,6 +323,51 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
     for path in ("reinit.layers", "peft.lora_r", "peft.lora_alpha", "peft.virtual_tokens", "soup.members"):
         value = _get(cfg, path)
         _require(value >= 1, path, value, "at least 1")
+
+
+def validate_data_settings(cfg: RunConfig, require) -> None:
+    """A GLUE preset (``task``) or the user's files (``train_file`` and what describes them), not
+    both; a preset's default sample size is filled in."""
+    if cfg.task is None and cfg.train_file is None:
+        raise ConfigError("no data: give --task NAME (a GLUE task) or --train-file FILE (your own data)")
+    if cfg.task is not None:
+        require(cfg.train_file is None, "train_file", cfg.train_file, f"with --task {cfg.task}: give one of the two")
+        known = [*TASKS, *TASK_ALIASES]
+        require(cfg.task.lower() in known, "task", cfg.task, f"one of {', '.join(TASKS)}")
+        for path in ("validation_file", "text_columns", "label_column", "validation_split"):
+            value = getattr(cfg, path)
+            require(value is None, path, value, f"with --task {cfg.task} (the preset has its files and columns)")
+        require(cfg.task_type == "auto", "task_type", cfg.task_type, f"with --task {cfg.task} (the preset has its type)")
+        if cfg.train_size is None:
+            cfg.train_size = GLUE_TRAIN_SIZE
+    else:
+        require(cfg.data_dir is None, "data_dir", cfg.data_dir, "with --train-file (it is for --task)")
+    require(cfg.train_size is None or cfg.train_size >= 2, "train_size", cfg.train_size, "at least 2")
+    columns = cfg.text_columns
+    if isinstance(columns, str):
+        columns = cfg.text_columns = [columns]
+    shown = " ".join(map(str, columns or []))
+    require(columns is None or isinstance(columns, list) and all(isinstance(c, str) and c for c in columns),
+            "text_columns", shown, "column names")
+    require(columns is None or 1 <= len(columns) <= 2, "text_columns", shown, "one column, or two for a pair")
+    require(columns is None or len(set(columns)) == len(columns), "text_columns", shown, "each column once")
+    require(not (columns and cfg.label_column in columns), "label_column", cfg.label_column,
+            "a column other than the text columns")
+    require(cfg.task_type in ("auto", *TASK_TYPES), "task_type", cfg.task_type, "auto, " + ", ".join(TASK_TYPES))
+    require(cfg.metric is None or cfg.metric in METRICS, "metric", cfg.metric, f"one of {', '.join(METRICS)}")
+    if cfg.metric is not None and (cfg.task is not None or cfg.task_type != "auto"):
+        if cfg.task is not None:
+            preset = TASKS[TASK_ALIASES.get(cfg.task.lower(), cfg.task.lower())].task
+            regression, classes = preset.is_regression, preset.num_labels
+        else:
+            regression, classes = cfg.task_type == "regression", None
+        error = metric_error(cfg.metric, regression, classes)
+        if error:
+            raise ConfigError(error)
+    split = cfg.validation_split
+    require(split is None or 0.0 < split < 1.0, "validation_split", split, "strictly between 0 and 1")
+    require(split is None or cfg.validation_file is None, "validation_split", split,
+            "without --validation-file (give one of the two)")
 
 
 def device_allowed(name: str) -> str | None:

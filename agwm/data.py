@@ -13,7 +13,7 @@ from datasets import Dataset, Value
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from .tasks import DataError, GlueTask
+from .tasks import DataError, Task
 
 
 def stream_seed(seed: int, stream: str) -> int:
@@ -31,7 +31,7 @@ def generator(seed: int, stream: str, device: torch.device | str = "cpu") -> tor
 def sample_examples(dataset: Dataset, size: int, seed: int) -> Dataset:
     """``size`` examples drawn without replacement from ``dataset`` by ``seed``."""
     if not 2 <= size <= len(dataset):
-        raise DataError(f"--train-size {size} is out of range: allowed 2 to {len(dataset)} (the train split's size)")
+        raise DataError(f"--train-size {size} is out of range: allowed 2 to {len(dataset)} (the training examples)")
     order = torch.randperm(len(dataset), generator=generator(seed, "sample"))[:size]
     return dataset.select(sorted(order.tolist()))
 
@@ -51,15 +51,18 @@ def random_splits(size: int, folds: int, ratio: float, seed: int) -> list[tuple[
     return splits
 
 
-def tokenize(dataset: Dataset, task: GlueTask, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
+def tokenize(dataset: Dataset, task: Task, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
     """Token ids of ``text_a`` [and ``text_b``], truncated to ``max_length``; padding is left to
-    the collator (dynamic padding). Regression labels become float32."""
+    the collator (dynamic padding). Regression labels become float32; a dataset without labels
+    (a test file) stays without."""
     def encode(batch):
         texts = [batch["text_a"]] + ([batch["text_b"]] if "text_b" in batch else [])
         return tokenizer(*texts, truncation=True, max_length=max_length)
 
     text_columns = [c for c in dataset.column_names if c.startswith("text_")]
     encoded = dataset.map(encode, batched=True, remove_columns=text_columns)
+    if "label" not in encoded.column_names:
+        return encoded
     encoded = encoded.rename_column("label", "labels")
     if task.is_regression:
         encoded = encoded.cast_column("labels", Value("float32"))

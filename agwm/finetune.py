@@ -24,10 +24,13 @@ from .config import ConfigError, RunConfig, write_resolved
 from .data import stream_seed
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, inject_from_saved, merge_mixup,
                     project_alphas, save_alphas, task_parameters)
+from .data import tokenize
+from .metrics import compute_metrics
+from .predictions import TEST_PREDICTIONS_NAME, VALIDATION_PREDICTIONS_NAME, write_predictions
 from .recipes import make_recipe
 from .runtime import (TASK_WEIGHTS_NAME, CsvLog, build_model, evaluate, load_dev, load_run_data, loader, member_stream,
-                      prepare_output_dir, resolve_device, set_aside_holdout, steps_for, weights_and_alphas_optimizer,
-                      write_metrics)
+                      predict, prepare_output_dir, resolve_device, set_aside_holdout, steps_for,
+                      weights_and_alphas_optimizer, write_metrics)
 
 
 def load_start_weights(model, path: str) -> None:
@@ -92,8 +95,10 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     by default the search's fold-averaged task weights beside ``alphas`` unless
     ``search.finetune_start`` is ``pretrained``), evaluate on dev
     (or, with ``finetune.holdout``, train on split 0's training part and evaluate on its held-out
-    part), write ``config.yaml``, ``log.csv``, optionally the model (``model/``: a stock Hugging
-    Face folder, or the peft adapter for prefix and prompt tuning), and last ``metrics.json``.
+    part), write ``config.yaml``, ``log.csv``, the validation predictions and those of the test
+    file (``validation_predictions.csv``, ``predictions.csv``), optionally the model (``model/``: a
+    stock Hugging Face folder, or the peft adapter for prefix and prompt tuning), and last
+    ``metrics.json``.
     ``soup`` trains ``soup.members`` vanilla members and evaluates their uniform average."""
     if alphas is not None and cfg.finetune.alpha_mode != "fixed":
         raise ConfigError(f"finetune.alpha_mode={cfg.finetune.alpha_mode} is not allowed with --alphas: "
@@ -111,7 +116,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     data = load_run_data(cfg, resolve_device(cfg.device))
     dev = set_aside_holdout(cfg, data) if cfg.finetune.holdout else load_dev(cfg, data)
     out = cfg.output_dir
-    prepare_output_dir(out, (ALPHA_WEIGHTS_NAME, ALPHA_CONFIG_NAME))
+    prepare_output_dir(out, (ALPHA_WEIGHTS_NAME, ALPHA_CONFIG_NAME, VALIDATION_PREDICTIONS_NAME, TEST_PREDICTIONS_NAME))
     write_resolved(os.path.join(out, "config.yaml"), cfg)
 
     f = cfg.finetune
@@ -129,7 +134,15 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
         model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights)
     log.close()
     train_time = time.perf_counter() - start
-    dev_metrics = evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size)
+    predictions = predict(model, data.task, dev, data.tokenizer, f.eval_batch_size)
+    dev_metrics = compute_metrics(data.task, predictions.values, predictions.labels)
+    if not cfg.finetune.holdout:  # the held-out part of the sample is no file's rows
+        write_predictions(os.path.join(out, VALIDATION_PREDICTIONS_NAME), data.examples.validation_rows, data.task,
+                          predictions)
+    if data.examples.test is not None:
+        test = tokenize(data.examples.test, data.task, data.tokenizer, cfg.max_length)
+        write_predictions(os.path.join(out, TEST_PREDICTIONS_NAME), data.examples.test_rows, data.task,
+                          predict(model, data.task, test, data.tokenizer, f.eval_batch_size))
     if alpha_parameters(model):
         save_alphas(model, out)  # the alpha the model was finetuned with (learned, for joint)
     if save_model:

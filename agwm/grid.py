@@ -26,6 +26,10 @@ from .speed import WORKLOAD as PROBE_WORKLOAD, speed_probe
 
 GRID_KEYS = {"tasks", "sizes", "seeds", "methods", "data_dir", "model", "output_dir", "results", "overrides"}
 ENTRY_KEYS = {"name", "method", "overrides"}
+# A task is a GLUE name or a mapping of a user's files: these keys, as the command-line flags spell them with _.
+USER_TASK_KEYS = ("name", "train_file", "validation_file", "text_columns", "label_column", "task_type", "metric",
+                  "validation_split")
+ALL_ROWS = "all"  # a size: every training row of a user's file
 ENGINE_SECTIONS = ("inner", "outer", "engine")
 
 
@@ -40,7 +44,7 @@ class Entry:
 class Run:
     entry: Entry
     task: str
-    size: int
+    size: int | str
     seed: int
     config: RunConfig
     overrides: list[str]
@@ -50,15 +54,26 @@ class Run:
         return run_key(self.entry.name, self.task, self.size, self.seed)
 
 
-def run_key(method: str, task: str, size: int, seed: int) -> str:
+def run_key(method: str, task: str, size: int | str, seed: int) -> str:
     return f"{method}/{task}/{size}/{seed}"
+
+
+def task_name(task: str | dict) -> str:
+    return task if isinstance(task, str) else task["name"]
+
+
+def task_flags(task: str | dict, data_dir: str | None) -> dict:
+    """The run settings of a grid task: a GLUE name (with the grid's data folder) or a user's files."""
+    if isinstance(task, str):
+        return {"task": task, "data_dir": data_dir}
+    return {key: value for key, value in task.items() if key != "name"}
 
 
 @dataclass
 class Grid:
     entries: list[Entry]
-    tasks: list[str]
-    sizes: list[int]
+    tasks: list[str | dict]
+    sizes: list[int | str]
     seeds: list[int]
     output_dir: str
     results: str
@@ -74,11 +89,12 @@ class Grid:
                 for task in self.tasks:
                     for entry in self.entries:
                         overrides = [*self.overrides, *entry.overrides]
-                        flags = {"task": task, "train_size": size, "seed": seed, "data_dir": self.data_dir,
-                                 "model": self.model,
-                                 "output_dir": os.path.join(self.output_dir, entry.name, f"{task}-{size}-s{seed}")}
+                        name = task_name(task)
+                        flags = {**task_flags(task, self.data_dir), "seed": seed, "model": self.model,
+                                 "train_size": None if size == ALL_ROWS else size,
+                                 "output_dir": os.path.join(self.output_dir, entry.name, f"{name}-{size}-s{seed}")}
                         cfg = build_run_config(flags, overrides)
-                        runs.append(Run(entry, task, size, seed, cfg, overrides))
+                        runs.append(Run(entry, name, size, seed, cfg, overrides))
         for run in runs:
             if run.entry.method == "mixup":
                 settings = load_engine_settings(engine_config_path(run.config), engine_overrides(run.overrides))
@@ -90,10 +106,11 @@ def part_of(grid: Grid, tasks: list[str] | None = None, sizes: list[int] | None 
             methods: list[str] | None = None, seeds: list[int] | None = None) -> Grid:
     """The part of ``grid`` with these tasks, training-set sizes, method entries and seeds (same results file)."""
     names = [e.name for e in grid.entries]
-    for flag, wanted, known in (("--tasks", tasks, grid.tasks), ("--sizes", sizes, grid.sizes),
+    task_names = [task_name(t) for t in grid.tasks]
+    for flag, wanted, known in (("--tasks", tasks, task_names), ("--sizes", sizes, grid.sizes),
                                 ("--methods", methods, names), ("--seeds", seeds, grid.seeds)):
         refuse_unknown(flag, wanted, known, "the grid's are")
-    return dataclasses.replace(grid, tasks=[t for t in grid.tasks if not tasks or t in tasks],
+    return dataclasses.replace(grid, tasks=[t for t in grid.tasks if not tasks or task_name(t) in tasks],
                                sizes=[s for s in grid.sizes if not sizes or s in sizes],
                                entries=[e for e in grid.entries if not methods or e.name in methods],
                                seeds=[s for s in grid.seeds if not seeds or s in seeds])
@@ -103,11 +120,34 @@ def engine_overrides(overrides: list[str]) -> list[str]:
     return [text for key, _, text in parse_overrides(overrides) if key.split(".")[0] in ENGINE_SECTIONS]
 
 
-def _list(raw: dict, key: str, kind: type, path: str) -> list:
+def _list(raw: dict, key: str, kind: type | tuple[type, ...], path: str) -> list:
     value = raw.get(key)
     if not isinstance(value, list) or not value or not all(isinstance(v, kind) for v in value):
-        raise ConfigError(f"{path}: {key} must be a non-empty list of {kind.__name__}, got {value!r}")
+        kinds = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise ConfigError(f"{path}: {key} must be a non-empty list of {kinds}, got {value!r}")
     return value
+
+
+def _tasks(raw: dict, path: str) -> list[str | dict]:
+    tasks = _list(raw, "tasks", (str, dict), path)
+    for task in tasks:
+        if isinstance(task, dict):
+            bad = set(task) - set(USER_TASK_KEYS)
+            if bad or "name" not in task or "train_file" not in task:
+                raise ConfigError(f"{path}: task {task!r} is not allowed: a GLUE name, or a mapping with name, "
+                                  f"train_file and optionally {', '.join(USER_TASK_KEYS[2:])}")
+    names = [task_name(t) for t in tasks]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: task names must be unique, got {names}")
+    return tasks
+
+
+def _sizes(raw: dict, path: str) -> list[int | str]:
+    sizes = _list(raw, "sizes", (int, str), path)
+    bad = [s for s in sizes if isinstance(s, str) and s != ALL_ROWS]
+    if bad:
+        raise ConfigError(f"{path}: sizes {bad} are not allowed: whole numbers, or {ALL_ROWS!r} (a user file's rows)")
+    return sizes
 
 
 def load_grid(path: str) -> Grid:
@@ -131,7 +171,7 @@ def load_grid(path: str) -> Grid:
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: method names must be unique, got {names}")
-    return Grid(entries, _list(raw, "tasks", str, path), _list(raw, "sizes", int, path), _list(raw, "seeds", int, path),
+    return Grid(entries, _tasks(raw, path), _sizes(raw, path), _list(raw, "seeds", int, path),
                 output_dir=raw.get("output_dir", "runs/grid"), results=raw.get("results", "results/results.jsonl"),
                 data_dir=raw.get("data_dir"), model=raw.get("model"),
                 overrides=[str(o) for o in raw.get("overrides") or []])

@@ -50,7 +50,7 @@ def plot_score_vs_size(records: list[dict], path: str,
         if constant and task in constant and low < constant[task][0] < high:
             ax.axhline(constant[task][0], color="grey", linestyle="--", linewidth=1)
             level_drawn = True
-        ax.set_title(f"{task} ({TASKS[task].metric})")
+        ax.set_title(f"{task} ({TASKS[task].task.metric})")
         ax.set_xlabel("training examples")
         ax.set_xscale("log")
         ticks = sorted({s for _, t, s in cells if t == task})

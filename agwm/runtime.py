@@ -7,8 +7,10 @@ import json
 import math
 import os
 import platform
+import sys
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from datasets import Dataset
 from torch import nn
@@ -17,9 +19,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from .config import RunConfig
 from .data import make_loader, random_splits, sample_examples, stream_seed, tokenize
+from .examples import Examples, load_files, load_glue
 from .metrics import compute_metrics
 from .mixup import inject_mixup
-from .tasks import GlueTask, get_task, load_split
+from .tasks import Task
 
 HUB_DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 METRICS_NAME = "metrics.json"
@@ -37,19 +40,35 @@ def default_model() -> str:
 
 @dataclass
 class RunData:
-    task: GlueTask
+    task: Task
     tokenizer: object
     train: Dataset  # the low-resource sample, tokenised
     device: torch.device  # where the run's batches and model go
+    examples: Examples  # every file's examples, read and checked, not tokenised
+
+
+def load_examples(cfg: RunConfig) -> Examples:
+    """The examples of the run's GLUE preset or of the user's files; every file is read and checked."""
+    if cfg.train_file is not None:
+        return load_files(cfg.train_file, cfg.validation_file, cfg.test_file, cfg.text_columns, cfg.label_column,
+                          None if cfg.task_type == "auto" else cfg.task_type, cfg.metric, cfg.validation_split,
+                          cfg.seed, with_validation=not cfg.finetune.holdout)
+    return load_glue(cfg.task, cfg.data_dir, cfg.metric, cfg.test_file)
 
 
 def load_run_data(cfg: RunConfig, device: torch.device) -> RunData:
-    """The task's train split, the ``train_size`` sample of ``seed``, tokenised (no dev data), for
-    a run on ``device`` (``resolve_device(cfg.device)``, resolved once by the run)."""
-    task = get_task(cfg.task)
-    sample = sample_examples(load_split(task, "train", cfg.data_dir), cfg.train_size, cfg.seed)
+    """Every file of the task, read and checked; the ``train_size`` sample of ``seed`` (or the whole
+    training set), tokenised, for a run on ``device`` (``resolve_device(cfg.device)``, resolved
+    once by the run). What was guessed or held out is printed."""
+    examples = load_examples(cfg)
+    for note in examples.notes:
+        print(note, file=sys.stderr)
+    sample = examples.train
+    if cfg.train_size is not None:
+        sample = sample_examples(sample, cfg.train_size, cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model or default_model())
-    return RunData(task, tokenizer, tokenize(sample, task, tokenizer, cfg.max_length), device)
+    return RunData(examples.task, tokenizer, tokenize(sample, examples.task, tokenizer, cfg.max_length), device,
+                   examples)
 
 
 def set_aside_holdout(cfg: RunConfig, data: RunData) -> Dataset:
@@ -84,7 +103,7 @@ def member_stream(stream: str, member: int) -> str:
     return stream if member == 0 else f"{stream}/member{member}"
 
 
-def build_model(cfg: RunConfig, task: GlueTask, with_mixup: bool, device: torch.device) -> nn.Module:
+def build_model(cfg: RunConfig, task: Task, with_mixup: bool, device: torch.device) -> nn.Module:
     """The pretrained encoder with a new head, on ``device``; the head's random initialisation is
     the ``head`` stream of the seed, so every method starts from the same model."""
     torch.manual_seed(stream_seed(cfg.seed, "head"))
@@ -161,22 +180,40 @@ def steps_for(epochs: float, examples: int, batch_size: int) -> int:
     return max(1, int(math.ceil(epochs * math.ceil(examples / batch_size))))
 
 
+@dataclass
+class Predictions:
+    values: np.ndarray  # a score per example (regression) or the class of the largest logit
+    probabilities: np.ndarray | None  # softmax(logits), examples x classes; None for regression
+    labels: np.ndarray | None  # the gold labels, when the examples have them
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, task: GlueTask, dataset: Dataset, tokenizer, batch_size: int) -> dict:
-    """Dev metrics of ``model`` (see :func:`agwm.metrics.compute_metrics`)."""
+def predict(model: nn.Module, task: Task, dataset: Dataset, tokenizer, batch_size: int) -> Predictions:
+    """The model's predictions on a tokenised ``dataset``, in its order."""
     model.eval()
-    predictions, labels = [], []
+    logits, labels = [], []
     batches = make_loader(dataset, tokenizer, batch_size, shuffle=False, device=device_of(model))
-    for batch in tqdm(batches, desc="evaluate", leave=False):
-        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        predictions.append(logits.squeeze(-1) if task.is_regression else logits.argmax(-1))
-        labels.append(batch["labels"])
+    for batch in tqdm(batches, desc="predict", leave=False):
+        logits.append(model(**{k: v for k, v in batch.items() if k != "labels"}).logits)
+        if "labels" in batch:
+            labels.append(batch["labels"])
     model.train()
-    return compute_metrics(task, torch.cat(predictions).cpu().numpy(), torch.cat(labels).cpu().numpy())
+    logits = torch.cat(logits)
+    gold = torch.cat(labels).cpu().numpy() if labels else None
+    if task.is_regression:
+        return Predictions(logits.squeeze(-1).cpu().numpy(), None, gold)
+    return Predictions(logits.argmax(-1).cpu().numpy(), logits.float().softmax(-1).cpu().numpy(), gold)
+
+
+def evaluate(model: nn.Module, task: Task, dataset: Dataset, tokenizer, batch_size: int) -> dict:
+    """Validation metrics of ``model`` (see :func:`agwm.metrics.compute_metrics`)."""
+    predictions = predict(model, task, dataset, tokenizer, batch_size)
+    return compute_metrics(task, predictions.values, predictions.labels)
 
 
 def load_dev(cfg: RunConfig, data: RunData) -> Dataset:
-    return tokenize(load_split(data.task, "dev", cfg.data_dir), data.task, data.tokenizer, cfg.max_length)
+    """The validation examples (a GLUE dev file, the user's validation file or the part held out), tokenised."""
+    return tokenize(data.examples.validation, data.task, data.tokenizer, cfg.max_length)
 
 
 def prepare_output_dir(path: str, outputs: tuple[str, ...] = ()) -> None:

@@ -1,9 +1,12 @@
 """Finetune phase: train the task weights with alpha fixed (or plain finetuning without
---alphas) on the whole training sample and report the GLUE dev score.
+--alphas) on the whole training sample, score on the validation set, predict a test file.
 
     python scripts/finetune.py --task rte --train-size 300 --seed 1 \
         --alphas runs/rte-300-s1/alphas.safetensors --data-dir ../shared/glue \
         --output-dir runs/rte-300-s1/finetune
+    python scripts/finetune.py --train-file reviews.csv --text-columns review --label-column sentiment \
+        --validation-file reviews_dev.csv --test-file reviews_unlabelled.csv \
+        --alphas runs/reviews/alphas.safetensors --output-dir runs/reviews/finetune --save-model
 """
 
 import os
@@ -21,11 +24,14 @@ def main() -> None:
     p.add_argument("--start-weights", default=None,
                    help="task weights to start from (default with --alphas: the task_weights.safetensors beside "
                         "the alphas file, or the pretrained weights with search.finetune_start=pretrained)")
-    p.add_argument("--save-model", action="store_true", help="also write the merged model to <output-dir>/model")
+    p.add_argument("--test-file", default=None, help="examples to predict (labels not needed): "
+                   "<output-dir>/predictions.csv")
+    p.add_argument("--save-model", action="store_true", help="also write the merged model to <output-dir>/model "
+                   "(loads with transformers alone)")
     args = p.parse_args()
 
     def body() -> None:
-        cfg = run_config(args, {"finetune.method": args.method})
+        cfg = run_config(args, {"finetune.method": args.method, "test_file": args.test_file})
         for flag, path in (("--alphas", args.alphas), ("--start-weights", args.start_weights)):
             if path is not None and not os.path.isfile(path):
                 raise ConfigError(f"{flag} {path} is not allowed: no such file")
@@ -35,6 +41,8 @@ def main() -> None:
         print(f"{metrics['evaluated_on']} {metrics['metric']} {metrics['score']:.2f} (all: "
               + ", ".join(f"{k} {v:.2f}" for k, v in metrics[metrics["evaluated_on"]].items() if k != "score")
               + f"; {metrics['wall_time_s']:.0f} s)")
+        if args.test_file:
+            print(f"predictions written to {os.path.join(cfg.output_dir, 'predictions.csv')}")
 
     main_guard(body)
 

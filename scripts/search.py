@@ -2,6 +2,8 @@
 
     python scripts/search.py --task rte --train-size 300 --seed 1 --hypergrad darts \
         --data-dir ../shared/glue --output-dir runs/rte-300-s1
+    python scripts/search.py --train-file reviews.csv --text-columns review --label-column sentiment \
+        --validation-file reviews_dev.csv --output-dir runs/reviews
 """
 
 from agwm.cli import main_guard, parser, run_config

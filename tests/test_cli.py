@@ -63,12 +63,12 @@ def test_malformed_row_and_bad_label_stop_finetune(tmp_path, monkeypatch, capsys
     (tmp_path / "RTE" / "train.tsv").write_text(header + "0\ta\tb\tentailment\n" * 4 + "9\tx\ty\tperhaps\n")
     (tmp_path / "RTE" / "dev.tsv").write_text(header + "0\ta\tb\n")
     args = ["--task", "rte", "--train-size", "5", "--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "o")]
+    code, err = run_script("finetune.py", args, monkeypatch, capsys)  # every file is read before any is used
+    assert code == 2 and "dev.tsv, line 2: 3 fields, expected 4" in err
+    (tmp_path / "RTE" / "dev.tsv").write_text(header + "0\ta\tb\tentailment\n")
     code, err = run_script("finetune.py", args, monkeypatch, capsys)
-    assert code == 2 and "train.tsv, line 6: label 'perhaps' is not one of ['entailment', 'not_entailment']" in err
-    (tmp_path / "RTE" / "train.tsv").write_text(header + "0\ta\tb\tentailment\n" * 5)
-    code, err = run_script("finetune.py", args, monkeypatch, capsys)
-    assert code == 2 and "dev.tsv, line 2: malformed row with 3 fields, expected 4" in err
-    assert not (tmp_path / "o" / "metrics.json").exists()
+    assert code == 2 and "train.tsv, row 5: label 'perhaps' is not one of ['entailment', 'not_entailment']" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_finetune_rejects_a_missing_alphas_file(glue_dir, tmp_path, monkeypatch, capsys):

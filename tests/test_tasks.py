@@ -8,7 +8,8 @@ from transformers import AutoTokenizer
 from agwm.data import make_loader, random_splits, sample_examples, tokenize
 from agwm.metrics import compute_metrics, constant_prediction_score
 from agwm.runtime import default_model
-from agwm.tasks import TASKS, DataError, get_task, load_split
+from agwm.examples import load_split
+from agwm.tasks import TASKS, DataError, get_task
 
 SIZES = {"cola": (8551, 1043), "rte": (2490, 277), "mrpc": (3668, 408), "stsb": (5749, 1500),
          "mnli": (7999, 2000), "qqp": (7999, 2000), "sst2": (64, 64), "qnli": (64, 64)}
@@ -51,15 +52,18 @@ def write_rte(tmp_path, body):
     return str(tmp_path)
 
 
-def test_malformed_row_names_file_and_line(tmp_path):
+def test_malformed_rows_name_file_and_row(tmp_path):
     data_dir = write_rte(tmp_path, "0\ta\tb\tentailment\n1\tonly two\tfields\n")
-    with pytest.raises(DataError, match=r"train.tsv, line 3: malformed row with 3 fields, expected 4"):
+    with pytest.raises(DataError, match=r"train.tsv, line 3: 3 fields, expected 4"):
+        load_split(get_task("rte"), "train", data_dir)
+    (tmp_path / "RTE" / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tc\tentailment\n")
+    with pytest.raises(DataError, match=r"train.tsv, line 2: 5 fields, expected 4 \(index, sentence1, sentence2, label\)"):
         load_split(get_task("rte"), "train", data_dir)
 
 
 def test_label_outside_the_label_set(tmp_path):
     data_dir = write_rte(tmp_path, "0\ta\tb\tmaybe\n")
-    with pytest.raises(DataError, match=r"line 2: label 'maybe' is not one of \['entailment', 'not_entailment'\]"):
+    with pytest.raises(DataError, match=r"row 1: label 'maybe' is not one of \['entailment', 'not_entailment'\]"):
         load_split(get_task("rte"), "train", data_dir)
 
 
@@ -74,7 +78,7 @@ def test_missing_folder_and_file(tmp_path):
 
 
 def test_unknown_task():
-    with pytest.raises(DataError, match="unknown task 'wnli'; allowed: cola, sst2"):
+    with pytest.raises(DataError, match="--task wnli is not allowed: one of cola, sst2"):
         get_task("wnli")
 
 
@@ -121,7 +125,8 @@ def test_metrics_in_points_with_the_papers_headline():
     assert mrpc["score"] == mrpc["f1"] == pytest.approx(100 * 6 / 7)
     assert mrpc["accuracy"] == pytest.approx(100 * 5 / 6)
     rte = compute_metrics(get_task("rte"), preds, labels)
-    assert rte["score"] == rte["accuracy"] and set(rte) == {"accuracy", "score"}
+    assert rte["score"] == rte["accuracy"] and set(rte) == {"accuracy", "macro-f1", "mcc", "f1", "score"}
+    assert rte["macro-f1"] == pytest.approx(100 * (4 / 5 + 6 / 7) / 2)  # F1 of class 0, of class 1
     scores, gold = np.array([0.1, 2.0, 3.5, 1.0]), np.array([0.0, 2.5, 5.0, 1.5])
     stsb = compute_metrics(get_task("stsb"), scores, gold)
     assert stsb["pearson"] == pytest.approx(100 * pearsonr(scores, gold)[0])
@@ -140,7 +145,7 @@ def test_without_a_folder_tasks_come_from_the_hub(monkeypatch):
     """The online path, with ``datasets.load_dataset`` replaced by a stand-in of the hub's parquet."""
     import datasets
 
-    from agwm.tasks import Dataset
+    from datasets import Dataset
 
     asked = []
 

@@ -1,0 +1,99 @@
+"""Choose a finetuning method on the user's own training file, never their validation or test file.
+
+Each method runs once per seed s = 1..N on the same examples: it trains on split 0 of seed s
+(the training part, ``search.split_ratio``) and is scored on its held-out part
+(``finetune.holdout``), so seed s pairs the methods on the same split, head and data order.
+
+The rule, fixed before any run and printed with the result:
+
+1. best = the method with the highest mean held-out score over the seeds;
+2. a method is *as good* when the 95% t-interval of its paired difference to the best,
+   mean_s(score_m(s) - score_best(s)) +- t_{0.975, N-1} sd / sqrt(N), contains 0;
+3. recommend the cheapest (lowest mean wall time) of the methods as good as the best.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+
+from .config import ConfigError
+from .grid import Entry, Grid, read_records, run_grid
+from .methods import METHODS
+from .report import mean_interval
+
+RULE = ("the cheapest method (mean wall time) among those whose 95% interval of the paired difference to the "
+        "best mean contains 0")
+# The pipelines a user chooses between, as grid entries; any other name is a method of agwm.methods.
+PIPELINES = {"fold-average": Entry("fold-average", "mixup", ["search.problem=inner_only"])}
+
+
+def selection_grid(task: dict, methods: list[str], seeds: int, output_dir: str, overrides: list[str],
+                   model: str | None = None) -> Grid:
+    """The grid of ``methods`` x seeds 1..``seeds`` on the user's ``task`` (a grid task mapping),
+    each run scored on a held-out part of its training sample."""
+    known = sorted({*METHODS, *PIPELINES})
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        raise ConfigError(f"--methods {' '.join(unknown)} is not allowed: each one of {', '.join(known)}")
+    if len(set(methods)) != len(methods) or len(methods) < 2:
+        raise ConfigError(f"--methods {' '.join(methods)} is not allowed: at least two different methods")
+    if seeds < 2:
+        raise ConfigError(f"--seeds {seeds} is not allowed: at least 2 (an interval needs two paired differences)")
+    entries = [PIPELINES.get(m, Entry(m, m)) for m in methods]
+    return Grid(entries, [task], ["all"], list(range(1, seeds + 1)), output_dir=os.path.join(output_dir, "runs"),
+                results=os.path.join(output_dir, "results.jsonl"), model=model,
+                overrides=["finetune.holdout=true", *overrides])
+
+
+def select(records: list[dict], methods: list[str]) -> dict:
+    """Apply the rule to the records of a selection grid: per method its held-out scores, mean,
+    wall time, paired difference to the best with its interval; and the recommended method."""
+    scores = {m: {r["seed"]: r["score"] for r in records if r["method"] == m} for m in methods}
+    times = {m: [r["wall_time_s"]["total"] for r in records if r["method"] == m] for m in methods}
+    seeds = sorted(set.intersection(*(set(s) for s in scores.values())))
+    if len(seeds) < 2:
+        raise ConfigError(f"{len(seeds)} seed(s) have a record of every method: at least 2 are needed")
+    means = {m: statistics.mean(scores[m][s] for s in seeds) for m in methods}
+    best = max(methods, key=means.get)
+    rows = {}
+    for m in methods:
+        diffs = [scores[m][s] - scores[best][s] for s in seeds]
+        interval = None if m == best else mean_interval(diffs)
+        rows[m] = {"mean": means[m], "std": statistics.stdev(scores[m][s] for s in seeds),
+                   "difference_to_best": statistics.mean(diffs), "interval": interval,
+                   "as_good": m == best or interval[0] <= 0.0 <= interval[1],
+                   "wall_time_s": statistics.mean(times[m])}
+    candidates = [m for m in methods if rows[m]["as_good"]]
+    recommended = min(candidates, key=lambda m: rows[m]["wall_time_s"])
+    return {"seeds": seeds, "best": best, "recommended": recommended, "rule": RULE, "methods": rows}
+
+
+def selection_text(result: dict, metric: str) -> str:
+    """The selection as a markdown table and the recommendation, with its rule."""
+    cheapest = min(row["wall_time_s"] for row in result["methods"].values())
+    lines = [f"Held-out {metric} over seeds {', '.join(map(str, result['seeds']))} (paired by seed)", "",
+             "| method | mean +- std | difference to the best [95% interval] | wall time (x cheapest) |",
+             "|---|---|---|---|"]
+    for m, row in result["methods"].items():
+        interval = row["interval"]
+        diff = "best" if interval is None else (f"{row['difference_to_best']:+.1f} "
+                                                f"[{interval[0]:+.1f}, {interval[1]:+.1f}]")
+        lines.append(f"| {m} | {row['mean']:.1f} +- {row['std']:.1f} | {diff} | "
+                     f"{row['wall_time_s']:.0f} s ({row['wall_time_s'] / cheapest:.1f}x) |")
+    lines += ["", f"Recommended: {result['recommended']} (rule: {result['rule']})"]
+    return "\n".join(lines)
+
+
+def run_selection(grid: Grid, methods: list[str], metric: str, output_dir: str, workers: int = 1) -> dict:
+    """Run what is missing of the grid, apply the rule, write ``selection.md`` and ``selection.json``."""
+    run_grid(grid, workers)
+    result = select(read_records(grid.results), methods)
+    text = selection_text(result, metric)
+    with open(os.path.join(output_dir, "selection.md"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(output_dir, "selection.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    result["text"] = text
+    return result
