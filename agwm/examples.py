@@ -26,6 +26,7 @@ from .tasks import (DataError, GluePreset, HUB_VALIDATION_SPLIT, Task, get_prese
 FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 DEFAULT_TEXT_COLUMNS = (("text",), ("sentence",), ("sentence1", "sentence2"))
 DEFAULT_LABEL_COLUMN = "label"
+NO_ROWS = "{option} {path} is not allowed: it has no rows"
 
 
 @dataclass
@@ -68,10 +69,12 @@ def read_table(path: str, option: str, quoting: int = csv.QUOTE_MINIMAL,
     except UnicodeDecodeError:
         raise DataError(f"{option} {path} is not allowed: it is not UTF-8 text") from None
     except Exception as error:  # the reader's own message says what is wrong with the file
+        if "corresponds to no data" in str(error):
+            raise DataError(NO_ROWS.format(option=option, path=path)) from None
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         raise DataError(f"{option} {path} cannot be read as {ext[1:]}: {reason}") from None
     if len(table) == 0:
-        raise DataError(f"{option} {path} is not allowed: it has no rows (only a header?)")
+        raise DataError(NO_ROWS.format(option=option, path=path))
     return table
 
 
@@ -84,10 +87,14 @@ def _header(path: str, delimiter: str, quoting: int, option: str, column_names: 
             header = list(column_names) if column_names else next(rows, None)
             if not header:
                 raise DataError(f"{option} {path} is not allowed: the file is empty")
+            body = 0
             for row in rows:
                 if row and len(row) != len(header):
                     raise DataError(f"{path}, line {rows.line_num}: {len(row)} fields, expected {len(header)} "
                                     f"({', '.join(header)})")
+                body += bool(row)
+            if not body:
+                raise DataError(NO_ROWS.format(option=option, path=path))
     except UnicodeDecodeError:
         raise DataError(f"{option} {path} is not allowed: it is not UTF-8 text") from None
     return header

@@ -61,11 +61,11 @@ def load_run_data(cfg: RunConfig, device: torch.device) -> RunData:
     training set), tokenised, for a run on ``device`` (``resolve_device(cfg.device)``, resolved
     once by the run). What was guessed or held out is printed."""
     examples = load_examples(cfg)
-    for note in examples.notes:
-        print(note, file=sys.stderr)
     sample = examples.train
     if cfg.train_size is not None:
         sample = sample_examples(sample, cfg.train_size, cfg.seed)
+    for note in examples.notes:
+        print(note, file=sys.stderr)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model or default_model())
     return RunData(examples.task, tokenizer, tokenize(sample, examples.task, tokenizer, cfg.max_length), device,
                    examples)

@@ -60,10 +60,10 @@ def select(records: list[dict], methods: list[str]) -> dict:
     rows = {}
     for m in methods:
         diffs = [scores[m][s] - scores[best][s] for s in seeds]
-        interval = None if m == best else mean_interval(diffs)
+        interval = None if m == best else tuple(float(x) for x in mean_interval(diffs))
         rows[m] = {"mean": means[m], "std": statistics.stdev(scores[m][s] for s in seeds),
                    "difference_to_best": statistics.mean(diffs), "interval": interval,
-                   "as_good": m == best or interval[0] <= 0.0 <= interval[1],
+                   "as_good": bool(m == best or interval[0] <= 0.0 <= interval[1]),
                    "wall_time_s": statistics.mean(times[m])}
     candidates = [m for m in methods if rows[m]["as_good"]]
     recommended = min(candidates, key=lambda m: rows[m]["wall_time_s"])

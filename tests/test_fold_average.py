@@ -40,7 +40,7 @@ def test_alphas_are_the_fold_mean_and_fold_average_weights_start_the_finetune(ti
     ft = build_run_config({"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
                            "output_dir": str(tmp_path / "f")}, ["finetune.epochs=1"])
     metrics = run_finetune(ft, str(tmp_path / "s" / "alphas.safetensors"), str(tmp_path / "s" / TASK_WEIGHTS_NAME))
-    assert set(metrics["dev"]) == {"accuracy", "f1", "score"}
+    assert set(metrics["dev"]) == {"accuracy", "macro-f1", "mcc", "f1", "score"}
 
 
 def test_a_rerun_that_fails_leaves_no_finished_looking_outputs(tiny_model_dir, glue_dir, tmp_path, monkeypatch):
