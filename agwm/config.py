@@ -10,6 +10,7 @@ written, the value, and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import re
@@ -20,16 +21,14 @@ import torch
 import yaml
 from betty.configs import Config, EngineConfig
 
+from .atomic import atomic_path
 from .mixup import FORMULATIONS
 from .tasks import METRICS, TASK_ALIASES, TASK_TYPES, TASKS, metric_error
 
-ENGINE_CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine_configs")
 HYPERGRADS = ("darts", "neumann", "cg")
 PROBLEMS = ("bilevel", "joint", "inner_only")
 FINETUNE_STARTS = ("pretrained", "fold_average")
 ALPHA_MODES = ("fixed", "random", "joint")
-FINETUNE_METHODS = ("vanilla", "mixout", "child-tuning-d", "child-tuning-f", "dps", "r3f", "r-dropout", "re-init",
-                    "lora", "prefix", "prompt", "soup")
 R3F_NOISES = ("uniform", "normal")
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
@@ -305,7 +304,9 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
         _require(0 <= value < 1, path, value, "in [0, 1)")
     _require(f.alpha_mode in ALPHA_MODES, "finetune.alpha_mode", f.alpha_mode, f"one of {', '.join(ALPHA_MODES)}")
     _require(f.eval_batch_size >= 1, "finetune.eval_batch_size", f.eval_batch_size, "at least 1")
-    _require(f.method in FINETUNE_METHODS, "finetune.method", f.method, f"one of {', '.join(FINETUNE_METHODS)}")
+    from .recipes import RECIPES  # the one registry of finetune methods (it imports this module)
+
+    _require(f.method in RECIPES, "finetune.method", f.method, f"one of {', '.join(RECIPES)}")
     _require(f.method == "vanilla" or f.alpha_mode == "fixed", "finetune.alpha_mode", f.alpha_mode,
              f"fixed with finetune.method={f.method} (alpha is mixup's)")
     _require(0.0 <= cfg.mixout.p < 1.0, "mixout.p", cfg.mixout.p, "in [0, 1)")
@@ -399,12 +400,17 @@ def _get(obj: Any, path: str) -> Any:
     return obj
 
 
+def engine_config_dir() -> str:
+    """The folder of the shipped engine YAML files (the ``engine_configs`` package data), wherever installed."""
+    return list(importlib.util.find_spec("engine_configs").submodule_search_locations)[0]
+
+
 def engine_config_path(cfg: RunConfig) -> str:
     if cfg.engine_config:
         if not os.path.isfile(cfg.engine_config):
             raise ConfigError(f"--engine-config {cfg.engine_config} is not allowed: no such file")
         return cfg.engine_config
-    return os.path.join(ENGINE_CONFIG_DIR, f"{cfg.hypergrad}.yaml")
+    return os.path.join(engine_config_dir(), f"{cfg.hypergrad}.yaml")
 
 
 def load_engine_settings(path: str, overrides: list[str] = ()) -> EngineSettings:
@@ -431,7 +437,7 @@ def load_engine_settings(path: str, overrides: list[str] = ()) -> EngineSettings
 def validate_engine_settings(settings: EngineSettings) -> None:
     from betty.hypergradient import jvp_fn_mapping
 
-    from . import hypergrad  # noqa: F401  (registers the project's methods)
+    import problems  # noqa: F401  (registers the project's methods)
 
     inner, outer = settings.inner, settings.outer
     if inner.type not in jvp_fn_mapping:
@@ -508,7 +514,5 @@ def write_resolved(path: str, cfg: RunConfig, engine: EngineSettings | None = No
     if engine is not None:
         data.update(engine_config=engine.path, inner=to_dict(engine.inner),
                     outer=to_dict(engine.outer), engine=to_dict(engine.engine))
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
         yaml.safe_dump(data, f, sort_keys=False)
-    os.replace(tmp, path)

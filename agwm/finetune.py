@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from .baselines.soup import UniformSoup
+from .averaging import UniformSoup
 from .config import ConfigError, RunConfig, write_resolved
 from .data import stream_seed
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, inject_from_saved, merge_mixup,

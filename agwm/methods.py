@@ -16,7 +16,8 @@ import dataclasses
 import os
 from collections.abc import Callable
 
-from .config import FINETUNE_METHODS, RunConfig, engine_config_path, load_engine_settings
+from .config import RunConfig, engine_config_path, load_engine_settings
+from .recipes import RECIPES
 
 Method = Callable[[RunConfig, list], dict]
 METHODS: dict[str, Method] = {}
@@ -84,6 +85,6 @@ def _baseline(method: str) -> Method:
     return run
 
 
-for _name in FINETUNE_METHODS:
+for _name in RECIPES:
     if _name != "vanilla":
         register(_name)(_baseline(_name))

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .atomic import atomic_path
+
 FORMULATIONS = ("factored", "convex")
 ALPHA_WEIGHTS_NAME = "alphas.safetensors"
 ALPHA_CONFIG_NAME = "alphas.json"
@@ -250,16 +252,13 @@ def save_alphas(model: nn.Module, directory: str) -> None:
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: str) -> None:
-    tmp = path + ".tmp"
-    save_file(tensors, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp)
 
 
 def write_json(obj, path: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 
 def read_alpha_settings(weights_path: str) -> dict:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
+
+from .atomic import atomic_path
 
 from .runtime import Predictions
 from .tasks import Task
@@ -29,6 +29,5 @@ def prediction_table(rows: pd.DataFrame, task: Task, predictions: Predictions) -
 
 def write_predictions(path: str, rows: pd.DataFrame, task: Task, predictions: Predictions) -> None:
     """Write :func:`prediction_table` to ``path`` under a temporary name first, renamed when complete."""
-    tmp = path + ".tmp"
-    prediction_table(rows, task, predictions).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        prediction_table(rows, task, predictions).to_csv(tmp, index=False)

@@ -141,9 +141,11 @@ class Peft(Recipe):
         return unwrap_peft(model)
 
 
+# The one registry of finetune methods (``--method``, ``finetune.method``, grid method names).
 RECIPES: dict[str, type[Recipe]] = {
-    "vanilla": Recipe, "soup": Recipe, "mixout": Mixout, "child-tuning-d": ChildTuningD, "child-tuning-f": ChildTuningF,
+    "vanilla": Recipe, "mixout": Mixout, "child-tuning-d": ChildTuningD, "child-tuning-f": ChildTuningF,
     "dps": Dps, "r3f": R3f, "r-dropout": RDropout, "re-init": Reinit, "lora": Peft, "prefix": Peft, "prompt": Peft,
+    "soup": Recipe,  # vanilla members, averaged by agwm.finetune
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import platform
@@ -21,7 +20,7 @@ from .config import RunConfig
 from .data import make_loader, random_splits, sample_examples, stream_seed, tokenize
 from .examples import Examples, load_files, load_glue
 from .metrics import compute_metrics
-from .mixup import inject_mixup
+from .mixup import inject_mixup, write_json
 from .tasks import Task
 
 HUB_DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -229,10 +228,7 @@ def prepare_output_dir(path: str, outputs: tuple[str, ...] = ()) -> None:
 def write_metrics(path: str, metrics: dict, device: torch.device) -> dict:
     """Write ``metrics.json`` (with the machine the run used) atomically; return what was written."""
     metrics = {**metrics, "machine": machine_description(device)}
-    tmp = os.path.join(path, METRICS_NAME + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(metrics, f, indent=2)
-    os.replace(tmp, os.path.join(path, METRICS_NAME))
+    write_json(metrics, os.path.join(path, METRICS_NAME))
     return metrics
 
 

@@ -26,12 +26,11 @@ from betty.engine import Engine
 from betty.logging.logger_base import get_logger
 from tqdm.auto import tqdm
 
-from problems import AttentionProblem, JointProblem, TaskWeightProblem
+from problems import AttentionProblem, JointProblem, TaskWeightProblem, attention_kernels
 
-from .baselines.soup import UniformSoup
+from .averaging import UniformSoup
 from .config import EngineSettings, RunConfig, engine_config_on, write_resolved
 from .data import random_splits, stream_seed
-from .hypergrad import attention_kernels
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, alpha_state_dict,
                     load_alpha_state, mixing_means, mixup_layers, project_alphas, save_alphas,
                     save_tensors, task_parameters)

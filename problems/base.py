@@ -16,6 +16,23 @@ from betty.problems import ImplicitProblem
 from torch import nn
 
 LossFn = Callable[[nn.Module, object], torch.Tensor]
+PRE_STEP_STATE_METHODS: set[str] = set()  # hypergradient types that read the inner level's pre-step state
+
+
+def register_hypergradient(name: str, method: Callable, needs_pre_step_state: bool = False) -> None:
+    """Make ``method(vector, curr, prev, sync)`` selectable as an inner level's ``Config.type``.
+
+    The contract with the problems: a method evaluated at the inner weights from *before* the inner
+    step (finite-difference DARTS) sets ``needs_pre_step_state``; the inner level then keeps, for
+    every step, ``pre_step_state = {"weights", "lrs", "batch", "rng"}``: its parameters and their
+    learning rates before the optimizer step, the batch the step used and the random state before its
+    loss (so dropout can be replayed). Other methods see only the inner level as it is after its step.
+    """
+    jvp_fn_mapping[name] = method
+    if needs_pre_step_state:
+        PRE_STEP_STATE_METHODS.add(name)
+    else:
+        PRE_STEP_STATE_METHODS.discard(name)
 
 
 class LevelProblem(ImplicitProblem):
@@ -56,8 +73,7 @@ class LevelProblem(ImplicitProblem):
             super().patch_scheduler()
 
     def _keeps_pre_step_state(self) -> bool:
-        method = jvp_fn_mapping.get(self.config.type)
-        return bool(self._parents) and getattr(method, "needs_pre_step_state", False)
+        return bool(self._parents) and self.config.type in PRE_STEP_STATE_METHODS
 
     def get_loss(self, batch):
         if self._keeps_pre_step_state():

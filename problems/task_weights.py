@@ -6,6 +6,7 @@ class TaskWeightProblem(LevelProblem):
     trainable weight but the attention factors) on the training part of a split, with weight
     decay from the optimizer. The outer variables lambda enter through ``module``'s forward pass.
 
-    For a hypergradient method that marks itself ``needs_pre_step_state`` (finite-difference
-    DARTS) it keeps the weights, learning rates, batch and random state from before each step.
+    For a hypergradient method registered with ``needs_pre_step_state`` (finite-difference DARTS;
+    :func:`problems.base.register_hypergradient`) it keeps the weights, learning rates, batch and
+    random state from before each step.
     """

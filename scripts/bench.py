@@ -27,8 +27,8 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from agwm.cli import require_at_least
-from agwm.config import ENGINE_CONFIG_DIR, device_allowed, engine_config_on, load_engine_settings
-from agwm.hypergrad import attention_kernels
+from agwm.config import device_allowed, engine_config_dir, engine_config_on, load_engine_settings
+from problems import attention_kernels
 from agwm.mixup import alpha_parameters, inject_mixup, project_alphas, task_parameters
 from agwm.runtime import adamw, default_model, machine_description, model_loss, resolve_device
 from agwm.search import ProgressEngine
@@ -72,7 +72,7 @@ def make_step(name: str, args):
             optimizer.zero_grad(set_to_none=True)
         return step
 
-    settings = load_engine_settings(os.path.join(ENGINE_CONFIG_DIR, name.split("-")[1] + ".yaml"))
+    settings = load_engine_settings(os.path.join(engine_config_dir(), name.split("-")[1] + ".yaml"))
     weights, alphas = task_parameters(model), alpha_parameters(model)
     w_opt = adamw([{"params": weights, "weight_decay": 0.01}], lr=1e-5)
     a_opt = torch.optim.AdamW(alphas, lr=2e-3, weight_decay=0.01)

@@ -33,7 +33,7 @@ from betty.logging.logger_base import get_logger
 from torch import nn
 
 from agwm.cli import main_guard
-from agwm.config import ENGINE_CONFIG_DIR, ConfigError, engine_config_on, load_engine_settings
+from agwm.config import ConfigError, engine_config_dir, engine_config_on, load_engine_settings
 from problems import AttentionProblem, TaskWeightProblem
 
 F64 = torch.float64
@@ -105,7 +105,7 @@ def run(hypergrad: str, overrides: list[str] = (), steps: int = 1000, features: 
             raise ConfigError(f"{name} {value} is not allowed: at least {minimum}")
     if not 1 <= informative < features:
         raise ConfigError(f"--informative {informative} is not allowed: 1 to {features - 1} (--features - 1)")
-    settings = load_engine_settings(f"{ENGINE_CONFIG_DIR}/{hypergrad}.yaml", list(overrides))
+    settings = load_engine_settings(f"{engine_config_dir()}/{hypergrad}.yaml", list(overrides))
     data = make_data(features, informative, rows, noise, seed)
 
     def test_error(penalties: torch.Tensor) -> float:

@@ -11,7 +11,7 @@ from agwm.baselines.consistency import r3f_loss, r_dropout_loss, symmetric_diver
 from agwm.baselines.mixout import MixoutLinear
 from agwm.baselines.peft_tuning import PrefixTuningUnsupported, wrap_with_peft
 from agwm.baselines.reinit import reinit_top_layers
-from agwm.baselines.soup import UniformSoup
+from agwm.averaging import UniformSoup
 from agwm.baselines.subnetworks import BernoulliGradientMask, DynamicSelection, top_fraction_masks
 from agwm.config import ConfigError, build_run_config
 from agwm.data import make_loader

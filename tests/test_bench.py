@@ -22,6 +22,7 @@ def table_rows(stdout: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
 
+@pytest.mark.slow
 def test_bench_times_and_measures_every_configuration_against_vanilla(tiny_model_dir):
     done = run_bench("bench.py", "--model", tiny_model_dir, "--device", "cpu", "--batch-size", "2", "--length", "8",
                      "--rounds", "2", "--warmup", "0")
@@ -35,6 +36,7 @@ def test_bench_times_and_measures_every_configuration_against_vanilla(tiny_model
     assert rows[0][2] == "1.00x" and rows[0][4] == "1.00x"
 
 
+@pytest.mark.slow
 def test_bench_speed_probe_prints_step_and_probe_ratios_against_its_first_row():
     done = run_bench("bench_speed_probe.py", "--threads", "1", "--batch-size", "2", "--length", "8", "--rounds", "1")
     assert done.returncode == 0, done.stderr

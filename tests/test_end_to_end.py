@@ -16,6 +16,7 @@ from agwm.search import run_search
 from agwm.tasks import get_task
 
 CPU = torch.device("cpu")
+pytestmark = pytest.mark.slow  # the real default model, several searches
 
 
 def config(glue_dir, out, **flags):

@@ -14,7 +14,7 @@ from betty.configs import Config, EngineConfig
 from betty.engine import Engine
 from torch import nn
 
-import agwm.hypergrad  # noqa: F401  (registers the methods)
+import problems  # noqa: F401  (registers the methods)
 from problems import AttentionProblem, TaskWeightProblem
 
 F64 = torch.float64

@@ -263,6 +263,7 @@ def test_the_selection_rule_prefers_the_cheapest_method_as_good_as_the_best():
     assert not result["methods"]["vanilla"]["as_good"] and result["recommended"] == "mixup"
 
 
+@pytest.mark.slow
 def test_select_method_runs_each_method_on_held_out_parts_of_the_training_file(
         user_style_csvs, tiny_model_dir, tmp_path, monkeypatch, capsys):
     args = ["--train-file", str(user_style_csvs / "train.csv"), "--text-columns", "text", "--label-column",

@@ -7,8 +7,8 @@ from betty.engine import Engine
 from torch.func import functional_call
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-import agwm.hypergrad  # noqa: F401
-from agwm.baselines.soup import UniformSoup
+import problems  # noqa: F401
+from agwm.averaging import UniformSoup
 from agwm.mixup import alpha_parameters, inject_mixup, mixup_layers, project_alphas, task_parameters
 from agwm.runtime import model_loss
 from problems import AttentionProblem, JointProblem, TaskWeightProblem

@@ -1,4 +1,5 @@
-"""Hypergradient methods registered with Betty (``betty.hypergradient.jvp_fn_mapping``).
+"""Hypergradient methods registered with Betty (``betty.hypergradient.jvp_fn_mapping``) when
+``problems`` is imported, selectable as an inner level's ``Config.type``.
 
 Notation: inner variables w (the task weights W), outer variables lambda (the attention factors
 A, B), inner objective L_tr(w, lambda), outer objective L_val(w, lambda), H = d^2 L_tr / dw^2 and
@@ -20,10 +21,9 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import torch
-from betty.hypergradient import jvp_fn_mapping
 from betty.utils import to_vec
 
-from problems.base import rng_state, set_rng_state
+from .base import register_hypergradient, rng_state, set_rng_state
 
 
 def _grad(output, inputs, **kwargs) -> list[torch.Tensor]:
@@ -82,7 +82,6 @@ def darts(vector, curr, prev, sync):
     return _deliver(indirect, prev, sync)
 
 
-darts.needs_pre_step_state = True
 
 
 def cg(vector, curr, prev, sync):
@@ -120,7 +119,6 @@ def cg(vector, curr, prev, sync):
     return _deliver(indirect, prev, sync)
 
 
-METHODS = {"agwm_darts": darts, "agwm_cg": cg}
 FIRST_DERIVATIVES_ONLY = ("agwm_darts", "darts")  # finite differences of gradients
 
 
@@ -139,9 +137,5 @@ def attention_kernels(method: str | None, device: torch.device):
     return sdpa_kernel(SDPBackend.MATH)
 
 
-def register() -> None:
-    """Make the methods above selectable as a Betty ``Config.type``."""
-    jvp_fn_mapping.update(METHODS)
-
-
-register()
+register_hypergradient("agwm_darts", darts, needs_pre_step_state=True)
+register_hypergradient("agwm_cg", cg)

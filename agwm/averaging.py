@@ -1,7 +1,7 @@
-"""Model soup (Wortsman et al. 2022), uniform: theta_soup = (1/K) sum_k theta_k over K finetuned
-members that share their starting point (the pretrained encoder and one head initialisation) and
-the training examples, and differ in data order and dropout. The search's fold-averaged start is
-the same average over the folds' task weights."""
+"""The uniform average of K sets of weights, theta_bar = (1/K) sum_k theta_k: the search's
+fold-averaged alpha and task weights (the finetune's start), and the model soup baseline
+(Wortsman et al. 2022: K finetuned members that share their start and differ in data order and
+dropout)."""
 
 from __future__ import annotations
 

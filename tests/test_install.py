@@ -1,0 +1,28 @@
+"""A plain (non-editable) install works from any folder: the engine YAML files travel as package data."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.mark.slow
+def test_a_plain_install_runs_a_search_from_another_folder(tmp_path, tiny_model_dir, glue_dir):
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(REPO)],
+                   check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
+    code = "import agwm; from agwm.config import engine_config_dir; print(agwm.__file__); print(engine_config_dir())"
+    where = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           check=True).stdout.split()
+    assert all(path.startswith(str(site)) for path in where), where
+    run = subprocess.run([sys.executable, str(REPO / "scripts" / "search.py"), "--task", "rte", "--train-size", "16",
+                          "--data-dir", glue_dir, "--model", tiny_model_dir, "--hypergrad", "cg", "--max-steps", "1",
+                          "--folds", "1", "--output-dir", str(tmp_path / "out")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "out" / "alphas.safetensors").is_file()
+    assert "engine_configs/cg.yaml" in (tmp_path / "out" / "config.yaml").read_text()
