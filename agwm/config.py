@@ -154,6 +154,7 @@ class RunConfig:
     max_length: int = 128
     batch_size: int = 16
     device: str = "auto"  # auto: the first CUDA device if there is one, else the CPU
+    report_to: list | None = None  # csv, tensorboard, none; None: csv and tensorboard where it is installed
     hypergrad: str = "darts"
     engine_config: str | None = None  # a YAML path; None: engine_configs/<hypergrad>.yaml
     mixup: MixupConfig = field(default_factory=MixupConfig)
@@ -187,7 +188,7 @@ FLAGS = {
     "engine_config": "--engine-config", "search.folds": "--folds", "search.split_ratio": "--split-ratio",
     "search.max_steps": "--max-steps", "search.problem": "--problem", "mixup.rank": "--rank",
     "mixup.formulation": "--formulation", "max_length": "--max-length", "batch_size": "--batch-size",
-    "device": "--device", "finetune.method": "--method",
+    "device": "--device", "finetune.method": "--method", "report_to": "--report-to",
 }
 
 
@@ -278,6 +279,7 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
     validate_data_settings(cfg, _require)
     _require(cfg.max_length >= 8, "max_length", cfg.max_length, "at least 8")
     _require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "at least 1")
+    validate_reporters(cfg, _require)
     allowed_devices = device_allowed(cfg.device)
     _require(allowed_devices is None, "device", cfg.device, allowed_devices)
     _require(cfg.hypergrad in HYPERGRADS, "hypergrad", cfg.hypergrad, f"one of {', '.join(HYPERGRADS)}")
@@ -369,6 +371,22 @@ def validate_data_settings(cfg: RunConfig, require) -> None:
     require(split is None or 0.0 < split < 1.0, "validation_split", split, "strictly between 0 and 1")
     require(split is None or cfg.validation_file is None, "validation_split", split,
             "without --validation-file (give one of the two)")
+
+
+def validate_reporters(cfg: RunConfig, require) -> None:
+    """``report_to``: a list of csv and tensorboard, or none; tensorboard only where it is installed."""
+    from .logs import REPORTERS, tensorboard_installed
+
+    if isinstance(cfg.report_to, str):
+        cfg.report_to = [cfg.report_to]
+    if cfg.report_to is None:
+        return
+    shown = " ".join(map(str, cfg.report_to))
+    require(all(r in (*REPORTERS, "none") for r in cfg.report_to), "report_to", shown,
+            f"{', '.join(REPORTERS)} or none")
+    require("none" not in cfg.report_to or cfg.report_to == ["none"], "report_to", shown, "none alone")
+    require("tensorboard" not in cfg.report_to or tensorboard_installed(), "report_to", shown,
+            "tensorboard needs the tensorboard package (pip install tensorboard)")
 
 
 def device_allowed(name: str) -> str | None:

@@ -22,30 +22,37 @@ from tqdm.auto import tqdm
 from .averaging import UniformSoup
 from .config import ConfigError, RunConfig, write_resolved
 from .data import stream_seed
+from .logs import RunLog
+from .model_io import MIXUP_MODEL_DIR, save_mixup_model
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, inject_from_saved, merge_mixup,
                     project_alphas, save_alphas, task_parameters)
 from .data import tokenize
 from .metrics import compute_metrics
 from .predictions import TEST_PREDICTIONS_NAME, VALIDATION_PREDICTIONS_NAME, write_predictions
 from .recipes import make_recipe
-from .runtime import (TASK_WEIGHTS_NAME, CsvLog, build_model, evaluate, load_dev, load_run_data, loader, member_stream,
+from .runtime import (TASK_WEIGHTS_NAME, build_model, evaluate, load_dev, load_run_data, loader, member_stream,
                       predict, prepare_output_dir, resolve_device, set_aside_holdout, steps_for,
                       weights_and_alphas_optimizer, write_metrics)
 
 
 def load_start_weights(model, path: str) -> None:
-    """Overwrite the task weights with those saved by a search (``task_weights.safetensors``)."""
+    """Overwrite the task weights with those saved by a search (``task_weights.safetensors``):
+    every task weight of the model, each of its shape, and nothing else."""
     state = load_file(path)
-    own = dict(model.named_parameters())
-    unknown = sorted(set(state) - set(own))
-    if unknown:
-        raise ValueError(f"{path} does not fit this model: unexpected {unknown[:3]}")
+    task = {id(p) for p in task_parameters(model)}
+    own = {name: p for name, p in model.named_parameters() if id(p) in task}
+    missing, unknown = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = [f"{n} {tuple(state[n].shape)} (model {tuple(own[n].shape)})" for n in sorted(set(own) & set(state))
+             if state[n].shape != own[n].shape]
+    if missing or unknown or wrong:
+        raise ConfigError(f"--start-weights {path} is not allowed: it does not fit this model (missing {missing[:3]}, "
+                          f"unexpected {unknown[:3]}, other shapes {wrong[:3]})")
     with torch.no_grad():
         for name, value in state.items():
             own[name].copy_(value)
 
 
-def train(cfg: RunConfig, data, recipe, log: CsvLog, alphas: str | None = None, start_weights: str | None = None,
+def train(cfg: RunConfig, data, recipe, log: RunLog, alphas: str | None = None, start_weights: str | None = None,
           member: int = 0) -> tuple[nn.Module, int, float]:
     """Build the model, let the recipe prepare it, train it; return the finished model, steps and
     last loss. Member ``member`` of a soup starts from the same model (head included: averaging
@@ -120,7 +127,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     write_resolved(os.path.join(out, "config.yaml"), cfg)
 
     f = cfg.finetune
-    log = CsvLog(out)
+    log = RunLog(out, cfg.report_to)
     extra = {}
     if f.method == "soup":
         soup = UniformSoup()
@@ -132,10 +139,11 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
         model.load_state_dict(soup.average())
     else:
         model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights)
-    log.close()
     train_time = time.perf_counter() - start
     predictions = predict(model, data.task, dev, data.tokenizer, f.eval_batch_size)
     dev_metrics = compute_metrics(data.task, predictions.values, predictions.labels)
+    log("finetune", 0, steps, **{f"validation_{k}": v for k, v in dev_metrics.items() if k != "score"})
+    log.close()
     if not cfg.finetune.holdout:  # the held-out part of the sample is no file's rows
         write_predictions(os.path.join(out, VALIDATION_PREDICTIONS_NAME), data.examples.validation_rows, data.task,
                           predictions)
@@ -146,6 +154,8 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     if alpha_parameters(model):
         save_alphas(model, out)  # the alpha the model was finetuned with (learned, for joint)
     if save_model:
+        if alpha_parameters(model):  # the unmerged mixup model too, to restore exactly
+            save_mixup_model(model, os.path.join(out, MIXUP_MODEL_DIR), data.tokenizer)
         merged = merge_mixup(model)
         merged.save_pretrained(os.path.join(out, "model"))
         data.tokenizer.save_pretrained(os.path.join(out, "model"))

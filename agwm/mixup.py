@@ -18,18 +18,18 @@ import re
 from collections.abc import Iterable, Iterator
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .atomic import atomic_path
+from .tuner_layer import TaskWeightLayer, merge_layers, replace_module, target_linear_names
 
 FORMULATIONS = ("factored", "convex")
 ALPHA_WEIGHTS_NAME = "alphas.safetensors"
 ALPHA_CONFIG_NAME = "alphas.json"
 
 
-class MixupLinear(nn.Module):
+class MixupLinear(TaskWeightLayer):
     """``y = x W~^T + bias`` with W~ the mix of the task weight W and the pretrained weight W0."""
 
     def __init__(
@@ -41,27 +41,18 @@ class MixupLinear(nn.Module):
         init_std: float = 0.005,
         generator: torch.Generator | None = None,
     ):
-        super().__init__()
         if rank < 1:
             raise ValueError(f"rank must be at least 1, got {rank}")
         if formulation not in FORMULATIONS:
             raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
-        self.base_layer = base_layer
-        self.base_layer.weight.requires_grad_(False)
+        super().__init__(base_layer)
         self.rank = rank
         self.formulation = formulation
-        self.in_features = base_layer.in_features
-        self.out_features = base_layer.out_features
         w0 = base_layer.weight
-        self.weight = nn.Parameter(w0.detach().clone())
         self.A = nn.Parameter(torch.empty(self.out_features, rank, dtype=w0.dtype, device=w0.device))
         self.B = nn.Parameter(torch.empty(rank, self.in_features, dtype=w0.dtype, device=w0.device))
         self._fixed_terms = None  # (key, alpha, C) while A and B are frozen: see mixed_weight
         self.reset_alpha(init_mean, init_std, generator)
-
-    @property
-    def bias(self) -> torch.Tensor | None:
-        return self.base_layer.bias
 
     @torch.no_grad()
     def reset_alpha(self, mean: float, std: float, generator: torch.Generator | None = None) -> None:
@@ -100,66 +91,8 @@ class MixupLinear(nn.Module):
             alpha, w0_term = self._fixed_mixing_terms()
         return torch.addcmul(w0_term, alpha, self.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.mixed_weight(), self.bias)
-
-    def merged_linear(self) -> nn.Linear:
-        """A plain ``nn.Linear`` computing the same function: weight W~, the trained bias."""
-        w0 = self.base_layer.weight
-        linear = nn.Linear(
-            self.in_features, self.out_features, bias=self.bias is not None,
-            device=w0.device, dtype=w0.dtype,
-        )
-        with torch.no_grad():
-            linear.weight.copy_(self.mixed_weight())
-            if self.bias is not None:
-                linear.bias.copy_(self.bias)
-        return linear
-
     def extra_repr(self) -> str:
         return f"rank={self.rank}, formulation={self.formulation}"
-
-
-def _parent_and_attr(model: nn.Module, name: str) -> tuple[nn.Module, str]:
-    parent_name, _, attr = name.rpartition(".")
-    return (model.get_submodule(parent_name) if parent_name else model), attr
-
-
-def _matches(name: str, targets: str | Iterable[str]) -> bool:
-    """PEFT's rule: a regex is matched against the whole name, a list against its last parts."""
-    if isinstance(targets, str):
-        return re.fullmatch(targets, name) is not None
-    return any(name == t or name.endswith("." + t) for t in targets)
-
-
-def default_search_root(model: nn.Module) -> str:
-    """The encoder of a Hugging Face model (``model.base_model``): every Linear but the head."""
-    base = getattr(model, "base_model", model)
-    for name, module in model.named_modules():
-        if module is base:
-            return name
-    return ""
-
-
-def target_linear_names(model: nn.Module, target_modules: str | Iterable[str] | None = None) -> list[str]:
-    """The names of the ``nn.Linear`` modules that ``target_modules`` selects (see :func:`inject_mixup`)."""
-    if isinstance(target_modules, (list, tuple)) and not target_modules:
-        raise ValueError("target_modules is empty: name at least one module, or pass None")
-    root = default_search_root(model) if target_modules is None else ""
-    names = [
-        name for name, module in model.named_modules()
-        if type(module) is nn.Linear
-        and (target_modules is None and (not root or name.startswith(root + "."))
-             or target_modules is not None and _matches(name, target_modules))
-    ]
-    if not names:
-        raise ValueError(f"no nn.Linear module matches target_modules={target_modules!r}")
-    return names
-
-
-def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent, attr = _parent_and_attr(model, name)
-    setattr(parent, attr, new)
 
 
 def inject_mixup(
@@ -223,9 +156,7 @@ def project_alphas(parameters: Iterable[torch.Tensor]) -> None:
 def merge_mixup(model: nn.Module) -> nn.Module:
     """Replace every mixup layer by its merged ``nn.Linear`` (in place); the model's state dict
     then has the original names, so ``save_pretrained`` writes a stock Hugging Face folder."""
-    for name, layer in list(mixup_layers(model)):
-        replace_module(model, name, layer.merged_linear())
-    return model
+    return merge_layers(model, MixupLinear)
 
 
 def alpha_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -235,7 +166,7 @@ def alpha_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def _layers_settings(model: nn.Module) -> dict:
+def layers_settings(model: nn.Module) -> dict:
     layers = dict(mixup_layers(model))
     if not layers:
         raise ValueError("the model has no mixup layers")
@@ -248,7 +179,7 @@ def save_alphas(model: nn.Module, directory: str) -> None:
     (``alphas.json``); each file goes to a temporary name first and is renamed when complete."""
     os.makedirs(directory, exist_ok=True)
     save_tensors(alpha_state_dict(model), os.path.join(directory, ALPHA_WEIGHTS_NAME))
-    write_json(_layers_settings(model), os.path.join(directory, ALPHA_CONFIG_NAME))
+    write_json(layers_settings(model), os.path.join(directory, ALPHA_CONFIG_NAME))
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: str) -> None:
@@ -266,7 +197,11 @@ def read_alpha_settings(weights_path: str) -> dict:
     config_path = os.path.join(os.path.dirname(weights_path) or ".", ALPHA_CONFIG_NAME)
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"{config_path} (written beside {weights_path} by save_alphas) is missing")
-    with open(config_path) as f:
+    return read_json(config_path)
+
+
+def read_json(path: str):
+    with open(path) as f:
         return json.load(f)
 
 
@@ -294,10 +229,12 @@ def load_alpha_state(model: nn.Module, tensors: dict[str, torch.Tensor], source:
 
 def inject_from_saved(model: nn.Module, weights_path: str) -> list[str]:
     """Wrap exactly the layers named in the saved ``alphas.json`` and load their A, B."""
-    settings = read_alpha_settings(weights_path)
-    names = inject_mixup(
-        model, target_modules="|".join(re.escape(n) for n in settings["layers"]),
-        rank=settings["rank"], formulation=settings["formulation"],
-    )
+    names = inject_from_settings(model, read_alpha_settings(weights_path))
     load_alphas(model, weights_path)
     return names
+
+
+def inject_from_settings(model: nn.Module, settings: dict) -> list[str]:
+    """Wrap exactly the layers of ``settings`` (:func:`layers_settings`: names, rank, formulation)."""
+    return inject_mixup(model, target_modules="|".join(re.escape(n) for n in settings["layers"]),
+                        rank=settings["rank"], formulation=settings["formulation"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import platform
@@ -111,6 +110,7 @@ def build_model(cfg: RunConfig, task: Task, with_mixup: bool, device: torch.devi
     model = AutoModelForSequenceClassification.from_pretrained(
         cfg.model or default_model(), num_labels=task.num_labels,
         problem_type="regression" if task.is_regression else "single_label_classification", **names,
+        ignore_mismatched_sizes=True,  # a checkpoint with a head of another task: a new head
     )
     if with_mixup:
         m = cfg.mixup
@@ -236,20 +236,3 @@ def machine_description(device: torch.device) -> str:
     """The processor a run ran on, e.g. ``x86_64 CPU, 2 cores, torch 2.13.0+cpu``."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     return f"{platform.machine()} {name}, {os.cpu_count()} cores, torch {torch.__version__}"
-
-
-class CsvLog:
-    """Rows of ``(phase, fold, step, name, value)`` appended to ``log.csv``, flushed per row."""
-
-    def __init__(self, directory: str, name: str = "log.csv"):
-        self.file = open(os.path.join(directory, name), "w", newline="")
-        self.writer = csv.writer(self.file)
-        self.writer.writerow(["phase", "fold", "step", "name", "value"])
-
-    def __call__(self, phase: str, fold: int, step: int, **values: float) -> None:
-        for name, value in values.items():
-            self.writer.writerow([phase, fold, step, name, f"{value:.6g}"])
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()

@@ -31,10 +31,11 @@ from problems import AttentionProblem, JointProblem, TaskWeightProblem, attentio
 from .averaging import UniformSoup
 from .config import EngineSettings, RunConfig, engine_config_on, write_resolved
 from .data import random_splits, stream_seed
+from .logs import RunLog
 from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, alpha_state_dict,
                     load_alpha_state, mixing_means, mixup_layers, project_alphas, save_alphas,
                     save_tensors, task_parameters)
-from .runtime import (TASK_WEIGHTS_NAME, CsvLog, RunData, adamw, build_model, load_run_data, loader, model_loss,
+from .runtime import (TASK_WEIGHTS_NAME, RunData, adamw, build_model, load_run_data, loader, model_loss,
                       prepare_output_dir, resolve_device, schedule, set_aside_holdout, steps_for,
                       weights_and_alphas_optimizer, write_metrics)
 get_logger().setLevel(logging.WARNING)  # Betty prints its graph at INFO for every engine
@@ -115,7 +116,7 @@ def _joint_problems(cfg: RunConfig, data: RunData, model):
     return [joint], {"u2l": {}, "l2u": {}}, steps
 
 
-def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: int, split, log: CsvLog):
+def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: int, split, log: RunLog):
     """One search; returns the model with its learned A, B and a summary of the run."""
     model = build_model(cfg, data.task, with_mixup=True, device=data.device)
     torch.manual_seed(stream_seed(cfg.seed, f"dropout/search{fold}"))
@@ -159,7 +160,7 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     write_resolved(os.path.join(out, "config.yaml"), cfg, settings)
     joint = cfg.search.problem == "joint"
     splits = [None] if joint else random_splits(len(data.train), cfg.search.folds, cfg.search.split_ratio, cfg.seed)
-    log = CsvLog(out)
+    log = RunLog(out, cfg.report_to)
     summaries, fold_alphas = [], UniformSoup()
     fold_weights = UniformSoup() if cfg.search.finetune_start == "fold_average" else None
     try:

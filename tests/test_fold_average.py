@@ -4,10 +4,10 @@ import re
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification
 
-from agwm.config import build_run_config, engine_config_path, load_engine_settings
+from agwm.config import ConfigError, build_run_config, engine_config_path, load_engine_settings
 from agwm.finetune import load_start_weights, run_finetune
 from agwm.mixup import inject_from_saved, mixup_layers
 from agwm.runtime import TASK_WEIGHTS_NAME
@@ -41,6 +41,16 @@ def test_alphas_are_the_fold_mean_and_fold_average_weights_start_the_finetune(ti
                            "output_dir": str(tmp_path / "f")}, ["finetune.epochs=1"])
     metrics = run_finetune(ft, str(tmp_path / "s" / "alphas.safetensors"), str(tmp_path / "s" / TASK_WEIGHTS_NAME))
     assert set(metrics["dev"]) == {"accuracy", "macro-f1", "mcc", "f1", "score"}
+
+    incomplete = {k: v for k, v in weights.items() if "classifier" not in k}  # start weights without the head
+    save_file(incomplete, tmp_path / "incomplete.safetensors")
+    with pytest.raises(ConfigError, match=r"does not fit this model \(missing \['classifier.bias', "
+                                          r"'classifier.weight'\], unexpected \[\], other shapes \[\]\)"):
+        load_start_weights(model, str(tmp_path / "incomplete.safetensors"))
+    wide = {**weights, "classifier.bias": torch.zeros(5)}
+    save_file(wide, tmp_path / "wide.safetensors")
+    with pytest.raises(ConfigError, match=r"other shapes \['classifier.bias \(5,\) \(model \(2,\)\)'\]"):
+        load_start_weights(model, str(tmp_path / "wide.safetensors"))
 
 
 def test_a_rerun_that_fails_leaves_no_finished_looking_outputs(tiny_model_dir, glue_dir, tmp_path, monkeypatch):
@@ -163,3 +173,27 @@ def test_inner_only_trains_w_as_the_search_inner_level_does_and_leaves_alpha_at_
     assert first_inner_losses("inner_only") == first_inner_losses("bilevel") and len(first_inner_losses("bilevel")) == 2
     bilevel = load_file(tmp_path / "bilevel" / "alphas.safetensors")
     assert any(not torch.equal(bilevel[k], drawn[k]) for k in drawn)  # the outer level moved alpha there
+
+
+@pytest.mark.parametrize("report_to, files", [(None, {"log.csv", "tensorboard"}), (["none"], set()),
+                                              (["tensorboard"], {"tensorboard"})])
+def test_the_log_goes_to_csv_and_tensorboard(report_to, files, tiny_model_dir, glue_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = build_run_config({"task": "stsb", "train_size": 16, "seed": 1, "data_dir": glue_dir, "model": tiny_model_dir,
+                            "output_dir": str(tmp_path), "report_to": report_to}, ["finetune.epochs=1"])
+    run_finetune(cfg)
+    assert {p.name for p in tmp_path.iterdir()} & {"log.csv", "tensorboard"} == files
+    if "tensorboard" in files:
+        events = EventAccumulator(str(tmp_path / "tensorboard"))
+        events.Reload()
+        tags = events.Tags()["scalars"]
+        assert {"finetune/train_loss", "finetune/lr", "finetune/validation_spearman"} <= set(tags)
+        assert [e.step for e in events.Scalars("finetune/train_loss")] == [1]
+
+
+def test_report_to_accepts_known_loggers_only(glue_dir):
+    with pytest.raises(ConfigError, match="--report-to wandb is not allowed: csv, tensorboard or none"):
+        build_run_config({"task": "rte", "report_to": ["wandb"]})
+    with pytest.raises(ConfigError, match="--report-to csv none is not allowed: none alone"):
+        build_run_config({"task": "rte", "report_to": ["csv", "none"]})

@@ -111,3 +111,55 @@ def test_parameter_split_between_levels():
     frozen = [p for p in model.parameters() if not p.requires_grad]
     assert len(frozen) == len(list(mixup_layers(model)))  # exactly the W0 of each layer
     assert len(alphas) + len(weights) + len(frozen) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("model_type", ["bert", "bart"])
+def test_merge_unmerge_and_disable_in_place(model_type):
+    """PEFT's switches on each layer: merged, it runs the merged weight; unmerged, the mixup again;
+    disabled, the pretrained weight W0."""
+    model = tiny_model(model_type)
+    pretrained = logits(model, model_type)
+    inject_mixup(model, rank=2)
+    perturb(model)
+    mixed = logits(model, model_type)
+    layers = [layer for _, layer in mixup_layers(model)]
+    for layer in layers:
+        layer.merge()
+    assert all(layer.merged for layer in layers)
+    torch.testing.assert_close(logits(model, model_type), mixed, rtol=1e-5, atol=1e-6)
+    for layer in layers:
+        layer.unmerge()
+    torch.testing.assert_close(logits(model, model_type), mixed)
+    assert all(torch.equal(layer.base_layer.weight, layer.get_base_layer().weight) for layer in layers)
+    for layer in layers:
+        layer.disable_adapters = True
+    assert not torch.allclose(logits(model, model_type), mixed)
+    torch.testing.assert_close(logits(model, model_type), pretrained)  # perturb moved only W, A, B
+
+
+def test_a_non_finite_weight_is_never_merged(tmp_path):
+    model = tiny_model("bert")
+    inject_mixup(model)
+    name, layer = next(mixup_layers(model))
+    with torch.no_grad():
+        layer.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        merge_mixup(model)
+    with pytest.raises(ValueError, match="non-finite"):
+        layer.merge()
+    assert not layer.merged
+
+
+def test_a_finetuned_mixup_model_restores_exactly(tmp_path):
+    from agwm.model_io import load_mixup_model, save_mixup_model
+
+    model = tiny_model("bert")
+    inject_mixup(model, target_modules=["query", "dense"], rank=3, formulation="convex")
+    perturb(model)
+    save_mixup_model(model, str(tmp_path))
+    restored = load_mixup_model(str(tmp_path)).eval()
+    assert [(n, l.rank, l.formulation) for n, l in mixup_layers(restored)] == \
+        [(n, l.rank, l.formulation) for n, l in mixup_layers(model)]
+    for (name, saved), (_, loaded) in zip(model.state_dict().items(), restored.state_dict().items()):
+        assert torch.equal(saved, loaded), name
+    assert torch.equal(logits(restored, "bert"), logits(model, "bert"))

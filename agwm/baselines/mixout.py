@@ -9,28 +9,20 @@ At evaluation W~ = W; with p = 0 the layer is a plain ``nn.Linear`` with weight 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..mixup import replace_module, target_linear_names
+from ..tuner_layer import TaskWeightLayer, merge_layers, replace_module, target_linear_names
 
 
-class MixoutLinear(nn.Module):
+class MixoutLinear(TaskWeightLayer):
     """``y = x W~^T + bias``; ``base_layer`` keeps W0 frozen, ``weight`` is the task weight W."""
 
     def __init__(self, base_layer: nn.Linear, p: float, generator: torch.Generator | None = None):
-        super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"mixout probability p must be in [0, 1), got {p}")
-        self.base_layer = base_layer
-        self.base_layer.weight.requires_grad_(False)
+        super().__init__(base_layer)
         self.p = p
         self.generator = generator  # the masks' own stream: dropout and data order are not shifted
-        self.weight = nn.Parameter(base_layer.weight.detach().clone())
-
-    @property
-    def bias(self) -> torch.Tensor | None:
-        return self.base_layer.bias
 
     def mixed_weight(self) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -38,9 +30,6 @@ class MixoutLinear(nn.Module):
         w0 = self.base_layer.weight
         mask = torch.rand(self.weight.shape, generator=self.generator, device=w0.device) < self.p
         return (torch.where(mask, w0, self.weight) - self.p * w0) / (1.0 - self.p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.mixed_weight(), self.bias)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -57,10 +46,6 @@ def inject_mixout(model: nn.Module, p: float, seed: int, target_modules=None) ->
 
 def merge_mixout(model: nn.Module) -> nn.Module:
     """Replace every mixout layer by a plain ``nn.Linear`` with its task weight (in place)."""
-    for name, layer in [(n, m) for n, m in model.named_modules() if isinstance(m, MixoutLinear)]:
-        linear = layer.base_layer
-        with torch.no_grad():
-            linear.weight.copy_(layer.weight)
-        linear.weight.requires_grad_(True)
-        replace_module(model, name, linear)
-    return model
+    training = model.training
+    merge_layers(model.eval(), MixoutLinear)  # W~ = W, the evaluation weight
+    return model.train(training)
