@@ -6,7 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from .config import ConfigError, RunConfig, build_run_config
+from .config import build_run_config
+from .settings import ConfigError, RunConfig
 from .tasks import DataError
 
 

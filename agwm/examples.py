@@ -20,8 +20,7 @@ import torch
 from datasets import Dataset, Features, Value
 
 from .data import generator
-from .tasks import (DataError, GluePreset, HUB_VALIDATION_SPLIT, Task, get_preset, metric_error,
-                    resolve_data_dir)
+from .tasks import HUB_VALIDATION_SPLIT, DataError, GluePreset, Task, get_preset, metric_error, resolve_data_dir
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 DEFAULT_TEXT_COLUMNS = (("text",), ("sentence",), ("sentence1", "sentence2"))
@@ -295,7 +294,8 @@ def load_files(train_file: str, validation_file: str | None = None, test_file: s
     kind = f"{len(labels)} classes: {', '.join(labels)}" if labels else "real-valued labels"
     if labels and len(labels) == 2:
         kind += f"; f1 scores class {labels[1]!r}"
-    notes.append(f"task type: {task_type} ({kind}){', guessed from the labels (--task-type overrides)' if guessed else ''}"
+    guess = ", guessed from the labels (--task-type overrides)" if guessed else ""
+    notes.append(f"task type: {task_type} ({kind}){guess}"
                  f"; metric: {metric}")
     train = to_examples(train_table, task, train_file)
     if validation_file is not None:

@@ -20,19 +20,29 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .averaging import UniformSoup
-from .config import ConfigError, RunConfig, write_resolved
-from .data import stream_seed
+from .data import stream_seed, tokenize
+from .devices import resolve_device
+from .evaluation import evaluate, predict
 from .logs import RunLog
-from .model_io import MIXUP_MODEL_DIR, save_mixup_model
-from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, inject_from_saved, merge_mixup,
-                    project_alphas, save_alphas, task_parameters)
-from .data import tokenize
 from .metrics import compute_metrics
+from .mixup import (
+    ALPHA_CONFIG_NAME,
+    ALPHA_WEIGHTS_NAME,
+    alpha_parameters,
+    inject_from_saved,
+    merge_mixup,
+    project_alphas,
+    save_alphas,
+    task_parameters,
+)
+from .model_io import MIXUP_MODEL_DIR, save_mixup_model
+from .optim import steps_for, weights_and_alphas_optimizer
+from .outputs import TASK_WEIGHTS_NAME, prepare_output_dir, write_metrics
 from .predictions import TEST_PREDICTIONS_NAME, VALIDATION_PREDICTIONS_NAME, write_predictions
 from .recipes import make_recipe
-from .runtime import (TASK_WEIGHTS_NAME, build_model, evaluate, load_dev, load_run_data, loader, member_stream,
-                      predict, prepare_output_dir, resolve_device, set_aside_holdout, steps_for,
-                      weights_and_alphas_optimizer, write_metrics)
+from .records import write_resolved
+from .runtime import build_model, load_dev, load_run_data, loader, member_stream, set_aside_holdout
+from .settings import ConfigError, RunConfig
 
 
 def load_start_weights(model, path: str) -> None:

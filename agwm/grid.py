@@ -18,11 +18,16 @@ from dataclasses import dataclass, field
 import yaml
 from tqdm.auto import tqdm
 
-from .config import (ConfigError, RunConfig, as_recorded, build_run_config, changed_settings, engine_config_on,
-                     engine_config_path, load_engine_settings, parse_overrides, refuse_unknown)
+from .config import build_run_config
+from .devices import resolve_device
+from .engine_settings import engine_config_on, engine_config_path, load_engine_settings
 from .methods import METHODS
-from .runtime import resolve_device
-from .speed import WORKLOAD as PROBE_WORKLOAD, speed_probe
+from .overrides import parse_overrides
+from .records import as_recorded, changed_settings
+from .settings import ConfigError, RunConfig
+from .speed import WORKLOAD as PROBE_WORKLOAD
+from .speed import speed_probe
+from .validation import refuse_unknown
 
 GRID_KEYS = {"tasks", "sizes", "seeds", "methods", "data_dir", "model", "output_dir", "results", "overrides"}
 ENTRY_KEYS = {"name", "method", "overrides"}

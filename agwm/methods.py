@@ -16,8 +16,9 @@ import dataclasses
 import os
 from collections.abc import Callable
 
-from .config import RunConfig, engine_config_path, load_engine_settings
+from .engine_settings import engine_config_path, load_engine_settings
 from .recipes import RECIPES
+from .settings import RunConfig
 
 Method = Callable[[RunConfig, list], dict]
 METHODS: dict[str, Method] = {}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .atomic import atomic_path
-
-from .runtime import Predictions
+from .evaluation import Predictions
 from .tasks import Task
 
 VALIDATION_PREDICTIONS_NAME = "validation_predictions.csv"

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from .config import ConfigError, RunConfig
 from .data import generator, stream_seed
-from .runtime import device_of, model_loss, steps_for
+from .devices import device_of
+from .optim import steps_for
+from .runtime import model_loss
+from .settings import ConfigError, RunConfig
 
 
 class Recipe:

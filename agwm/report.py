@@ -279,7 +279,8 @@ def changes_from_defaults(config: dict, kind: str = "mixup") -> list[str]:
     """The method settings (hypergrad, mixup.*, search.*, finetune.* but the held-out switch) of a
     recorded run of this kind of method that differ from the project's current defaults, as
     ``key=value``; a setting that only other kinds read (:data:`agwm.config.READ_ONLY_BY`) is not a change."""
-    from .config import RunConfig, as_recorded, changed_settings
+    from .records import as_recorded, changed_settings
+    from .settings import RunConfig
 
     changed = changed_settings(config, as_recorded(RunConfig()), kind)
     return [f"{key}={value}" for key, (value, _) in sorted(changed.items())

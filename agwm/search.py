@@ -29,15 +29,29 @@ from tqdm.auto import tqdm
 from problems import AttentionProblem, JointProblem, TaskWeightProblem, attention_kernels
 
 from .averaging import UniformSoup
-from .config import EngineSettings, RunConfig, engine_config_on, write_resolved
 from .data import random_splits, stream_seed
+from .devices import resolve_device
+from .engine_settings import EngineSettings, engine_config_on
 from .logs import RunLog
-from .mixup import (ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, alpha_parameters, alpha_state_dict,
-                    load_alpha_state, mixing_means, mixup_layers, project_alphas, save_alphas,
-                    save_tensors, task_parameters)
-from .runtime import (TASK_WEIGHTS_NAME, RunData, adamw, build_model, load_run_data, loader, model_loss,
-                      prepare_output_dir, resolve_device, schedule, set_aside_holdout, steps_for,
-                      weights_and_alphas_optimizer, write_metrics)
+from .mixup import (
+    ALPHA_CONFIG_NAME,
+    ALPHA_WEIGHTS_NAME,
+    alpha_parameters,
+    alpha_state_dict,
+    load_alpha_state,
+    mixing_means,
+    mixup_layers,
+    project_alphas,
+    save_alphas,
+    save_tensors,
+    task_parameters,
+)
+from .optim import adamw, schedule, steps_for, weights_and_alphas_optimizer
+from .outputs import TASK_WEIGHTS_NAME, prepare_output_dir, write_metrics
+from .records import write_resolved
+from .runtime import RunData, build_model, load_run_data, loader, model_loss, set_aside_holdout
+from .settings import RunConfig
+
 get_logger().setLevel(logging.WARNING)  # Betty prints its graph at INFO for every engine
 
 

@@ -18,10 +18,10 @@ import json
 import os
 import statistics
 
-from .config import ConfigError
 from .grid import Entry, Grid, read_records, run_grid
 from .methods import METHODS
 from .report import mean_interval
+from .settings import ConfigError
 
 RULE = ("the cheapest method (mean wall time) among those whose 95% interval of the paired difference to the "
         "best mean contains 0")

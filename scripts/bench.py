@@ -27,13 +27,15 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from agwm.cli import require_at_least
-from agwm.config import device_allowed, engine_config_dir, engine_config_on, load_engine_settings
-from problems import attention_kernels
+from agwm.devices import machine_description, resolve_device
+from agwm.engine_settings import engine_config_dir, engine_config_on, load_engine_settings
 from agwm.mixup import alpha_parameters, inject_mixup, project_alphas, task_parameters
-from agwm.runtime import adamw, default_model, machine_description, model_loss, resolve_device
+from agwm.optim import adamw
+from agwm.runtime import default_model, model_loss
 from agwm.search import ProgressEngine
 from agwm.speed import synchronize
-from problems import AttentionProblem, TaskWeightProblem
+from agwm.validation import device_allowed
+from problems import AttentionProblem, TaskWeightProblem, attention_kernels
 
 CONFIGS = ("vanilla", "mixup", "search-darts", "search-neumann", "search-cg")
 

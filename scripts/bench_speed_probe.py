@@ -28,7 +28,9 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from agwm.cli import require_at_least
-from agwm.runtime import adamw, default_model, machine_description, model_loss
+from agwm.devices import machine_description
+from agwm.optim import adamw
+from agwm.runtime import default_model, model_loss
 from agwm.speed import HIDDEN, INTERMEDIATE, speed_probe
 
 COMPETITOR = "import torch\na = torch.randn(1024, 1024)\nwhile True:\n    a @ a\n"

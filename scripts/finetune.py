@@ -12,7 +12,7 @@
 import os
 
 from agwm.cli import main_guard, parser, run_config
-from agwm.config import ConfigError
+from agwm.settings import ConfigError
 
 
 def main() -> None:

@@ -15,7 +15,8 @@ import argparse
 import os
 
 from agwm.cli import main_guard
-from agwm.config import ConfigError, refuse_unknown
+from agwm.settings import ConfigError
+from agwm.validation import refuse_unknown
 
 
 def main() -> None:
@@ -131,8 +132,8 @@ def only_these(records: list[dict], flag: str, field: str, wanted: list | None) 
 
 def one_class_scores(tasks: set[str], data_dir: str, evaluated_on: set[str]) -> dict:
     """Task -> (best one-class dev score, class), from the dev files under ``data_dir``."""
-    from agwm.metrics import constant_prediction_score
     from agwm.examples import load_split
+    from agwm.metrics import constant_prediction_score
     from agwm.tasks import get_task
 
     if not os.path.isdir(data_dir):

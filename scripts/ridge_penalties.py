@@ -33,7 +33,8 @@ from betty.logging.logger_base import get_logger
 from torch import nn
 
 from agwm.cli import main_guard
-from agwm.config import ConfigError, engine_config_dir, engine_config_on, load_engine_settings
+from agwm.engine_settings import engine_config_dir, engine_config_on, load_engine_settings
+from agwm.settings import ConfigError
 from problems import AttentionProblem, TaskWeightProblem
 
 F64 = torch.float64

@@ -7,7 +7,7 @@
 """
 
 from agwm.cli import main_guard, parser, run_config
-from agwm.config import engine_config_path, load_engine_settings
+from agwm.engine_settings import engine_config_path, load_engine_settings
 
 
 def main() -> None:

@@ -37,13 +37,13 @@ def main() -> None:
     args = p.parse_args()
 
     def body() -> None:
-        from agwm.config import build_run_config
         from agwm.runtime import load_examples
         from agwm.selection import RULE, run_selection, selection_grid
 
         fields = {"train_file": args.train_file, "text_columns": args.text_columns,
                   "label_column": args.label_column, "task_type": args.task_type, "metric": args.metric}
-        task = {"name": os.path.splitext(os.path.basename(args.train_file))[0], **{k: v for k, v in fields.items() if v is not None}}
+        name = os.path.splitext(os.path.basename(args.train_file))[0]
+        task = {"name": name, **{k: v for k, v in fields.items() if v is not None}}
         grid = selection_grid(task, args.methods, args.seeds, args.output_dir, args.overrides, args.model)
         runs = grid.runs()  # every setting checked before any run
         examples = load_examples(runs[0].config)  # every file checked, the metric known

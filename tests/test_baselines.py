@@ -7,17 +7,20 @@ import pytest
 import torch
 from torch import nn
 
+from agwm.averaging import UniformSoup
 from agwm.baselines.consistency import r3f_loss, r_dropout_loss, symmetric_divergence
 from agwm.baselines.mixout import MixoutLinear
 from agwm.baselines.peft_tuning import PrefixTuningUnsupported, wrap_with_peft
 from agwm.baselines.reinit import reinit_top_layers
-from agwm.averaging import UniformSoup
 from agwm.baselines.subnetworks import BernoulliGradientMask, DynamicSelection, top_fraction_masks
-from agwm.config import ConfigError, build_run_config
+from agwm.config import build_run_config
 from agwm.data import make_loader
+from agwm.devices import device_of
 from agwm.finetune import run_finetune, train
+from agwm.logs import RunLog
 from agwm.recipes import make_recipe
-from agwm.runtime import CsvLog, build_model, device_of, load_run_data, model_loss
+from agwm.runtime import build_model, load_run_data, model_loss
+from agwm.settings import ConfigError
 from agwm.tasks import get_task
 
 CPU = torch.device("cpu")
@@ -36,7 +39,7 @@ def run(tiny_model_dir, glue_dir, tmp_path):
 def trained(cfg, tmp_path):
     data = load_run_data(cfg, CPU)
     recipe = make_recipe(cfg)
-    model, _, _ = train(cfg, data, recipe, CsvLog(str(tmp_path)))
+    model, _, _ = train(cfg, data, recipe, RunLog(str(tmp_path)))
     return model, recipe
 
 
@@ -186,7 +189,7 @@ def test_peft_methods_leave_the_pretrained_weights_unchanged(run, tmp_path, meth
     before = pretrained(cfg)
     data = load_run_data(cfg, CPU)
     recipe = make_recipe(cfg)
-    wrapped, _, _ = train(dataclasses.replace(cfg), data, _KeepWrapped(recipe), CsvLog(str(tmp_path)))
+    wrapped, _, _ = train(dataclasses.replace(cfg), data, _KeepWrapped(recipe), RunLog(str(tmp_path)))
     trainable = {n for n, p in wrapped.named_parameters() if p.requires_grad}
     assert trainable and all("classifier" in n or method in n or "prompt" in n for n in trainable), trainable
     base = wrapped.get_base_model().state_dict()
@@ -224,7 +227,7 @@ def test_soup_members_share_their_start_and_differ_in_order_and_dropout(run, tmp
         return model
 
     monkeypatch.setattr(agwm.finetune, "build_model", recording_build_model)
-    ends = [train(cfg, data, make_recipe(cfg), CsvLog(str(tmp_path)), member=k)[0].state_dict() for k in (0, 1)]
+    ends = [train(cfg, data, make_recipe(cfg), RunLog(str(tmp_path)), member=k)[0].state_dict() for k in (0, 1)]
     assert all(torch.equal(starts[0][k], starts[1][k]) for k in starts[0])  # head initialisation included
     assert not torch.equal(ends[0]["classifier.weight"], ends[1]["classifier.weight"])
 

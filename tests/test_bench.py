@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end at a tiny size and print one row per configuration, each
 ratio against the right denominator; bad input stops them with one line. Run in subprocesses, as
-a user runs them (they set torch's thread count and measure the process's memory)."""
+a user runs them (they set torch's thread count and measure the process's memory); bad input is
+refused before either, so those checks run in process."""
 
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO
+from tests.test_cli import run_script
 
 
 def run_bench(script, *args):
@@ -60,6 +62,6 @@ def test_bench_speed_probe_prints_step_and_probe_ratios_against_its_first_row():
     ("bench_speed_probe.py", ["--threads", "0"], "--threads [0] is not allowed: between 1 and"),
     ("bench_speed_probe.py", ["--length", "0"], "--length 0 is not allowed: at least 1"),
 ])
-def test_bench_scripts_refuse_bad_input_in_one_line(script, args, message):
-    done = run_bench(script, *args)
-    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+def test_bench_scripts_refuse_bad_input_in_one_line(script, args, message, monkeypatch, capsys):
+    code, err = run_script(script, args, monkeypatch, capsys)  # in process: the checks come before any thread setting
+    assert code == 2 and message in err and "Traceback" not in err

@@ -7,10 +7,12 @@ import pytest
 import torch
 from betty.configs import EngineConfig
 
-from agwm.config import HYPERGRADS, ConfigError, build_run_config, engine_config_on
+from agwm.config import build_run_config
+from agwm.devices import resolve_device
+from agwm.engine_settings import engine_config_on
 from agwm.finetune import run_finetune
 from agwm.methods import METHODS
-from agwm.runtime import resolve_device
+from agwm.settings import HYPERGRADS, ConfigError
 from agwm.speed import speed_probe
 from tests.test_cli import base, run_script
 

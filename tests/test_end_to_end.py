@@ -8,10 +8,12 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
-from agwm.config import build_run_config, load_engine_settings, engine_config_path
+from agwm.config import build_run_config
+from agwm.engine_settings import engine_config_path, load_engine_settings
+from agwm.evaluation import evaluate
 from agwm.finetune import run_finetune
 from agwm.mixup import alpha_state_dict
-from agwm.runtime import build_model, evaluate, load_dev, load_run_data
+from agwm.runtime import build_model, load_dev, load_run_data
 from agwm.search import run_search
 from agwm.tasks import get_task
 

@@ -5,8 +5,16 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from agwm.mixup import (MixupLinear, alpha_parameters, inject_from_saved, inject_mixup, merge_mixup,
-                        mixup_layers, save_alphas, task_parameters)
+from agwm.mixup import (
+    MixupLinear,
+    alpha_parameters,
+    inject_from_saved,
+    inject_mixup,
+    merge_mixup,
+    mixup_layers,
+    save_alphas,
+    task_parameters,
+)
 
 TINY = {
     "bert": dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32),

@@ -12,12 +12,15 @@ from tests.conftest import REPO
 @pytest.mark.slow
 def test_a_plain_install_runs_a_search_from_another_folder(tmp_path, tiny_model_dir, glue_dir):
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(REPO)],
-                   check=True, capture_output=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(REPO)]
+    built = subprocess.run(pip, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
-    code = "import agwm; from agwm.config import engine_config_dir; print(agwm.__file__); print(engine_config_dir())"
-    where = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                           check=True).stdout.split()
+    code = ("import agwm; from agwm.engine_settings import engine_config_dir; "
+            "print(agwm.__file__); print(engine_config_dir())")
+    found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr[-2000:]
+    where = found.stdout.split()
     assert all(path.startswith(str(site)) for path in where), where
     run = subprocess.run([sys.executable, str(REPO / "scripts" / "search.py"), "--task", "rte", "--train-size", "16",
                           "--data-dir", glue_dir, "--model", tiny_model_dir, "--hypergrad", "cg", "--max-steps", "1",

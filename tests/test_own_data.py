@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agwm.config import ConfigError
 from agwm.examples import load_files, load_split, stratified_holdout
 from agwm.grid import load_grid, read_records, run_grid
 from agwm.selection import select
-from agwm.tasks import DataError, get_task
+from agwm.settings import ConfigError
+from agwm.tasks import get_task
 from tests.conftest import REPO
 from tests.test_cli import run_script
 
@@ -128,7 +128,8 @@ BAD = [  # (what the test changes, extra arguments, the message)
     ("header", [], "--train-file {t}/train.csv is not allowed: it has no rows"),
     ("blank text", [], "{t}/train.csv, row 3: empty text in column 'review'"),
     ("new label", [], "{t}/dev.csv, row 2: label 'neutral' is not one of ['neg', 'pos']"),
-    ("one class", [], "--label-column sentiment: {t}/train.csv has one class ('pos'); classification needs at least two"),
+    ("one class", [], "--label-column sentiment: {t}/train.csv has one class ('pos'); classification needs at "
+     "least two"),
     ("", ["--task-type", "regression"], "{t}/train.csv, row 1: label 'pos' is not a number (a regression task)"),
     ("", ["--train-size", "9"], "--train-size 9 is out of range: allowed 2 to 8"),
     ("", ["--text-columns", "review", "review"], "--text-columns review review is not allowed: each column once"),

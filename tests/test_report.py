@@ -9,9 +9,21 @@ import pytest
 
 from agwm import plots
 from agwm.grid import append_record
-from agwm.report import (ablation_table, changes_from_defaults, default_mixup, markdown_report, mean_std, merge_records,
-                         paired_p_value, paired_spread, paired_table, per_seed_table, score_table, seeds_needed,
-                         time_table)
+from agwm.report import (
+    ablation_table,
+    changes_from_defaults,
+    default_mixup,
+    markdown_report,
+    mean_std,
+    merge_records,
+    paired_p_value,
+    paired_spread,
+    paired_table,
+    per_seed_table,
+    score_table,
+    seeds_needed,
+    time_table,
+)
 from agwm.speed import WORKLOAD
 from tests.conftest import REPO
 from tests.test_cli import run_script
@@ -195,13 +207,13 @@ def test_report_of_an_empty_file_is_refused(tmp_path, monkeypatch, capsys):
 def test_search_plots_from_a_search_folder(tmp_path, monkeypatch):
     from torch import nn
 
+    from agwm.logs import RunLog
     from agwm.mixup import inject_mixup, save_alphas
-    from agwm.runtime import CsvLog
 
     model = nn.Sequential(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), nn.Linear(2, 2))
     inject_mixup(model, target_modules=r"0\.\d", seed=0)
     save_alphas(model, str(tmp_path))
-    log = CsvLog(str(tmp_path))
+    log = RunLog(str(tmp_path), ["csv"])
     for step in range(1, 4):
         log("search", 0, step, inner_loss=1.0 / step, outer_loss=1.1 / step, alpha_mean=1 - 0.01 * step,
             w0_weight_mean=1e-4 * step)
@@ -239,7 +251,7 @@ def test_pooled_spread_of_paired_differences_and_the_seeds_it_needs():
 def test_ablation_table_names_what_each_variant_changes_and_its_paired_difference():
     import dataclasses
 
-    from agwm.config import RunConfig
+    from agwm.settings import RunConfig
 
     config = dataclasses.asdict(RunConfig())
     config["mixup"]["rank"] = 8

@@ -5,7 +5,7 @@ import runpy
 
 import pytest
 
-from agwm.config import ConfigError
+from agwm.settings import ConfigError
 from tests.conftest import REPO
 from tests.test_cli import run_script
 
