@@ -8,8 +8,10 @@ from tests.conftest import REPO
 GRIDS = sorted((REPO / "experiments").glob("*.yaml"))
 
 
-def test_there_are_grids():
-    assert GRIDS
+def test_every_committed_results_file_comes_from_a_grid_here():
+    committed = {str(p.relative_to(REPO)) for p in (REPO / "results").glob("*/results.jsonl")}
+    written = {load_grid(str(path)).results for path in GRIDS}
+    assert committed and committed <= written, sorted(committed - written)
 
 
 @pytest.mark.parametrize("path", GRIDS, ids=[p.stem for p in GRIDS])

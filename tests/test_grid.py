@@ -200,6 +200,6 @@ def test_vanilla_has_no_mixup(tiny_model_dir, glue_dir, tmp_path):
 def test_the_speed_probe_leaves_the_global_random_streams_alone():
     torch.manual_seed(3)
     state = torch.get_rng_state()
-    seconds = speed_probe(CPU, repeats=2)
-    assert 0 < seconds < float("inf")
+    seconds = sorted(speed_probe(CPU, repeats=2) for _ in range(3))
     assert torch.equal(torch.get_rng_state(), state)
+    assert seconds[0] > seconds[1] / 3 and seconds[2] < 3 * seconds[1]  # the same machine reads the same speed

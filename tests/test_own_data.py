@@ -291,3 +291,22 @@ def test_unknown_task_mapping_keys_are_refused(tmp_path):
                          "methods: [{name: vanilla}]\n")
     with pytest.raises(ConfigError, match="task .* is not allowed: a GLUE name, or a mapping with name"):
         load_grid(str(grid_file))
+
+
+def test_a_learnable_task_is_learned_past_its_one_class_score(tiny_model_dir, tmp_path):
+    """The whole path from a user's file to a score measures learning: a sentiment word decides the
+    label, and training lifts the tiny model's validation accuracy above predicting one class."""
+    from agwm.config import build_run_config
+    from agwm.finetune import run_finetune
+
+    words = {"pos": ["good", "great", "nice", "fine"], "neg": ["bad", "awful", "poor", "sad"]}
+    rest = ["the film", "a plot", "this show", "my day", "the food", "our trip"]
+    rows = [{"text": f"{rest[i % 6]} was {words[label][i % 4]}", "label": label}
+            for i in range(36) for label in ("pos", "neg")]
+    pd.DataFrame(rows[:48]).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(rows[48:]).to_csv(tmp_path / "dev.csv", index=False)
+    cfg = build_run_config({"train_file": str(tmp_path / "train.csv"), "validation_file": str(tmp_path / "dev.csv"),
+                            "model": tiny_model_dir, "output_dir": str(tmp_path / "out"), "report_to": ["none"]},
+                           ["finetune.epochs=30", "finetune.lr=3e-3"])
+    metrics = run_finetune(cfg)
+    assert metrics["dev"]["accuracy"] > 50.0 + 20.0  # one class everywhere scores 50 on these 24 rows
