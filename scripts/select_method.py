@@ -2,7 +2,8 @@
 
 Every method runs on the same seeds, each seed training on 80% of the training file and scoring on
 the other 20% (your validation and test files are never read); the recommendation is the cheapest
-method whose 95% interval of the paired difference to the best mean contains 0.
+method shown to lose at most --margin points to the best mean (the whole 95% interval of its paired
+difference above -margin), else the best.
 
     python scripts/select_method.py --train-file reviews.csv --text-columns review --label-column sentiment \
         --methods vanilla fold-average mixup --seeds 5 --output-dir runs/select-reviews
@@ -29,6 +30,8 @@ def main() -> None:
                         "(mixout, child-tuning-d, child-tuning-f, dps, r3f, r-dropout, re-init, lora, prefix, "
                         "prompt, soup); default: vanilla fold-average mixup")
     p.add_argument("--seeds", type=int, default=5, help="paired repetitions, seeds 1..N (default 5)")
+    p.add_argument("--margin", type=float, default=3.0, help="points a cheaper method may be shown to lose at most "
+                   "(default 3)")
     p.add_argument("--model", default=None)
     p.add_argument("--workers", type=int, default=1, help="parallel runs (default 1)")
     p.add_argument("--output-dir", required=True)
@@ -38,18 +41,21 @@ def main() -> None:
 
     def body() -> None:
         from agwm.runtime import load_examples
-        from agwm.selection import RULE, run_selection, selection_grid
+        from agwm.selection import rule_text, run_selection, selection_grid
+        from agwm.settings import ConfigError
 
         fields = {"train_file": args.train_file, "text_columns": args.text_columns,
                   "label_column": args.label_column, "task_type": args.task_type, "metric": args.metric}
         name = os.path.splitext(os.path.basename(args.train_file))[0]
         task = {"name": name, **{k: v for k, v in fields.items() if v is not None}}
+        if not args.margin > 0:
+            raise ConfigError(f"--margin {args.margin} is not allowed: greater than 0")
         grid = selection_grid(task, args.methods, args.seeds, args.output_dir, args.overrides, args.model)
         runs = grid.runs()  # every setting checked before any run
         examples = load_examples(runs[0].config)  # every file checked, the metric known
         print(f"{len(runs)} runs ({len(args.methods)} methods x {args.seeds} seeds) on {args.train_file}, "
-              f"{len(examples.train)} rows, each scored on its held-out 20%; the rule: {RULE}")
-        result = run_selection(grid, args.methods, examples.task.metric, args.output_dir, args.workers)
+              f"{len(examples.train)} rows, each scored on its held-out 20%; the rule: {rule_text(args.margin)}")
+        result = run_selection(grid, args.methods, examples.task.metric, args.output_dir, args.workers, args.margin)
         print(result["text"])
 
     main_guard(body)

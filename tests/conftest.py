@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
 @pytest.fixture(scope="session")
 def glue_dir() -> str:
     if not (GLUE_DIR / "RTE" / "train.tsv").is_file():
-        pytest.fail(f"GLUE files not found at {GLUE_DIR}: tests read ../shared/glue or $GLUE_DIR")
+        pytest.skip(f"GLUE files not found at {GLUE_DIR}: tests that read them look in ../shared/glue or $GLUE_DIR")
     return str(GLUE_DIR)
 
 
