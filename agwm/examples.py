@@ -258,6 +258,38 @@ def default_text_columns(table: Dataset, label_column: str, path: str) -> tuple[
                     f"'sentence1'/'sentence2'; its columns are {', '.join(others)}")
 
 
+def describe_task(table: Dataset, path: str, text_columns: list[str] | None, label_column: str | None,
+                  task_type: str | None, metric: str | None) -> tuple[Task, str]:
+    """The task a training file describes (columns, classes or regression, metric) and a line
+    saying what was guessed."""
+    label_column = label_column or DEFAULT_LABEL_COLUMN
+    require_columns(table, {"--label-column": [label_column]}, path)
+    text = tuple(text_columns) if text_columns else default_text_columns(table, label_column, path)
+    require_columns(table, {"--text-columns": list(text)}, path)
+    keys = [label_key(v) for v in table[label_column]]
+    missing = next((row for row, key in enumerate(keys, start=1) if key is None), None)
+    if missing is not None:
+        raise DataError(f"{path}, row {missing}: no label in column {label_column!r}")
+    guessed = task_type is None
+    task_type = task_type or guess_task_type(keys)
+    labels = None
+    if task_type == "classification":
+        labels = class_order(set(keys))
+        if len(labels) < 2:
+            raise DataError(f"--label-column {label_column}: {path} has one class ({labels[0]!r}); "
+                            "classification needs at least two")
+    metric = metric or ("accuracy" if labels else "spearman")
+    error = metric_error(metric, labels is None, len(labels) if labels else None)
+    if error:
+        raise DataError(error)
+    kind = f"{len(labels)} classes: {', '.join(labels)}" if labels else "real-valued labels"
+    if labels and len(labels) == 2:
+        kind += f"; f1 scores class {labels[1]!r}"
+    guess = ", guessed from the labels (--task-type overrides)" if guessed else ""
+    name = os.path.splitext(os.path.basename(path))[0]
+    return Task(name, text, label_column, labels, metric), f"task type: {task_type} ({kind}){guess}; metric: {metric}"
+
+
 def load_files(train_file: str, validation_file: str | None = None, test_file: str | None = None,
                text_columns: list[str] | None = None, label_column: str | None = None,
                task_type: str | None = None, metric: str | None = None, validation_split: float | None = None,
@@ -267,41 +299,14 @@ def load_files(train_file: str, validation_file: str | None = None, test_file: s
     validation file, a stratified ``validation_split`` (default 0.2) of the training file is held
     out by ``seed``; ``with_validation=False`` holds nothing out when there is no validation file (a run
     that scores on a part of its training sample, ``finetune.holdout``)."""
-    notes = []
     train_table = read_table(train_file, "--train-file")
-    label_column = label_column or DEFAULT_LABEL_COLUMN
-    require_columns(train_table, {"--label-column": [label_column]}, train_file)
-    text = tuple(text_columns) if text_columns else default_text_columns(train_table, label_column, train_file)
-    require_columns(train_table, {"--text-columns": list(text)}, train_file)
-    keys = [label_key(v) for v in train_table[label_column]]
-    missing = next((row for row, key in enumerate(keys, start=1) if key is None), None)
-    if missing is not None:
-        raise DataError(f"{train_file}, row {missing}: no label in column {label_column!r}")
-    guessed = task_type is None
-    task_type = task_type or guess_task_type(keys)
-    labels = None
-    if task_type == "classification":
-        labels = class_order(set(keys))
-        if len(labels) < 2:
-            raise DataError(f"--label-column {label_column}: {train_file} has one class ({labels[0]!r}); "
-                            "classification needs at least two")
-    metric = metric or ("accuracy" if labels else "spearman")
-    error = metric_error(metric, labels is None, len(labels) if labels else None)
-    if error:
-        raise DataError(error)
-    name = os.path.splitext(os.path.basename(train_file))[0]
-    task = Task(name, text, label_column, labels, metric)
-    kind = f"{len(labels)} classes: {', '.join(labels)}" if labels else "real-valued labels"
-    if labels and len(labels) == 2:
-        kind += f"; f1 scores class {labels[1]!r}"
-    guess = ", guessed from the labels (--task-type overrides)" if guessed else ""
-    notes.append(f"task type: {task_type} ({kind}){guess}"
-                 f"; metric: {metric}")
+    task, note = describe_task(train_table, train_file, text_columns, label_column, task_type, metric)
+    notes = [note]
     train = to_examples(train_table, task, train_file)
     if validation_file is not None:
         validation_table = read_table(validation_file, "--validation-file")
-        require_columns(validation_table, {"--text-columns": list(text), "--label-column": [label_column]},
-                        validation_file)
+        require_columns(validation_table, {"--text-columns": list(task.text_columns),
+                                           "--label-column": [task.label_column]}, validation_file)
         validation = to_examples(validation_table, task, validation_file)
         validation_rows = validation_table.to_pandas()
     elif not with_validation:
