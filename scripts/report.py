@@ -131,17 +131,18 @@ def only_these(records: list[dict], flag: str, field: str, wanted: list | None) 
 
 
 def one_class_scores(tasks: set[str], data_dir: str, evaluated_on: set[str]) -> dict:
-    """Task -> (best one-class dev score, class), from the dev files under ``data_dir``."""
+    """Task -> (best one-class dev score, class), from the dev files under ``data_dir`` (GLUE tasks;
+    a user's task has no file there and is left out)."""
     from agwm.examples import load_split
     from agwm.metrics import constant_prediction_score
-    from agwm.tasks import get_task
+    from agwm.tasks import TASKS, get_task
 
     if not os.path.isdir(data_dir):
         raise ConfigError(f"--data-dir {data_dir} is not allowed: no such folder")
     if evaluated_on != {"dev"}:
         raise ConfigError("--data-dir is not allowed with held-out scores (finetune.holdout): "
                           "the one-class scores are the dev set's")
-    tasks_by_name = {name: get_task(name) for name in tasks}
+    tasks_by_name = {name: get_task(name) for name in tasks if name in TASKS}
     return {name: constant_prediction_score(task, load_split(task, "dev", data_dir)["label"])
             for name, task in tasks_by_name.items()}
 
