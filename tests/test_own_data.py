@@ -218,6 +218,12 @@ def test_search_finetune_predict_and_load_with_a_pipeline(user_style_csvs, tmp_p
     accuracy = 100 * (validation["prediction"] == validation["judgement"]).mean()
     assert metrics["dev"]["accuracy"] == pytest.approx(accuracy)
 
+    from agwm.mixup import mixup_layers
+    from agwm.model_io import load_mixup_model
+
+    restored = load_mixup_model(str(tmp_path / "f" / "mixup_model"))  # the unmerged model beside the merged one
+    assert len(list(mixup_layers(restored))) > 0 and restored.config.id2label == {0: "acceptable", 1: "unacceptable"}
+
     classify = pipeline("text-classification", model=str(tmp_path / "f" / "model"))
     answers = classify(list(unlabelled["text"]))
     assert [a["label"] for a in answers] == list(predictions["prediction"])
@@ -285,6 +291,14 @@ def test_select_method_runs_each_method_on_held_out_parts_of_the_training_file(
     args[args.index("--seeds") + 1] = "1"
     code, err = run_script("select_method.py", args, monkeypatch, capsys)
     assert code == 2 and "--seeds 1 is not allowed: at least 2" in err
+
+
+def test_select_method_refuses_a_bad_margin_before_any_run(tmp_path, monkeypatch, capsys):
+    train, _ = user_files(tmp_path)
+    args = ["--train-file", str(train), "--text-columns", "review", "--label-column", "sentiment",
+            "--margin", "0", "--output-dir", str(tmp_path / "out")]
+    code, err = run_script("select_method.py", args, monkeypatch, capsys)
+    assert code == 2 and "--margin 0.0 is not allowed: greater than 0" in err and not (tmp_path / "out").exists()
 
 
 def test_unknown_task_mapping_keys_are_refused(tmp_path):
