@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .overrides import parse_overrides, set_path
+from problems.overrides import parse_overrides, set_path
+
 from .settings import FLAGS, ConfigError, RunConfig
 from .validation import validate_run_config
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 import yaml
 from tqdm.auto import tqdm
 
+from problems.overrides import parse_overrides
+
 from .config import build_run_config
 from .devices import resolve_device
 from .engine_settings import engine_config_on, engine_config_path, load_engine_settings
 from .methods import METHODS
-from .overrides import parse_overrides
 from .records import as_recorded, changed_settings
 from .settings import ConfigError, RunConfig
 from .speed import WORKLOAD as PROBE_WORKLOAD

@@ -144,6 +144,7 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
 
     def on_step(step: int) -> None:
         losses.update({f"{p.name}_loss": p.last_loss for p in problems if p.last_loss is not None})
+        losses.update({"neumann_alpha": p.neumann_alpha_used for p in problems if hasattr(p, "neumann_alpha_used")})
         log("search", fold, step, **losses, **alpha_summary(model))
         progress.update(1)
         progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})

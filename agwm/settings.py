@@ -6,15 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-HYPERGRADS = ("darts", "neumann", "cg")
+from problems.overrides import ConfigError  # noqa: F401  (the one error class of settings, here and in problems)
+
+HYPERGRADS = ("darts", "opt_darts", "sama", "reverse", "neumann", "cg")
 PROBLEMS = ("bilevel", "joint", "inner_only")
 FINETUNE_STARTS = ("pretrained", "fold_average")
 ALPHA_MODES = ("fixed", "random", "joint")
 R3F_NOISES = ("uniform", "normal")
-
-
-class ConfigError(ValueError):
-    """A setting that cannot be used; ``str()`` is the message for the user."""
 
 
 @dataclass

@@ -8,31 +8,46 @@ parameters after every update (for constrained variables).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from betty.hypergradient import jvp_fn_mapping
 from betty.problems import ImplicitProblem
 from torch import nn
 
+from .optimizer_steps import state_snapshot
+
 LossFn = Callable[[nn.Module, object], torch.Tensor]
-PRE_STEP_STATE_METHODS: set[str] = set()  # hypergradient types that read the inner level's pre-step state
+StepsKept = Callable[[object], int]
+STEPS_KEPT: dict[str, StepsKept] = {}  # hypergradient type -> how many inner steps it reads back
 
 
-def register_hypergradient(name: str, method: Callable, needs_pre_step_state: bool = False) -> None:
+@dataclass
+class StepRecord:
+    """One inner optimizer step as the hypergradient methods read it back: the owned parameters w,
+    their optimizer state and gradient g just before the step, each one's learning rate, the batch
+    and the random state before its loss (so dropout can be replayed)."""
+
+    weights: list[torch.Tensor]
+    optimizer_state: list[dict]
+    grads: list[torch.Tensor]
+    lrs: list[float]
+    batch: object
+    rng: dict
+
+
+def register_hypergradient(name: str, method: Callable, steps_kept: int | StepsKept = 0) -> None:
     """Make ``method(vector, curr, prev, sync)`` selectable as an inner level's ``Config.type``.
 
-    The contract with the problems: a method evaluated at the inner weights from *before* the inner
-    step (finite-difference DARTS) sets ``needs_pre_step_state``; the inner level then keeps, for
-    every step, ``pre_step_state = {"weights", "lrs", "batch", "rng"}``: its parameters and their
-    learning rates before the optimizer step, the batch the step used and the random state before its
-    loss (so dropout can be replayed). Other methods see only the inner level as it is after its step.
+    ``steps_kept`` (a number, or a function of the inner level's config) is how many of its last
+    optimizer steps the inner level keeps as :class:`StepRecord` in ``step_history`` for the method:
+    1 for the one-step methods evaluated before the step (DARTS), ``unroll_steps`` for reverse mode,
+    0 for methods that read the inner level only as it is after its step (CG, Neumann).
     """
     jvp_fn_mapping[name] = method
-    if needs_pre_step_state:
-        PRE_STEP_STATE_METHODS.add(name)
-    else:
-        PRE_STEP_STATE_METHODS.discard(name)
+    STEPS_KEPT[name] = steps_kept if callable(steps_kept) else (lambda config, n=steps_kept: n)
 
 
 class LevelProblem(ImplicitProblem):
@@ -53,8 +68,12 @@ class LevelProblem(ImplicitProblem):
         self._own_parameters = list(parameters)
         self.projection = projection
         self.last_loss: float | None = None
-        self.pre_step_state: dict | None = None
+        self.step_history: deque[StepRecord] = deque(maxlen=1)
+        self.last_hypergradient: list[torch.Tensor] | None = None
         self._rng_before_loss = None
+        if config.type not in jvp_fn_mapping:
+            raise ValueError(f"{name}: Config.type={config.type!r} is not allowed: one of "
+                             f"{', '.join(sorted(jvp_fn_mapping))} (import problems to register its methods)")
 
     def training_step(self, batch):
         return self.loss_fn(self.module, batch)
@@ -72,32 +91,38 @@ class LevelProblem(ImplicitProblem):
         if self._strategy not in ("default", "cpu", "gpu"):
             super().patch_scheduler()
 
-    def _keeps_pre_step_state(self) -> bool:
-        return bool(self._parents) and self.config.type in PRE_STEP_STATE_METHODS
+    def _steps_kept(self) -> int:
+        if not self._parents:
+            return 0
+        return STEPS_KEPT.get(self.config.type, lambda config: 0)(self.config)
 
     def get_loss(self, batch):
-        if self._keeps_pre_step_state():
+        if self._steps_kept():
             self._rng_before_loss = rng_state()
         loss, loss_dict = super().get_loss(batch)
         self.last_loss = loss_dict["loss"]
         return loss, loss_dict
 
     def optimizer_step(self, *args, **kwargs):
-        if self._keeps_pre_step_state():
+        kept = self._steps_kept()
+        if kept:
+            if self.step_history.maxlen != kept:
+                self.step_history = deque(self.step_history, maxlen=kept)
+            params = self._own_parameters
             lr_of = {id(p): g["lr"] for g in self.optimizer.param_groups for p in g["params"]}
-            self.pre_step_state = {
-                "weights": [p.detach().clone() for p in self._own_parameters],
-                "lrs": [lr_of[id(p)] for p in self._own_parameters],
-                "batch": self.cur_batch,
-                "rng": self._rng_before_loss,
-            }
+            self.step_history.append(StepRecord(
+                weights=[p.detach().clone() for p in params],
+                optimizer_state=state_snapshot(self.optimizer, params),
+                grads=[torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params],
+                lrs=[lr_of[id(p)] for p in params], batch=self.cur_batch, rng=self._rng_before_loss))
         super().optimizer_step(*args, **kwargs)
 
     def backward(self, loss, params, paths, create_graph=False, retain_graph=True, allow_unused=True):
         """For an upper level with one lower level: dL/dlambda (direct) and v = dL/dw from one
-        backward pass over the union of both parameter lists, then the lower level's method adds
-        the indirect part. (Betty's own backward runs two passes over the same graph.) Any other
-        case goes to Betty's."""
+        backward pass over the union of both parameter lists, then the lower level's method gives
+        the indirect part; their sum, the hypergradient, is kept in ``last_hypergradient`` (one
+        tensor per owned parameter) as well as set as the gradients. (Betty's own backward runs two
+        passes over the same graph.) Any other case goes to Betty's."""
         simple = (len(paths) == 1 and len(paths[0]) == 3 and self._config.first_order and not create_graph
                   and self.gradient_accumulation_boundary() and self._strategy in ("default", "cpu", "gpu"))
         if not simple:
@@ -105,9 +130,11 @@ class LevelProblem(ImplicitProblem):
         lower = paths[0][1]
         inner = list(lower.meta_trainable_parameters())
         grads = torch.autograd.grad(loss, list(params) + inner, allow_unused=True)
-        self.set_grads(params, grads[:len(params)])
         vector = [torch.zeros_like(p) if g is None else g for g, p in zip(grads[len(params):], inner)]
-        jvp_fn_mapping[lower.config.type](vector, lower, self, True)
+        indirect = jvp_fn_mapping[lower.config.type](vector, lower, self, False)
+        total = [ind if g is None else g + ind for g, ind in zip(grads[:len(params)], indirect)]
+        self.last_hypergradient = [t.detach().clone() for t in total]
+        self.set_grads(params, total)
 
     def param_callback(self):
         if self.projection is not None:

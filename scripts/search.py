@@ -12,7 +12,8 @@ from agwm.engine_settings import engine_config_path, load_engine_settings
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--hypergrad", default=None, help="darts (default), neumann or cg: engine_configs/<name>.yaml")
+    p.add_argument("--hypergrad", default=None, help="darts (default), opt_darts, sama, reverse, neumann or cg: "
+                   "engine_configs/<name>.yaml")
     p.add_argument("--engine-config", default=None, help="any engine YAML file (instead of --hypergrad)")
     p.add_argument("--problem", default=None, help="bilevel (default), joint (W and alpha trained together) "
                    "or inner_only (W alone on each split's train part, alpha at its initial draw)")

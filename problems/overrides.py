@@ -1,4 +1,5 @@
-"""``key=value`` overrides of dataclass fields: parsing, and setting a dotted field with its type."""
+"""``key=value`` overrides of dataclass fields: parsing, and setting a dotted field with its type.
+A value that cannot be used raises :class:`ConfigError` with a one-line message for the user."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ from typing import Any
 
 import yaml
 
-from .settings import ConfigError
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; ``str()`` is the message for the user."""
 
 
-def _coerce(value: Any, default: Any, option: str) -> Any:
-    """``value`` (YAML-parsed) as the type of the field's ``default``."""
+def _coerce(value: Any, default: Any, option: str, str_allowed: bool = False) -> Any:
+    """``value`` (YAML-parsed) as the type of the field's ``default``; a field annotated
+    ``float | str`` (``str_allowed``) also takes a word such as ``auto``."""
     if value is None or default is None or isinstance(default, (list, tuple, dict)):
         return value
+    if str_allowed and isinstance(value, str):
+        try:
+            return type(default)(value)
+        except ValueError:
+            return value
     if isinstance(value, str) and type(default) in (int, float):
         try:  # YAML 1.1 reads 1e-3 (no dot) as a string
             value = type(default)(value)
@@ -42,7 +51,9 @@ def set_path(obj: Any, path: str, value: Any, option: str) -> None:
     if leaf not in names or dataclasses.is_dataclass(getattr(obj, leaf)):
         allowed = ", ".join(sorted(n for n in names if not dataclasses.is_dataclass(getattr(obj, n))))
         raise ConfigError(f"{option}: unknown key {path!r}; allowed here: {allowed}")
-    setattr(obj, leaf, _coerce(value, _reference_value(obj, leaf), option))
+    spec = next(f for f in fields(obj) if f.name == leaf)
+    str_allowed = isinstance(spec.type, str) and "str" in [t.strip() for t in spec.type.split("|")[1:]]
+    setattr(obj, leaf, _coerce(value, _reference_value(obj, leaf), option, str_allowed))
 
 
 def _reference_value(obj: Any, name: str) -> Any:
