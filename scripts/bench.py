@@ -3,7 +3,8 @@
 On one fixed batch (``--batch-size`` x ``--length`` tokens), in one process, rounds of:
   vanilla      forward, backward, AdamW step of the plain model
   mixup        the same with every encoder Linear mixed (alpha fixed, as in the finetune phase)
-  search-X     one Betty iteration of the search with hypergradient X (inner step + outer step)
+  search-X     one outer iteration of the search with hypergradient X: its T = unroll_steps inner
+               steps and the outer step (T = 1 but for reverse-T2, reverse-T5)
 Times are medians over the rounds, the configurations interleaved within each round so that
 machine noise falls on all alike. Peak memory is measured per configuration in a fresh
 subprocess: on CUDA ``max_memory_allocated``, on the CPU the peak resident set (VmHWM) minus the
@@ -37,7 +38,12 @@ from agwm.speed import synchronize
 from agwm.validation import device_allowed
 from problems import AttentionProblem, TaskWeightProblem, attention_kernels
 
-CONFIGS = ("vanilla", "mixup", "search-darts", "search-neumann", "search-cg")
+SEARCHES = {  # configuration: (engine YAML, overrides)
+    "search-darts": ("darts", []), "search-opt_darts": ("opt_darts", []), "search-sama": ("sama", []),
+    "search-reverse": ("reverse", []), "search-reverse-T2": ("reverse", ["inner.unroll_steps=2"]),
+    "search-reverse-T5": ("reverse", ["inner.unroll_steps=5"]),
+    "search-neumann": ("neumann", []), "search-cg": ("cg", [])}
+CONFIGS = ("vanilla", "mixup", *SEARCHES)
 
 
 def build(args, mixup: bool):
@@ -74,7 +80,8 @@ def make_step(name: str, args):
             optimizer.zero_grad(set_to_none=True)
         return step
 
-    settings = load_engine_settings(os.path.join(engine_config_dir(), name.split("-")[1] + ".yaml"))
+    yaml_name, overrides = SEARCHES[name]
+    settings = load_engine_settings(os.path.join(engine_config_dir(), yaml_name + ".yaml"), overrides)
     weights, alphas = task_parameters(model), alpha_parameters(model)
     w_opt = adamw([{"params": weights, "weight_decay": 0.01}], lr=1e-5)
     a_opt = torch.optim.AdamW(alphas, lr=2e-3, weight_decay=0.01)
@@ -88,7 +95,8 @@ def make_step(name: str, args):
 
     def step():
         with attention_kernels(settings.inner.type, args.device):
-            engine.train_step()
+            for _ in range(settings.inner.unroll_steps):
+                engine.train_step()
     return step
 
 
@@ -125,7 +133,7 @@ def rss_kib(field: str) -> int:
 
 
 def memory_probe(name: str, args) -> float:
-    """Peak memory (MiB) of two steps of ``name``, above what the process held before."""
+    """Peak memory (MiB) of two steps (outer iterations) of ``name``, above what the process held before."""
     on_cuda = args.device.type == "cuda"
     if on_cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -177,7 +185,7 @@ def main() -> None:
 
     print(f"machine: {machine_description(args.device)}; batch {args.batch_size} x {args.length} tokens; "
           f"median of {args.rounds} rounds; {'random' if args.random_init else 'pretrained'} weights")
-    print("| configuration | step (s) | time / vanilla | peak memory (MiB) | memory / vanilla |")
+    print("| configuration | step or outer iteration (s) | time / vanilla | peak memory (MiB) | memory / vanilla |")
     print("|---|---|---|---|---|")
     for name in args.configs:
         print(f"| {name} | {medians[name]:.4g} | {medians[name] / medians['vanilla']:.2f}x | "

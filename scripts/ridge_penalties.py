@@ -1,7 +1,8 @@
 """Learn one ridge penalty per feature by bi-level optimisation: the project's Betty problems and
 hypergradient methods outside GLUE and BERT, as another bi-level study would use them.
 
-    python scripts/ridge_penalties.py --hypergrad darts|neumann|cg [--steps 1000] [inner.key=value ...]
+    python scripts/ridge_penalties.py --hypergrad darts|opt_darts|sama|reverse|neumann|cg [--steps 1000] \\
+        [inner.key=value ...]
 
 Data y = X w_true + noise, where only the first ``--informative`` of ``--features`` coefficients
 are non-zero and there are fewer training rows than it takes to tell them apart. The inner level
@@ -34,11 +35,10 @@ from torch import nn
 
 from agwm.cli import main_guard
 from agwm.engine_settings import engine_config_dir, engine_config_on, load_engine_settings
-from agwm.settings import ConfigError
+from agwm.settings import HYPERGRADS, ConfigError
 from problems import AttentionProblem, TaskWeightProblem
 
 F64 = torch.float64
-HYPERGRADS = ("darts", "neumann", "cg")
 MAX_PENALTY = 10.0
 get_logger().setLevel(logging.WARNING)  # Betty prints its graph at INFO
 
@@ -125,7 +125,8 @@ def run(hypergrad: str, overrides: list[str] = (), steps: int = 1000, features: 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--hypergrad", default="darts", help="darts (default), neumann or cg: engine_configs/<name>.yaml")
+    p.add_argument("--hypergrad", default="darts",
+                   help=f"one of {', '.join(HYPERGRADS)} (default darts): engine_configs/<name>.yaml")
     p.add_argument("--steps", type=int, default=1000, help="outer iterations, one inner step each (default 1000)")
     p.add_argument("--features", type=int, default=20)
     p.add_argument("--informative", type=int, default=5, help="features with a non-zero coefficient (default 5)")

@@ -30,7 +30,9 @@ def test_bench_times_and_measures_every_configuration_against_vanilla(tiny_model
                      "--rounds", "2", "--warmup", "0")
     assert done.returncode == 0, done.stderr
     rows = table_rows(done.stdout)
-    assert [row[0] for row in rows] == ["vanilla", "mixup", "search-darts", "search-neumann", "search-cg"]
+    assert [row[0] for row in rows] == ["vanilla", "mixup", "search-darts", "search-opt_darts", "search-sama",
+                                        "search-reverse", "search-reverse-T2", "search-reverse-T5", "search-neumann",
+                                        "search-cg"]
     seconds = {row[0]: float(row[1]) for row in rows}
     assert all(s > 0 for s in seconds.values())
     for name, _, time_ratio, _, _ in rows:

@@ -1,5 +1,9 @@
 """The Betty problems on a tiny mixup BERT: the bi-level search and the joint problem."""
 
+import re
+import subprocess
+import sys
+
 import pytest
 import torch
 from betty.configs import Config, EngineConfig
@@ -12,6 +16,9 @@ from agwm.averaging import UniformSoup
 from agwm.mixup import alpha_parameters, inject_mixup, mixup_layers, project_alphas, task_parameters
 from agwm.runtime import model_loss
 from problems import AttentionProblem, JointProblem, TaskWeightProblem
+from problems.engine_settings import LevelConfig, load_engine_settings
+from problems.overrides import ConfigError
+from tests.conftest import REPO
 
 
 def tiny_mixup_bert(dtype=torch.float32, dropout=0.1):
@@ -114,3 +121,72 @@ def test_fold_average_of_the_factors():
     assert torch.allclose(avg["l.A"], torch.tensor([0.3, 0.5])) and torch.allclose(avg["l.B"], torch.tensor([[0.5]]))
     with pytest.raises(ValueError):
         UniformSoup().average()
+
+
+def adamw_bilevel(model, inner_type, train, val, lr=1e-3, **config):
+    """The search's inner level as the search builds it (AdamW, decoupled decay, linear decay)."""
+    weights, alphas = task_parameters(model), alpha_parameters(model)
+    w_opt = torch.optim.AdamW(weights, lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(w_opt, lambda t: 1 - 0.2 * t)
+    inner = TaskWeightProblem("inner", LevelConfig(type=inner_type, **config), model, model_loss, weights,
+                              w_opt, train, sched)
+    outer = AttentionProblem("outer", LevelConfig(first_order=True, retain_graph=True), model, model_loss, alphas,
+                             torch.optim.SGD(alphas, lr=0.0), val, projection=project_alphas)
+    torch.manual_seed(123)
+    Engine([inner, outer], EngineConfig(strategy="cpu", train_iters=3, valid_step=10**9),
+           {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}}).run()
+    return torch.cat([g.flatten() for g in outer.last_hypergradient])
+
+
+def test_optimizer_aware_darts_matches_reverse_mode_on_the_mixup_model_with_adamw_and_dropout():
+    """The third outer step's hypergradient (three AdamW steps, dropout 0.3), float64."""
+    train, val = batches(3, 1), batches(3, 2)
+    reverse = adamw_bilevel(tiny_mixup_bert(torch.float64, dropout=0.3), "agwm_reverse", train, val)
+    got = adamw_bilevel(tiny_mixup_bert(torch.float64, dropout=0.3), "agwm_darts", train, val,
+                        darts_direction="optimizer", darts_alpha=1e-4)
+    assert ((got - reverse).norm() / reverse.norm()).item() < 1e-3
+
+
+def test_sama_differs_from_reverse_mode_by_the_step_it_evaluates_after():
+    """SAMA evaluates the same one-step term at the weights after the step: its gap to reverse
+    mode is small and shrinks with the step (the learning rate)."""
+    train, val = batches(3, 1), batches(3, 2)
+    gaps = []
+    for lr in (1e-3, 1e-4):
+        reverse = adamw_bilevel(tiny_mixup_bert(torch.float64, dropout=0.3), "agwm_reverse", train, val, lr=lr)
+        got = adamw_bilevel(tiny_mixup_bert(torch.float64, dropout=0.3), "agwm_sama", train, val, lr=lr,
+                            sama_adam_alpha=1e-4)
+        gaps.append(((got - reverse).norm() / reverse.norm()).item())
+    assert gaps[0] < 1e-2 and gaps[1] < gaps[0] / 5
+
+
+def test_importing_problems_alone_registers_every_method():
+    code = ("import problems; from betty.hypergradient import jvp_fn_mapping; "
+            "print(sorted(k for k in jvp_fn_mapping if k.startswith('agwm_')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(sorted(["agwm_cg", "agwm_darts", "agwm_neumann", "agwm_reverse", "agwm_sama"]))
+
+
+def test_an_unregistered_method_stops_when_the_level_is_built():
+    model = tiny_mixup_bert()
+    weights = task_parameters(model)
+    with pytest.raises(ValueError, match="Config.type='agwm_nope' is not allowed: one of .*agwm_reverse"):
+        TaskWeightProblem("inner", Config(type="agwm_nope"), model, model_loss, weights,
+                          torch.optim.SGD(weights, lr=0.1), batches(1, 1))
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "engine_configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_engine_config_loads_through_problems(path):
+    settings = load_engine_settings(str(path))
+    assert isinstance(settings.inner, LevelConfig) and settings.outer.first_order
+
+
+@pytest.mark.parametrize("override, message", [
+    ("inner.neumann_alpha=fast", "inner.neumann_alpha=fast is not allowed: a finite number above 0, or auto"),
+    ("inner.darts_direction=adam", "inner.darts_direction=adam is not allowed: one of sgd, optimizer"),
+    ("inner.darts_alpha=0", "inner.darts_alpha=0.0 is not allowed: a finite number above 0"),
+    ("inner.unroll_steps=0", "inner.unroll_steps=0 is not allowed: at least 1"),
+    ("inner.nope=1", "unknown key 'inner.nope'")])
+def test_engine_settings_refuse_bad_values_with_one_line(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_engine_settings(str(REPO / "engine_configs" / "neumann.yaml"), [override])

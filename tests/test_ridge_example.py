@@ -12,7 +12,7 @@ from tests.test_cli import run_script
 ridge = runpy.run_path(str(REPO / "scripts" / "ridge_penalties.py"), run_name="ridge_penalties")
 
 
-@pytest.mark.parametrize("hypergrad", ["darts", "neumann", "cg"])
+@pytest.mark.parametrize("hypergrad", ["darts", "opt_darts", "sama", "reverse", "neumann", "cg"])
 def test_learned_penalties_beat_the_best_uniform_one_and_find_the_noise_features(hypergrad):
     result = ridge["run"](hypergrad, steps=1000, seed=0)
     assert result["learned"] < result["uniform"] < result["initial"]
@@ -26,7 +26,7 @@ def test_engine_overrides_reach_the_method():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--hypergrad", "adam"], "--hypergrad adam is not allowed: one of darts, neumann, cg"),
+    (["--hypergrad", "adam"], "--hypergrad adam is not allowed: one of darts, opt_darts, sama, reverse, neumann, cg"),
     (["--informative", "20"], "--informative 20 is not allowed: 1 to 19"),
     (["--steps", "0"], "--steps 0 is not allowed: at least 1"),
 ])
