@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from .config import build_run_config
+from .guards import EXIT_FAILED, Interrupted, RunFailed, raise_on_signals
 from .settings import ConfigError, RunConfig
 from .tasks import DataError
 
@@ -35,6 +36,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed of the sample, splits and every draw (default 1)")
     p.add_argument("--model", default=None, help="model folder or hub name (default: bundled all-MiniLM-L6-v2)")
     p.add_argument("--output-dir", required=True)
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace a finished run in --output-dir (default: refuse it)")
     p.add_argument("--max-length", type=int, default=None, help="tokens per example (default 128)")
     p.add_argument("--batch-size", type=int, default=None, help="default 16")
     p.add_argument("--device", default=None, help="auto (default: the GPU if there is one), cpu, cuda or cuda:N")
@@ -50,7 +53,8 @@ def run_config(args: argparse.Namespace, extra_flags: dict | None = None) -> Run
              "train_file": args.train_file, "validation_file": args.validation_file,
              "validation_split": args.validation_split, "text_columns": args.text_columns,
              "label_column": args.label_column, "task_type": args.task_type, "metric": args.metric,
-             "model": args.model, "output_dir": args.output_dir, "max_length": args.max_length,
+             "model": args.model, "output_dir": args.output_dir, "overwrite": args.overwrite,
+             "max_length": args.max_length,
              "batch_size": args.batch_size, "device": args.device, "report_to": args.report_to, **(extra_flags or {})}
     return build_run_config(flags, args.overrides)
 
@@ -65,9 +69,18 @@ def require_at_least(p: argparse.ArgumentParser, args: argparse.Namespace, minim
 
 
 def main_guard(body: Callable[[], None]) -> None:
-    """Run ``body``; a bad setting or bad data ends the program with one line and exit code 2."""
+    """Run ``body``; a bad setting or bad data ends the program with one line and exit code 2, a
+    run that diverged with one line and exit code 3, SIGINT / SIGTERM with one line and 130 / 143."""
+    raise_on_signals()
     try:
         body()
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except RunFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_FAILED)
+    except (Interrupted, KeyboardInterrupt) as stop:
+        name = stop.args[0] if isinstance(stop, Interrupted) else "SIGINT"
+        print(f"stopped by {name}: the run is incomplete and wrote no metrics.json", file=sys.stderr)
+        sys.exit(getattr(stop, "code", 130))

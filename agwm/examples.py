@@ -10,6 +10,7 @@ the file and the row.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -164,6 +165,9 @@ def to_examples(table: Dataset, task: Task, path: str, labelled: bool = True) ->
                 number = _as_number(key)
                 if number is None:
                     raise DataError(f"{path}, row {row}: label {key!r} is not a number (a regression task)")
+                low, high = task.label_range or (-math.inf, math.inf)
+                if not low <= number <= high:
+                    raise DataError(f"{path}, row {row}: label {key!r} is outside the task's range {low:g} to {high:g}")
                 labels.append(number)
             elif key in index:
                 labels.append(index[key])
@@ -246,7 +250,7 @@ def _with_metric(task: Task, metric: str) -> Task:
     error = metric_error(metric, task.is_regression, task.num_labels)
     if error:
         raise DataError(error)
-    return Task(task.name, task.text_columns, task.label_column, task.labels, metric, task.names)
+    return dataclasses.replace(task, metric=metric)
 
 
 def default_text_columns(table: Dataset, label_column: str, path: str) -> tuple[str, ...]:

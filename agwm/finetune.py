@@ -19,15 +19,15 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from .artefacts import check_alphas, check_start_weights
 from .averaging import UniformSoup
 from .data import stream_seed, tokenize
 from .devices import resolve_device
 from .evaluation import evaluate, predict
+from .guards import check_loss
 from .logs import RunLog
 from .metrics import compute_metrics
 from .mixup import (
-    ALPHA_CONFIG_NAME,
-    ALPHA_WEIGHTS_NAME,
     alpha_parameters,
     inject_from_saved,
     merge_mixup,
@@ -37,7 +37,7 @@ from .mixup import (
 )
 from .model_io import MIXUP_MODEL_DIR, save_mixup_model
 from .optim import steps_for, weights_and_alphas_optimizer
-from .outputs import TASK_WEIGHTS_NAME, prepare_output_dir, write_metrics
+from .outputs import TASK_WEIGHTS_NAME, check_output_dir, prepare_output_dir, write_metrics
 from .predictions import TEST_PREDICTIONS_NAME, VALIDATION_PREDICTIONS_NAME, write_predictions
 from .recipes import make_recipe
 from .records import write_resolved
@@ -98,6 +98,7 @@ def train(cfg: RunConfig, data, recipe, log: RunLog, alphas: str | None = None, 
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step, loss_value = step + 1, loss.item()
+                check_loss(loss_value, "finetune", step, f"finetune.lr={f.lr}: try a smaller one")
                 log("finetune", member, step, train_loss=loss_value, lr=scheduler.get_last_lr()[0])
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss_value:.3f}")
@@ -129,11 +130,16 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
             raise ConfigError(f"--alphas {alphas} is not allowed with search.finetune_start=fold_average (the "
                               f"default): no {TASK_WEIGHTS_NAME} beside it to start from; give --start-weights, "
                               "or search.finetune_start=pretrained to start from the pretrained weights")
+    check_output_dir(cfg.output_dir, cfg.overwrite)
+    if alphas is not None:
+        check_alphas(alphas, cfg)
+    if start_weights is not None:
+        check_start_weights(start_weights)
     start = time.perf_counter()
     data = load_run_data(cfg, resolve_device(cfg.device))
     dev = set_aside_holdout(cfg, data) if cfg.finetune.holdout else load_dev(cfg, data)
     out = cfg.output_dir
-    prepare_output_dir(out, (ALPHA_WEIGHTS_NAME, ALPHA_CONFIG_NAME, VALIDATION_PREDICTIONS_NAME, TEST_PREDICTIONS_NAME))
+    prepare_output_dir(out)
     write_resolved(os.path.join(out, "config.yaml"), cfg)
 
     f = cfg.finetune
@@ -152,7 +158,8 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     train_time = time.perf_counter() - start
     predictions = predict(model, data.task, dev, data.tokenizer, f.eval_batch_size)
     dev_metrics = compute_metrics(data.task, predictions.values, predictions.labels)
-    log("finetune", 0, steps, **{f"validation_{k}": v for k, v in dev_metrics.items() if k != "score"})
+    log("finetune", 0, steps, **{f"validation_{k}": v for k, v in dev_metrics.items()
+                                 if k != "score" and isinstance(v, float)})
     log.close()
     if not cfg.finetune.holdout:  # the held-out part of the sample is no file's rows
         write_predictions(os.path.join(out, VALIDATION_PREDICTIONS_NAME), data.examples.validation_rows, data.task,

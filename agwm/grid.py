@@ -8,11 +8,14 @@ off before the next append. Rerunning a grid skips every run whose record is the
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import multiprocessing
 import os
+import socket
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import yaml
@@ -23,6 +26,7 @@ from problems.overrides import parse_overrides
 from .config import build_run_config
 from .devices import resolve_device
 from .engine_settings import engine_config_on, engine_config_path, load_engine_settings
+from .guards import RunFailed
 from .methods import METHODS
 from .records import as_recorded, changed_settings
 from .settings import ConfigError, RunConfig
@@ -98,7 +102,8 @@ class Grid:
                         name = task_name(task)
                         flags = {**task_flags(task, self.data_dir), "seed": seed, "model": self.model,
                                  "train_size": None if size == ALL_ROWS else size,
-                                 "output_dir": os.path.join(self.output_dir, entry.name, f"{name}-{size}-s{seed}")}
+                                 "output_dir": os.path.join(self.output_dir, entry.name, f"{name}-{size}-s{seed}"),
+                                 "overwrite": True}  # the results file, not the folder, says whether a run is done
                         cfg = build_run_config(flags, overrides)
                         runs.append(Run(entry, name, size, seed, cfg, overrides))
         for run in runs:
@@ -202,7 +207,7 @@ def append_record(path: str, record: dict) -> None:
                 f.seek(0)
                 content = f.read()
                 f.truncate(content.rfind(b"\n") + 1)
-        f.write((json.dumps(record, sort_keys=True) + "\n").encode())
+        f.write((json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode())
         f.flush()
         os.fsync(f.fileno())
 
@@ -214,7 +219,12 @@ def execute(run: Run) -> dict:
     device = resolve_device(run.config.device)
     probe_before = speed_probe(device)
     start = time.perf_counter()
-    outcome = METHODS[run.entry.method](run.config, engine_overrides(run.overrides))
+    try:
+        outcome = METHODS[run.entry.method](run.config, engine_overrides(run.overrides))
+    except RunFailed as error:  # recorded as failed, not as a score; a resumed grid does not rerun it
+        return {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
+                "task": run.task, "train_size": run.size, "seed": run.seed, "score": None, "failed": str(error),
+                "wall_time_s": {"total": time.perf_counter() - start}, "config": dataclasses.asdict(run.config)}
     total = time.perf_counter() - start
     return {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
             "task": run.task, "train_size": run.size, "seed": run.seed, "score": outcome["score"],
@@ -230,10 +240,36 @@ def config_changes(recorded: dict, current: dict, kind: str) -> list[str]:
     return [f"{key}: {was!r} -> {now!r}" for key, (was, now) in changed_settings(recorded, current, kind).items()]
 
 
+@contextmanager
+def results_lock(results: str):
+    """Hold ``<results>.lock`` exclusively, or stop with one line if another runner holds it: two
+    runners on one results file would run and record the same runs twice. The operating system
+    releases the lock when its process ends, however it ends."""
+    os.makedirs(os.path.dirname(results) or ".", exist_ok=True)
+    with open(results + ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise ConfigError(f"{results} is being written by another grid runner ({holder}); wait for it to "
+                              "finish, or give this grid another results file") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        f.flush()
+        yield
+
+
 def run_grid(grid: Grid, workers: int = 1) -> tuple[int, int]:
-    """Run what is missing from ``grid.results``; returns (runs done now, runs skipped)."""
+    """Run what is missing from ``grid.results``, holding its lock; returns (runs done now, runs skipped)."""
     if workers < 1:
         raise ConfigError(f"--workers {workers} is not allowed: at least 1")
+    with results_lock(grid.results):
+        return _run_missing(grid, workers)
+
+
+def _run_missing(grid: Grid, workers: int) -> tuple[int, int]:
     runs = grid.runs()
     recorded = {r["key"]: r for r in read_records(grid.results)}
     for run in runs:

@@ -9,18 +9,23 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from .tasks import Task
 
 
-def compute_metrics(task: Task, predictions, labels) -> dict[str, float]:
+def compute_metrics(task: Task, predictions, labels) -> dict:
     """The metrics of ``task``'s kind (x100) and ``score``, its headline ``task.metric``.
 
     Classification (``predictions`` are class indices): accuracy, macro-f1 (the unweighted mean
-    of the per-class F1), mcc, and with two classes f1 of class 1 (the second in label order).
-    Regression (real-valued ``predictions``): pearson and spearman; a constant prediction has no
-    correlation and scores 0.
+    of the per-class F1), mcc (0 when one class is predicted everywhere, scikit-learn's convention),
+    and with two classes f1 of class 1 (the second in label order); ``warning`` says when every
+    prediction is one class. Regression (real-valued ``predictions``): pearson and spearman, which
+    are undefined when the predictions (or the labels) are constant: then both are None and
+    ``undefined`` says why, never NaN.
     """
     predictions, labels = np.asarray(predictions), np.asarray(labels)
+    notes = {}
     if task.is_regression:
-        if np.ptp(predictions) == 0.0:
-            metrics = {"pearson": 0.0, "spearman": 0.0}
+        constant = "predictions" if np.ptp(predictions) == 0.0 else "labels" if np.ptp(labels) == 0.0 else None
+        if constant:
+            metrics = {"pearson": None, "spearman": None}
+            notes["undefined"] = f"every one of the {len(predictions)} {constant} is the same: no correlation"
         else:
             metrics = {"pearson": float(pearsonr(predictions, labels)[0]),
                        "spearman": float(spearmanr(predictions, labels)[0])}
@@ -31,9 +36,11 @@ def compute_metrics(task: Task, predictions, labels) -> dict[str, float]:
                    "mcc": float(matthews_corrcoef(labels, predictions))}
         if task.num_labels == 2:
             metrics["f1"] = float(f1_score(labels, predictions, zero_division=0.0))
-    metrics = {k: 100.0 * v for k, v in metrics.items()}
+        if len(set(predictions.tolist())) == 1 and len(predictions) > 1:
+            notes["warning"] = f"every prediction is class {task.class_names[int(predictions[0])]!r}"
+    metrics = {k: None if v is None else 100.0 * v for k, v in metrics.items()}
     metrics["score"] = metrics[task.metric]
-    return metrics
+    return {**metrics, **notes}
 
 
 def constant_prediction_score(task: Task, labels) -> tuple[float, str | None]:

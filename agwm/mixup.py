@@ -189,7 +189,7 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: str) -> None:
 
 def write_json(obj, path: str) -> None:
     with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
+        json.dump(obj, f, indent=2, allow_nan=False)  # strict JSON: an undefined value is null
 
 
 def read_alpha_settings(weights_path: str) -> dict:

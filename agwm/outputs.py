@@ -1,26 +1,46 @@
-"""A run's output folder: cleared of an earlier run's results, ``metrics.json`` written last."""
+"""A run's output folder: checked before any work, cleared of an earlier run's outputs, and
+``metrics.json`` written last (a folder without it holds no finished run)."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 
 import torch
 
 from .devices import machine_description
 from .mixup import write_json
+from .settings import ConfigError
 
 METRICS_NAME = "metrics.json"
 TASK_WEIGHTS_NAME = "task_weights.safetensors"  # a search's fold-averaged task weights, the finetune's start
+# What a search or a finetune writes into its folder; nothing else there is touched.
+RUN_OUTPUTS = ("metrics.json", "config.yaml", "log.csv", "alphas.safetensors", "alphas.json", TASK_WEIGHTS_NAME,
+               "validation_predictions.csv", "predictions.csv", "tensorboard", "model", "mixup_model")
+FOLD_FOLDER = re.compile(r"fold\d+")
 
 
-def prepare_output_dir(path: str, outputs: tuple[str, ...] = ()) -> None:
-    """Create the folder and remove a ``metrics.json`` and the ``outputs`` an earlier run left
-    there, so that only a run that finishes leaves them."""
+def check_output_dir(path: str, overwrite: bool) -> None:
+    """``--output-dir`` can take a run: not a file, and not a finished run's folder unless ``overwrite``."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"--output-dir {path} is not allowed: it is a file")
+    if os.path.isfile(os.path.join(path, METRICS_NAME)) and not overwrite:
+        raise ConfigError(f"--output-dir {path} is not allowed: it holds a finished run ({METRICS_NAME}); "
+                          "give --overwrite to replace it, or another folder")
+
+
+def prepare_output_dir(path: str) -> None:
+    """Create the folder and remove everything an earlier run wrote there (:data:`RUN_OUTPUTS`,
+    ``fold<k>/``), so that nothing of it is left beside the new run's outputs."""
     os.makedirs(path, exist_ok=True)
-    for name in (METRICS_NAME, *outputs):
-        stale = os.path.join(path, name)
-        if os.path.exists(stale):
-            os.remove(stale)
+    for name in os.listdir(path):
+        if name in RUN_OUTPUTS or FOLD_FOLDER.fullmatch(name):
+            stale = os.path.join(path, name)
+            if os.path.isdir(stale) and not os.path.islink(stale):
+                shutil.rmtree(stale)
+            else:
+                os.remove(stale)
 
 
 def write_metrics(path: str, metrics: dict, device: torch.device) -> dict:

@@ -28,6 +28,20 @@ def merge_records(records: list[dict]) -> list[dict]:
     return list(merged.values())
 
 
+def split_unscored(records: list[dict]) -> tuple[list[dict], str | None]:
+    """(the records with a score, a line counting those without: failed runs, which stopped with a
+    message, and runs whose metric was undefined, such as a correlation of constant predictions);
+    neither kind enters a mean."""
+    scored = [r for r in records if r.get("score") is not None]
+    failed = [r["key"] for r in records if r.get("score") is None and r.get("failed")]
+    undefined = [r["key"] for r in records if r.get("score") is None and not r.get("failed")]
+    if not failed and not undefined:
+        return scored, None
+    parts = [f"{len(keys)} {kind} ({', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''})"
+             for kind, keys in (("failed", failed), ("with an undefined score", undefined)) if keys]
+    return scored, f"Left out of every table: {'; '.join(parts)}."
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 

@@ -32,10 +32,9 @@ from .averaging import UniformSoup
 from .data import random_splits, stream_seed
 from .devices import resolve_device
 from .engine_settings import EngineSettings, engine_config_on
+from .guards import check_box, check_loss
 from .logs import RunLog
 from .mixup import (
-    ALPHA_CONFIG_NAME,
-    ALPHA_WEIGHTS_NAME,
     alpha_parameters,
     alpha_state_dict,
     load_alpha_state,
@@ -47,7 +46,7 @@ from .mixup import (
     task_parameters,
 )
 from .optim import adamw, schedule, steps_for, weights_and_alphas_optimizer
-from .outputs import TASK_WEIGHTS_NAME, prepare_output_dir, write_metrics
+from .outputs import TASK_WEIGHTS_NAME, check_output_dir, prepare_output_dir, write_metrics
 from .records import write_resolved
 from .runtime import RunData, build_model, load_run_data, loader, model_loss, set_aside_holdout
 from .settings import RunConfig
@@ -143,6 +142,10 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
     losses: dict[str, float] = {}
 
     def on_step(step: int) -> None:
+        for p in problems:
+            if p.last_loss is not None:
+                check_loss(p.last_loss, f"search ({p.name} level)", step, "try smaller search.w_lr / search.alpha_lr")
+        check_box(alpha_parameters(model), "search", step)
         losses.update({f"{p.name}_loss": p.last_loss for p in problems if p.last_loss is not None})
         losses.update({"neumann_alpha": p.neumann_alpha_used for p in problems if hasattr(p, "neumann_alpha_used")})
         log("search", fold, step, **losses, **alpha_summary(model))
@@ -164,6 +167,7 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     the averaged ``alphas.safetensors`` / ``alphas.json``, each fold's under ``fold<k>/``, the
     fold-averaged task weights when ``finetune_start`` is ``fold_average``, ``config.yaml``,
     ``log.csv`` and, last, ``metrics.json``."""
+    check_output_dir(cfg.output_dir, cfg.overwrite)
     device = resolve_device(cfg.device)
     settings = dataclasses.replace(settings, engine=engine_config_on(settings.engine, device))
     start = time.perf_counter()
@@ -171,7 +175,7 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     if cfg.finetune.holdout:
         set_aside_holdout(cfg, data)  # the finetune phase scores on it: the search must not see it
     out = cfg.output_dir
-    prepare_output_dir(out, (ALPHA_WEIGHTS_NAME, ALPHA_CONFIG_NAME, TASK_WEIGHTS_NAME))
+    prepare_output_dir(out)
     write_resolved(os.path.join(out, "config.yaml"), cfg, settings)
     joint = cfg.search.problem == "joint"
     splits = [None] if joint else random_splits(len(data.train), cfg.search.folds, cfg.search.split_ratio, cfg.seed)

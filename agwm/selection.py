@@ -27,7 +27,7 @@ import statistics
 
 from .grid import Entry, Grid, read_records, run_grid
 from .methods import METHODS
-from .report import mean_interval
+from .report import mean_interval, split_unscored
 from .settings import ConfigError
 
 MARGIN = 3.0  # points: the resolution the project's experiments are sized for
@@ -61,6 +61,7 @@ def selection_grid(task: dict, methods: list[str], seeds: int, output_dir: str, 
 def select(records: list[dict], methods: list[str], margin: float = MARGIN) -> dict:
     """Apply the rule to the records of a selection grid: per method its held-out scores, mean,
     wall time, paired difference to the best with its interval; and the recommended method."""
+    records, unscored = split_unscored(records)  # a failed or undefined run leaves its seed out
     scores = {m: {r["seed"]: r["score"] for r in records if r["method"] == m} for m in methods}
     times = {m: [r["wall_time_s"]["total"] for r in records if r["method"] == m] for m in methods}
     seeds = sorted(set.intersection(*(set(s) for s in scores.values())))
@@ -79,7 +80,7 @@ def select(records: list[dict], methods: list[str], margin: float = MARGIN) -> d
     candidates = [m for m in methods if rows[m]["within_margin"]]
     recommended = min(candidates, key=lambda m: rows[m]["wall_time_s"])
     return {"seeds": seeds, "best": best, "recommended": recommended, "margin": margin, "rule": rule_text(margin),
-            "methods": rows}
+            "methods": rows, "unscored": unscored}
 
 
 def selection_text(result: dict, metric: str) -> str:
@@ -95,6 +96,8 @@ def selection_text(result: dict, metric: str) -> str:
         lines.append(f"| {m} | {row['mean']:.1f} +- {row['std']:.1f} | {diff} | "
                      f"{row['wall_time_s']:.0f} s ({row['wall_time_s'] / cheapest:.1f}x) |")
     lines += ["", f"Recommended: {result['recommended']} (rule: {result['rule']})"]
+    if result.get("unscored"):
+        lines += ["", result["unscored"]]
     return "\n".join(lines)
 
 

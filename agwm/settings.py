@@ -122,6 +122,7 @@ class RunConfig:
     validation_split: float | None = None  # None: 0.2 when there is no validation file
     model: str | None = None  # None: the bundled all-MiniLM-L6-v2, else the hub copy
     output_dir: str = "runs/default"
+    overwrite: bool = False  # replace a finished run in output_dir
     max_length: int = 128
     batch_size: int = 16
     device: str = "auto"  # auto: the first CUDA device if there is one, else the CPU
@@ -147,7 +148,7 @@ FLAGS = {
     "validation_file": "--validation-file", "test_file": "--test-file", "text_columns": "--text-columns",
     "label_column": "--label-column", "task_type": "--task-type", "metric": "--metric",
     "validation_split": "--validation-split", "seed": "--seed", "data_dir": "--data-dir",
-    "model": "--model", "output_dir": "--output-dir", "hypergrad": "--hypergrad",
+    "model": "--model", "output_dir": "--output-dir", "overwrite": "--overwrite", "hypergrad": "--hypergrad",
     "engine_config": "--engine-config", "search.folds": "--folds", "search.split_ratio": "--split-ratio",
     "search.max_steps": "--max-steps", "search.problem": "--problem", "mixup.rank": "--rank",
     "mixup.formulation": "--formulation", "max_length": "--max-length", "batch_size": "--batch-size",

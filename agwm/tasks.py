@@ -31,6 +31,7 @@ class Task:
     labels: tuple[str, ...] | None  # class values as the files write them, in class-index order; None: regression
     metric: str  # the headline metric (``score``)
     names: tuple[str, ...] | None = None  # readable class names where ``labels`` are codes ("0", "1")
+    label_range: tuple[float, float] | None = None  # regression: the labels' scale, if known (STS-B: 0 to 5)
 
     @property
     def class_names(self) -> tuple[str, ...] | None:
@@ -82,8 +83,9 @@ class GluePreset:
     quoting = csv.QUOTE_NONE
 
 
-def _glue(name, folder, text, label, labels, metric, names=None, dev_file="dev.tsv", column_names=None):
-    return GluePreset(Task(name, text, label, labels, metric, names), folder, dev_file, column_names)
+def _glue(name, folder, text, label, labels, metric, names=None, dev_file="dev.tsv", column_names=None,
+          label_range=None):
+    return GluePreset(Task(name, text, label, labels, metric, names, label_range), folder, dev_file, column_names)
 
 
 NLI = ("entailment", "not_entailment")
@@ -92,7 +94,7 @@ TASKS: dict[str, GluePreset] = {p.task.name: p for p in [
           column_names=("source", "label", "original_label", "sentence")),
     _glue("sst2", "SST-2", ("sentence",), "label", ("0", "1"), "accuracy", ("negative", "positive")),
     _glue("mrpc", "MRPC", ("#1 String", "#2 String"), "Quality", ("0", "1"), "f1", ("not_equivalent", "equivalent")),
-    _glue("stsb", "STS-B", ("sentence1", "sentence2"), "score", None, "spearman"),
+    _glue("stsb", "STS-B", ("sentence1", "sentence2"), "score", None, "spearman", label_range=(0.0, 5.0)),
     _glue("qqp", "QQP", ("question1", "question2"), "is_duplicate", ("0", "1"), "f1", ("not_duplicate", "duplicate")),
     _glue("mnli", "MNLI", ("sentence1", "sentence2"), "gold_label", ("entailment", "neutral", "contradiction"),
           "accuracy", dev_file="dev_matched.tsv"),

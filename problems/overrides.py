@@ -4,6 +4,7 @@ A value that cannot be used raises :class:`ConfigError` with a one-line message 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import fields
 from typing import Any
 
@@ -17,6 +18,10 @@ class ConfigError(ValueError):
 def _coerce(value: Any, default: Any, option: str, str_allowed: bool = False) -> Any:
     """``value`` (YAML-parsed) as the type of the field's ``default``; a field annotated
     ``float | str`` (``str_allowed``) also takes a word such as ``auto``."""
+    if value is None and default is not None:
+        raise ConfigError(f"{option} is not allowed: empty; expected {_kind(default)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{option} is not allowed: expected a finite number")
     if value is None or default is None or isinstance(default, (list, tuple, dict)):
         return value
     if str_allowed and isinstance(value, str):
@@ -35,10 +40,17 @@ def _coerce(value: Any, default: Any, option: str, str_allowed: bool = False) ->
     elif isinstance(default, int) and isinstance(value, int) and not isinstance(value, bool):
         return value
     elif isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(float(value)):
+            raise ConfigError(f"{option} is not allowed: expected a finite number")
         return float(value)
     elif isinstance(default, str) and isinstance(value, (str, int, float)):
         return str(value)
-    raise ConfigError(f"{option}: {value!r} is not allowed: expected a {type(default).__name__}")
+    raise ConfigError(f"{option}: {value!r} is not allowed: expected {_kind(default)}")
+
+
+def _kind(default: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        type(default), f"a {type(default).__name__}")
 
 
 def set_path(obj: Any, path: str, value: Any, option: str) -> None:

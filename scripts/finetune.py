@@ -38,9 +38,16 @@ def main() -> None:
         from agwm.finetune import run_finetune
 
         metrics = run_finetune(cfg, args.alphas, args.start_weights, args.save_model)
-        print(f"{metrics['evaluated_on']} {metrics['metric']} {metrics['score']:.2f} (all: "
-              + ", ".join(f"{k} {v:.2f}" for k, v in metrics[metrics["evaluated_on"]].items() if k != "score")
-              + f"; {metrics['wall_time_s']:.0f} s)")
+        scores = metrics[metrics["evaluated_on"]]
+        if metrics["score"] is None:
+            print(f"{metrics['evaluated_on']} {metrics['metric']} undefined: {scores['undefined']} "
+                  f"({metrics['wall_time_s']:.0f} s)")
+        else:
+            print(f"{metrics['evaluated_on']} {metrics['metric']} {metrics['score']:.2f} (all: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in scores.items() if isinstance(v, float) and k != "score")
+                  + f"; {metrics['wall_time_s']:.0f} s)")
+        if "warning" in scores:
+            print(f"warning: {scores['warning']}: the model did not learn to tell the classes apart")
         if args.test_file:
             print(f"predictions written to {os.path.join(cfg.output_dir, 'predictions.csv')}")
 

@@ -39,7 +39,7 @@ def main() -> None:
     def body() -> None:
         from agwm.grid import read_records
         from agwm.plots import plot_alpha_layers, plot_alpha_movement, plot_score_vs_size, plot_search
-        from agwm.report import markdown_report, merge_records
+        from agwm.report import markdown_report, merge_records, split_unscored
 
         def require_search_folder(written: str, folder: str) -> None:
             for name in ("log.csv", "alphas.safetensors"):
@@ -84,6 +84,11 @@ def main() -> None:
             records = merge_records(records)
         except ValueError as error:
             raise not_one_report(error) from None
+        records, unscored = split_unscored(records)
+        if unscored:
+            print(unscored)
+        if not records:
+            raise ConfigError(f"--results {' '.join(args.results)} is not allowed: no run in them has a score")
         if args.compare:
             print(comparison(records, *args.compare))
             if args.output_dir is None:
@@ -92,6 +97,8 @@ def main() -> None:
             constant = None if args.data_dir is None else one_class_scores(
                 {r["task"] for r in records}, args.data_dir, {r.get("evaluated_on", "dev") for r in records})
             report = markdown_report(records, constant)
+            if unscored:
+                report = f"{unscored}\n\n{report}"
         except ConfigError:  # a bad --data-dir: its own message
             raise
         except ValueError as error:
