@@ -87,3 +87,16 @@ def test_finetune_method_is_chosen_by_name_and_a_bad_name_is_refused(glue_dir, t
                            monkeypatch, capsys)
     assert code == 2 and "--method r3f is not allowed with --alphas" in err
     assert not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("hypergrad", ["opt_darts", "sama", "reverse", "neumann", "cg"])
+def test_search_runs_with_every_hypergradient(hypergrad, glue_dir, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    import json
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["search.py", "--report-to", "none", "--task", "stsb", "--data-dir", glue_dir,
+                                      "--train-size", "16", "--model", tiny_model_dir, "--output-dir", str(out),
+                                      "--folds", "1", "--max-steps", "2", "--hypergrad", hypergrad])
+    runpy.run_path(str(REPO / "scripts" / "search.py"), run_name="__main__")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["hypergrad"] == hypergrad and metrics["folds"][0]["iterations"] == 2
