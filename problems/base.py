@@ -22,6 +22,7 @@ from .optimizer_steps import state_snapshot
 LossFn = Callable[[nn.Module, object], torch.Tensor]
 StepsKept = Callable[[object], int]
 STEPS_KEPT: dict[str, StepsKept] = {}  # hypergradient type -> how many inner steps it reads back
+READS_OPTIMIZER: dict[str, Callable[[object], bool]] = {}  # type -> whether its records need optimizer state, g
 
 
 @dataclass
@@ -31,23 +32,27 @@ class StepRecord:
     and the random state before its loss (so dropout can be replayed)."""
 
     weights: list[torch.Tensor]
-    optimizer_state: list[dict]
-    grads: list[torch.Tensor]
+    optimizer_state: list[dict] | None  # None for a method that does not read it (see register_hypergradient)
+    grads: list[torch.Tensor] | None
     lrs: list[float]
     batch: object
     rng: dict
 
 
-def register_hypergradient(name: str, method: Callable, steps_kept: int | StepsKept = 0) -> None:
+def register_hypergradient(name: str, method: Callable, steps_kept: int | StepsKept = 0,
+                           reads_optimizer: bool | Callable[[object], bool] = False) -> None:
     """Make ``method(vector, curr, prev, sync)`` selectable as an inner level's ``Config.type``.
 
     ``steps_kept`` (a number, or a function of the inner level's config) is how many of its last
     optimizer steps the inner level keeps as :class:`StepRecord` in ``step_history`` for the method:
     1 for the one-step methods evaluated before the step (DARTS), ``unroll_steps`` for reverse mode,
     0 for methods that read the inner level only as it is after its step (CG, Neumann).
+    ``reads_optimizer`` (or a function of the config): whether the records carry the optimizer
+    state and the gradient of each step (two to three more copies of the weights a step).
     """
     jvp_fn_mapping[name] = method
     STEPS_KEPT[name] = steps_kept if callable(steps_kept) else (lambda config, n=steps_kept: n)
+    READS_OPTIMIZER[name] = reads_optimizer if callable(reads_optimizer) else (lambda config, r=reads_optimizer: r)
 
 
 class LevelProblem(ImplicitProblem):
@@ -110,10 +115,12 @@ class LevelProblem(ImplicitProblem):
                 self.step_history = deque(self.step_history, maxlen=kept)
             params = self._own_parameters
             lr_of = {id(p): g["lr"] for g in self.optimizer.param_groups for p in g["params"]}
+            full = READS_OPTIMIZER.get(self.config.type, lambda config: False)(self.config)
             self.step_history.append(StepRecord(
                 weights=[p.detach().clone() for p in params],
-                optimizer_state=state_snapshot(self.optimizer, params),
-                grads=[torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params],
+                optimizer_state=state_snapshot(self.optimizer, params) if full else None,
+                grads=[torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params]
+                if full else None,
                 lrs=[lr_of[id(p)] for p in params], batch=self.cur_batch, rng=self._rng_before_loss))
         super().optimizer_step(*args, **kwargs)
 

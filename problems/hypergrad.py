@@ -291,8 +291,9 @@ def attention_kernels(method: str | None, device: torch.device):
     return sdpa_kernel(SDPBackend.MATH)
 
 
-register_hypergradient("agwm_darts", darts, steps_kept=1)
-register_hypergradient("agwm_sama", sama, steps_kept=1)
-register_hypergradient("agwm_reverse", reverse, steps_kept=lambda config: config.unroll_steps)
+register_hypergradient("agwm_darts", darts, steps_kept=1,
+                       reads_optimizer=lambda config: getattr(config, "darts_direction", "sgd") == "optimizer")
+register_hypergradient("agwm_sama", sama, steps_kept=1, reads_optimizer=True)
+register_hypergradient("agwm_reverse", reverse, steps_kept=lambda config: config.unroll_steps, reads_optimizer=True)
 register_hypergradient("agwm_cg", cg)
 register_hypergradient("agwm_neumann", neumann)
