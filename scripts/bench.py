@@ -17,6 +17,8 @@ resident set before the model was built.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import os
 import statistics
@@ -176,6 +178,9 @@ def main() -> None:
         print(json.dumps({"peak_mib": memory_probe(args.memory_probe, args)}))
         return
     medians = time_all(args)
+    gc.collect()  # the timed models are gone: give their memory back before the probes' subprocesses
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     peaks = {}
     for name in args.configs:
         cmd = [sys.executable, __file__, "--memory-probe", name, "--device", str(args.device),
