@@ -20,9 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/python scripts/search.py --task stsb --seed 1 --output-dir runs/demo/search
+	$(BIN)/python scripts/search.py --task stsb --seed 1 --output-dir runs/demo/search --overwrite
 	$(BIN)/python scripts/finetune.py --task stsb --seed 1 --alphas runs/demo/search/alphas.safetensors \
-	    --output-dir runs/demo/finetune
+	    --output-dir runs/demo/finetune --overwrite
 
 test: setup
 	$(BIN)/python -m pytest -q
