@@ -36,7 +36,11 @@ def read_tensors(path: str, option: str) -> dict[str, torch.Tensor]:
 
 def model_skeleton(model: str | None) -> nn.Module:
     """The model's modules on the meta device: names and shapes, no weights read."""
-    config = AutoConfig.from_pretrained(model or default_model())
+    try:
+        config = AutoConfig.from_pretrained(model or default_model())
+    except (OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"--model {model} is not allowed: {reason}") from None
     with torch.device("meta"):
         return AutoModelForSequenceClassification.from_config(config)
 

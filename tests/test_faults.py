@@ -364,3 +364,11 @@ def test_a_grid_records_a_diverged_run_as_failed_not_as_a_score(glue_dir, tiny_m
     assert record["score"] is None and "the run diverged" in record["failed"]
     assert not (tmp_path / "runs" / "diverging" / "stsb-16-s1" / "metrics.json").exists()
     assert run_grid(load_grid(str(grid))) == (0, 1)  # recorded: a resumed grid does not rerun it
+
+
+def test_alphas_with_a_model_that_is_not_there_stop_in_one_line(searched, glue_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    args = ["--task", "rte", "--data-dir", glue_dir, "--model", str(tmp_path / "no-model"), "--output-dir", str(out),
+            "--alphas", str(searched / "alphas.safetensors")]
+    code, err = run_script("finetune.py", args, monkeypatch, capsys)
+    assert_one_line(code, err, 2, f"--model {tmp_path / 'no-model'} is not allowed", out)
