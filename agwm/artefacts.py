@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from .mixup import ALPHA_CONFIG_NAME, FORMULATIONS
+from .mixup import ALPHA_CONFIG_NAME, FORMULATIONS, read_alpha_settings
 from .runtime import default_model
 from .settings import ConfigError, MixupConfig, RunConfig
 
@@ -45,24 +45,23 @@ def model_skeleton(model: str | None) -> nn.Module:
         return AutoModelForSequenceClassification.from_config(config)
 
 
-def read_alpha_settings(path: str, option: str = "--alphas") -> dict:
-    """The ``alphas.json`` beside ``path``: its layers, rank and formulation, checked."""
-    settings_path = os.path.join(os.path.dirname(path) or ".", ALPHA_CONFIG_NAME)
+def checked_alpha_settings(path: str, option: str = "--alphas") -> dict:
+    """The ``alphas.json`` beside ``path`` (:func:`agwm.mixup.read_alpha_settings`): its layers, rank
+    and formulation, checked."""
     try:
-        with open(settings_path) as f:
-            settings = json.load(f)
+        settings = read_alpha_settings(path)
     except FileNotFoundError:
         raise ConfigError(f"{option} {path} is not allowed: no {ALPHA_CONFIG_NAME} beside it (search.py writes "
                           "both)") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ConfigError(f"{option} {path} is not allowed: {settings_path} is not JSON") from None
+        raise ConfigError(f"{option} {path} is not allowed: its {ALPHA_CONFIG_NAME} is not JSON") from None
     ok = (isinstance(settings, dict) and isinstance(settings.get("layers"), list) and settings["layers"]
           and all(isinstance(n, str) for n in settings["layers"])
           and isinstance(settings.get("rank"), int) and settings["rank"] >= 1
           and settings.get("formulation") in FORMULATIONS)
     if not ok:
-        raise ConfigError(f"{option} {path} is not allowed: {settings_path} needs layers (names), rank (at least "
-                          f"1) and formulation ({', '.join(FORMULATIONS)})")
+        raise ConfigError(f"{option} {path} is not allowed: its {ALPHA_CONFIG_NAME} needs layers (names), rank "
+                          f"(at least 1) and formulation ({', '.join(FORMULATIONS)})")
     return settings
 
 
@@ -70,7 +69,7 @@ def check_alphas(path: str, cfg: RunConfig, option: str = "--alphas") -> None:
     """The alphas at ``path`` fit ``cfg.model`` (every layer an ``nn.Linear`` of it, A of shape
     (out, r) and B (r, in)), are finite and in [0, 1], and agree with ``cfg.mixup``: a rank or
     formulation left at its default takes the file's, one set otherwise is refused."""
-    settings = read_alpha_settings(path, option)
+    settings = checked_alpha_settings(path, option)
     tensors = read_tensors(path, option)
     rank, layers = settings["rank"], settings["layers"]
     expected = {f"{layer}.{factor}" for layer in layers for factor in ("A", "B")}

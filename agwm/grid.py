@@ -217,20 +217,19 @@ def execute(run: Run) -> dict:
     :func:`~agwm.speed.speed_probe` just before and just after the run, the machine's speed while it ran,
     and ``speed_probe_workload`` names what the probe timed."""
     device = resolve_device(run.config.device)
+    run_fields = {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
+                  "task": run.task, "train_size": run.size, "seed": run.seed, "config": dataclasses.asdict(run.config)}
     probe_before = speed_probe(device)
     start = time.perf_counter()
     try:
         outcome = METHODS[run.entry.method](run.config, engine_overrides(run.overrides))
     except RunFailed as error:  # recorded as failed, not as a score; a resumed grid does not rerun it
-        return {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
-                "task": run.task, "train_size": run.size, "seed": run.seed, "score": None, "failed": str(error),
-                "wall_time_s": {"total": time.perf_counter() - start}, "config": dataclasses.asdict(run.config)}
+        return {**run_fields, "score": None, "failed": str(error),
+                "wall_time_s": {"total": time.perf_counter() - start}}
     total = time.perf_counter() - start
-    return {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
-            "task": run.task, "train_size": run.size, "seed": run.seed, "score": outcome["score"],
-            "dev": outcome["dev"], "wall_time_s": {**outcome["wall_time_s"], "total": total},
+    return {**run_fields, "score": outcome["score"], "dev": outcome["dev"],
+            "wall_time_s": {**outcome["wall_time_s"], "total": total},
             "speed_probe_s": (probe_before + speed_probe(device)) / 2, "speed_probe_workload": PROBE_WORKLOAD,
-            "config": dataclasses.asdict(run.config),
             **{k: v for k, v in outcome.items() if k not in ("score", "dev", "wall_time_s")}}
 
 

@@ -10,14 +10,16 @@ import shutil
 import torch
 
 from .devices import machine_description
-from .mixup import write_json
+from .mixup import ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, write_json
+from .model_io import MIXUP_MODEL_DIR
+from .predictions import TEST_PREDICTIONS_NAME, VALIDATION_PREDICTIONS_NAME
 from .settings import ConfigError
 
 METRICS_NAME = "metrics.json"
 TASK_WEIGHTS_NAME = "task_weights.safetensors"  # a search's fold-averaged task weights, the finetune's start
 # What a search or a finetune writes into its folder; nothing else there is touched.
-RUN_OUTPUTS = ("metrics.json", "config.yaml", "log.csv", "alphas.safetensors", "alphas.json", TASK_WEIGHTS_NAME,
-               "validation_predictions.csv", "predictions.csv", "tensorboard", "model", "mixup_model")
+RUN_OUTPUTS = (METRICS_NAME, "config.yaml", "log.csv", ALPHA_WEIGHTS_NAME, ALPHA_CONFIG_NAME, TASK_WEIGHTS_NAME,
+               VALIDATION_PREDICTIONS_NAME, TEST_PREDICTIONS_NAME, "tensorboard", "model", MIXUP_MODEL_DIR)
 FOLD_FOLDER = re.compile(r"fold\d+")
 
 

@@ -20,28 +20,22 @@ def _coerce(value: Any, default: Any, option: str, str_allowed: bool = False) ->
     ``float | str`` (``str_allowed``) also takes a word such as ``auto``."""
     if value is None and default is not None:
         raise ConfigError(f"{option} is not allowed: empty; expected {_kind(default)}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{option} is not allowed: expected a finite number")
-    if value is None or default is None or isinstance(default, (list, tuple, dict)):
-        return value
-    if str_allowed and isinstance(value, str):
-        try:
-            return type(default)(value)
-        except ValueError:
-            return value
     if isinstance(value, str) and type(default) in (int, float):
         try:  # YAML 1.1 reads 1e-3 (no dot) as a string
             value = type(default)(value)
         except ValueError:
-            pass
+            if str_allowed:
+                return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{option} is not allowed: expected a finite number")
+    if value is None or default is None or isinstance(default, (list, tuple, dict)):
+        return value
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
     elif isinstance(default, int) and isinstance(value, int) and not isinstance(value, bool):
         return value
     elif isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(float(value)):
-            raise ConfigError(f"{option} is not allowed: expected a finite number")
         return float(value)
     elif isinstance(default, str) and isinstance(value, (str, int, float)):
         return str(value)
