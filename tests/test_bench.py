@@ -3,6 +3,7 @@ ratio against the right denominator; bad input stops them with one line. Run in 
 a user runs them (they set torch's thread count and measure the process's memory); bad input is
 refused before either, so those checks run in process."""
 
+import json
 import os
 import subprocess
 import sys
@@ -67,3 +68,27 @@ def test_bench_speed_probe_prints_step_and_probe_ratios_against_its_first_row():
 def test_bench_scripts_refuse_bad_input_in_one_line(script, args, message, monkeypatch, capsys):
     code, err = run_script(script, args, monkeypatch, capsys)  # in process: the checks come before any thread setting
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_hypergrad_table_compares_every_method_with_reverse_mode_at_each_point(tiny_model_dir, glue_dir, tmp_path):
+    out = tmp_path / "table"
+    # 100 examples: 15 inner steps in the search's schedule, more than the 2 + 5 taken, so no step has rate 0
+    done = run_bench("hypergrad_table.py", "--task", "stsb", "--data-dir", glue_dir, "--train-size", "100",
+                     "--model", tiny_model_dir, "--at", "0", "2", "--output-dir", str(out), "--report-to", "none")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert [(r["outer_step"], r["method"]) for r in rows] == [
+        (at, m) for at in (0, 2) for m in ("darts", "opt_darts", "sama", "reverse-T1", "reverse-T2", "reverse-T5",
+                                           "cg", "neumann")]
+    reference = [r for r in rows if r["method"] == "reverse-T5"]
+    assert all(r["cosine"] == pytest.approx(1.0) and r["norm_ratio"] == pytest.approx(1.0) for r in reference)
+    one_step = {(r["outer_step"], r["method"]): r for r in rows}
+    for at in (0, 2):  # opt_darts is reverse through one step by finite differences
+        assert one_step[at, "opt_darts"]["indirect_cosine_to_T1"] > 0.99
+    assert (out / "table.md").read_text().count("\n| ") == len(rows) + 1
+
+
+def test_hypergrad_table_refuses_a_negative_point(monkeypatch, capsys):
+    code, err = run_script("hypergrad_table.py", ["--task", "stsb", "--output-dir", "x", "--at", "-1"],
+                           monkeypatch, capsys)
+    assert code == 2 and "--at -1 is not allowed: at least 0" in err
