@@ -25,7 +25,7 @@ from problems.overrides import parse_overrides
 
 from .config import build_run_config
 from .devices import resolve_device
-from .engine_settings import engine_config_on, engine_config_path, load_engine_settings
+from .engine_settings import engine_config_on, run_engine_settings
 from .guards import RunFailed
 from .methods import METHODS
 from .records import as_recorded, changed_settings
@@ -108,7 +108,7 @@ class Grid:
                         runs.append(Run(entry, name, size, seed, cfg, overrides))
         for run in runs:
             if run.entry.method == "mixup":
-                settings = load_engine_settings(engine_config_path(run.config), engine_overrides(run.overrides))
+                settings = run_engine_settings(run.config, engine_overrides(run.overrides))
                 engine_config_on(settings.engine, resolve_device(run.config.device))
         return runs
 

@@ -16,7 +16,7 @@ import dataclasses
 import os
 from collections.abc import Callable
 
-from .engine_settings import engine_config_path, load_engine_settings
+from .engine_settings import run_engine_settings
 from .recipes import RECIPES
 from .settings import RunConfig
 
@@ -58,7 +58,7 @@ def mixup(cfg: RunConfig, engine_overrides: list) -> dict:
     from .search import run_search
 
     search_cfg = dataclasses.replace(cfg, output_dir=os.path.join(cfg.output_dir, "search"))
-    searched = run_search(search_cfg, load_engine_settings(engine_config_path(cfg), engine_overrides))
+    searched = run_search(search_cfg, run_engine_settings(cfg, engine_overrides))
     # from the search's fold-averaged task weights beside the alphas, or the pretrained ones (search.finetune_start)
     outcome = _finetune(cfg, os.path.join(search_cfg.output_dir, "alphas.safetensors"))
     outcome["wall_time_s"]["search"] = searched["wall_time_s"]

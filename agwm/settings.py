@@ -31,6 +31,8 @@ class SearchConfig:
     split_ratio: float = 0.8
     epochs: float = 3.0
     max_steps: int | None = None  # stop each fold after this many outer iterations
+    alpha_every: int | None = None  # one outer (alpha) step every N inner steps; None: the engine config's
+    # inner.unroll_steps (1 in every shipped one). Sets inner.unroll_steps: reverse mode goes through all N steps
     w_lr: float = 1e-4
     w_weight_decay: float = 0.01
     w_warmup_ratio: float = 0.1
@@ -150,7 +152,7 @@ FLAGS = {
     "validation_split": "--validation-split", "seed": "--seed", "data_dir": "--data-dir",
     "model": "--model", "output_dir": "--output-dir", "overwrite": "--overwrite", "hypergrad": "--hypergrad",
     "engine_config": "--engine-config", "search.folds": "--folds", "search.split_ratio": "--split-ratio",
-    "search.max_steps": "--max-steps", "search.problem": "--problem", "mixup.rank": "--rank",
+    "search.max_steps": "--max-steps", "search.alpha_every": "--alpha-every", "search.problem": "--problem", "mixup.rank": "--rank",
     "mixup.formulation": "--formulation", "max_length": "--max-length", "batch_size": "--batch-size",
     "device": "--device", "finetune.method": "--method", "report_to": "--report-to",
 }

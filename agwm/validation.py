@@ -57,6 +57,7 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
     _require(s.folds >= 1, "search.folds", s.folds, "at least 1")
     _require(0.0 < s.split_ratio < 1.0, "search.split_ratio", s.split_ratio, "strictly between 0 and 1")
     _require(s.max_steps is None or s.max_steps >= 1, "search.max_steps", s.max_steps, "at least 1")
+    _require(s.alpha_every is None or s.alpha_every >= 1, "search.alpha_every", s.alpha_every, "at least 1")
     _require(s.finetune_start in FINETUNE_STARTS, "search.finetune_start", s.finetune_start,
              f"one of {', '.join(FINETUNE_STARTS)}")
     for path in ("search.epochs", "search.w_lr", "search.alpha_lr", "finetune.epochs", "finetune.lr"):

@@ -7,7 +7,7 @@
 """
 
 from agwm.cli import main_guard, parser, run_config
-from agwm.engine_settings import engine_config_path, load_engine_settings
+from agwm.engine_settings import run_engine_settings
 
 
 def main() -> None:
@@ -22,14 +22,17 @@ def main() -> None:
     p.add_argument("--rank", type=int, default=None, help="rank r of alpha = A B / r (default 1)")
     p.add_argument("--formulation", default=None, help="factored (default) or convex")
     p.add_argument("--max-steps", type=int, default=None, help="stop each fold after N outer iterations")
+    p.add_argument("--alpha-every", type=int, default=None,
+                   help="one alpha (outer) step every N inner steps (default 1): a cheaper search")
     args = p.parse_args()
 
     def body() -> None:
         cfg = run_config(args, {
             "hypergrad": args.hypergrad, "engine_config": args.engine_config, "search.problem": args.problem,
             "search.folds": args.folds, "search.split_ratio": args.split_ratio, "mixup.rank": args.rank,
-            "mixup.formulation": args.formulation, "search.max_steps": args.max_steps})
-        settings = load_engine_settings(engine_config_path(cfg), args.overrides)
+            "mixup.formulation": args.formulation, "search.max_steps": args.max_steps,
+            "search.alpha_every": args.alpha_every})
+        settings = run_engine_settings(cfg, args.overrides)
         from agwm.search import run_search
 
         metrics = run_search(cfg, settings)

@@ -100,3 +100,36 @@ def test_search_runs_with_every_hypergradient(hypergrad, glue_dir, tiny_model_di
     runpy.run_path(str(REPO / "scripts" / "search.py"), run_name="__main__")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["hypergrad"] == hypergrad and metrics["folds"][0]["iterations"] == 2
+
+
+def test_alpha_every_steps_alpha_once_every_n_inner_steps(glue_dir, tiny_model_dir, tmp_path, monkeypatch):
+    """``--alpha-every 3 --max-steps 2``: 6 inner steps, A moves after steps 3 and 6 only (log.csv's a_mean)."""
+    import csv
+    import json
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["search.py", "--report-to", "csv", "--task", "stsb", "--data-dir", glue_dir,
+                                      "--train-size", "64", "--model", tiny_model_dir, "--output-dir", str(out),
+                                      "--folds", "1", "--max-steps", "2", "--alpha-every", "3",
+                                      "search.alpha_lr=0.05", "search.alpha_warmup_ratio=0"])
+    runpy.run_path(str(REPO / "scripts" / "search.py"), run_name="__main__")
+    assert json.loads((out / "metrics.json").read_text())["folds"][0]["iterations"] == 6
+    with open(out / "log.csv") as f:
+        a_mean = [float(row["value"]) for row in csv.DictReader(f) if row["name"] == "a_mean"]
+    moved = [i + 1 for i in range(1, 6) if a_mean[i] != a_mean[i - 1]]  # a_mean[i] is logged after step i + 1
+    assert len(a_mean) == 6 and moved == [3, 6]
+
+
+def test_alpha_every_sets_unroll_steps_and_refuses_a_conflict(tmp_path):
+    from agwm.config import build_run_config
+    from agwm.engine_settings import run_engine_settings
+    from agwm.settings import ConfigError
+
+    cfg = build_run_config({"task": "stsb"}, ["search.alpha_every=5"])
+    assert run_engine_settings(cfg).inner.unroll_steps == 5
+    assert run_engine_settings(cfg, ["inner.unroll_steps=5"]).inner.unroll_steps == 5
+    assert run_engine_settings(build_run_config({"task": "stsb"}, [])).inner.unroll_steps == 1
+    with pytest.raises(ConfigError, match="search.alpha_every=5 is not allowed with inner.unroll_steps=2"):
+        run_engine_settings(cfg, ["inner.unroll_steps=2"])
+    with pytest.raises(ConfigError, match="search.alpha_every=0 is not allowed: at least 1"):
+        build_run_config({"task": "stsb"}, ["search.alpha_every=0"])
