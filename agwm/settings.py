@@ -152,7 +152,8 @@ FLAGS = {
     "validation_split": "--validation-split", "seed": "--seed", "data_dir": "--data-dir",
     "model": "--model", "output_dir": "--output-dir", "overwrite": "--overwrite", "hypergrad": "--hypergrad",
     "engine_config": "--engine-config", "search.folds": "--folds", "search.split_ratio": "--split-ratio",
-    "search.max_steps": "--max-steps", "search.alpha_every": "--alpha-every", "search.problem": "--problem", "mixup.rank": "--rank",
+    "search.max_steps": "--max-steps", "search.alpha_every": "--alpha-every", "search.problem": "--problem",
+    "mixup.rank": "--rank",
     "mixup.formulation": "--formulation", "max_length": "--max-length", "batch_size": "--batch-size",
     "device": "--device", "finetune.method": "--method", "report_to": "--report-to",
 }
