@@ -260,15 +260,34 @@ def results_lock(results: str):
         yield
 
 
-def run_grid(grid: Grid, workers: int = 1) -> tuple[int, int]:
-    """Run what is missing from ``grid.results``, holding its lock; returns (runs done now, runs skipped)."""
+@dataclass
+class RayOptions:
+    """How :func:`run_grid` runs on Ray (:mod:`agwm.ray_grid`): on the cluster at ``address``, or on
+    a local Ray of ``workers`` x ``cpus_per_run`` CPUs; each run's request; retries of a dead worker."""
+    address: str | None = None
+    cpus_per_run: float = 1
+    gpus_per_run: float = 0
+    retries: int = 2
+
+
+def run_grid(grid: Grid, workers: int = 1, ray: RayOptions | None = None) -> tuple[int, int]:
+    """Run what is missing from ``grid.results``, holding its lock, in this process (``workers`` 1),
+    a pool of ``workers`` processes, or as Ray tasks (``ray``); returns (runs done now, runs skipped)."""
     if workers < 1:
         raise ConfigError(f"--workers {workers} is not allowed: at least 1")
+    if ray is not None:
+        for flag, value, minimum in (("--cpus-per-run", ray.cpus_per_run, 0), ("--gpus-per-run", ray.gpus_per_run, 0),
+                                     ("--retries", ray.retries, 0)):
+            if not value >= minimum:
+                raise ConfigError(f"{flag} {value} is not allowed: at least {minimum}")
+        from .ray_grid import import_ray
+
+        import_ray()  # not installed: stop before any run
     with results_lock(grid.results):
-        return _run_missing(grid, workers)
+        return _run_missing(grid, workers, ray)
 
 
-def _run_missing(grid: Grid, workers: int) -> tuple[int, int]:
+def _run_missing(grid: Grid, workers: int, ray: RayOptions | None) -> tuple[int, int]:
     runs = grid.runs()
     recorded = {r["key"]: r for r in read_records(grid.results)}
     for run in runs:
@@ -279,15 +298,26 @@ def _run_missing(grid: Grid, workers: int) -> tuple[int, int]:
                                   f"({', '.join(changed[:4])}); give the entry a new name or remove its records")
     pending = [r for r in runs if r.key not in recorded]
     progress = tqdm(total=len(pending), desc="grid")
-    if workers == 1:
-        for run in pending:
-            append_record(grid.results, execute(run))
-            progress.update(1)
-    else:
-        # spawned, not forked: a forked child cannot use CUDA that its parent has initialised
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for future in as_completed([pool.submit(execute, run) for run in pending]):
-                append_record(grid.results, future.result())
-                progress.update(1)
-    progress.close()
+
+    def record(result: dict) -> None:
+        append_record(grid.results, result)
+        progress.update(1)
+
+    try:
+        if ray is not None:
+            from .ray_grid import run_on_ray
+
+            run_on_ray(pending, execute, record, address=ray.address,
+                       local_cpus=max(1, round(workers * ray.cpus_per_run)), cpus_per_run=ray.cpus_per_run,
+                       gpus_per_run=ray.gpus_per_run, retries=ray.retries)
+        elif workers == 1:
+            for run in pending:
+                record(execute(run))
+        else:
+            # spawned, not forked: a forked child cannot use CUDA that its parent has initialised
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                for future in as_completed([pool.submit(execute, run) for run in pending]):
+                    record(future.result())
+    finally:
+        progress.close()
     return len(pending), len(runs) - len(pending)
