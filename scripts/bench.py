@@ -12,11 +12,20 @@ resident set before the model was built.
 
     python scripts/bench.py                       # the bundled all-MiniLM-L6-v2, on this machine
     python scripts/bench.py --random-init --device cuda   # same shape, random weights (no files)
+    python scripts/bench.py --scaling --output-dir results/bench/scaling-cpu   # cost against the shape
+
+``--scaling`` times every configuration on random-initialised models of the default model's
+architecture, one shape setting changed at a time (``SCALING``: layers, hidden width with 64-wide
+heads and a 4x feed-forward, sequence length); at each point the configurations run one after
+another in one process (all of a wide model's at once would not fit), vanilla first and last.
+It writes ``scaling.md`` (times, ratios to vanilla, and the fitted exponent b of time ~ x^b per
+axis) and ``scaling-<axis>.png`` (log-log); ``--layers``, ``--hidden``, ``--lengths`` set the points.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import ctypes
 import gc
 import json
@@ -26,6 +35,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -46,12 +56,18 @@ SEARCHES = {  # configuration: (engine YAML, overrides)
     "search-reverse-T5": ("reverse", ["inner.unroll_steps=5"]),
     "search-neumann": ("neumann", []), "search-cg": ("cg", [])}
 CONFIGS = ("vanilla", "mixup", *SEARCHES)
+SCALING = {"layers": [2, 4, 6, 12], "hidden": [384, 768, 1024], "length": [32, 64, 128, 256]}  # the defaults
+SCALING_FLAGS = {"layers": "layers", "hidden": "hidden", "length": "lengths"}  # --length is the batch's
+SCALING_CONFIGS = ("vanilla", "mixup", "search-darts", "search-opt_darts", "search-sama", "search-reverse",
+                   "search-neumann", "search-cg")
 
 
 def build(args, mixup: bool):
     torch.manual_seed(0)
     path = args.model or default_model()
-    if args.random_init:
+    if getattr(args, "shape", None) is not None:
+        model = AutoModelForSequenceClassification.from_config(args.shape)
+    elif args.random_init:
         model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path, num_labels=2))
     else:
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
@@ -152,6 +168,90 @@ def memory_probe(name: str, args) -> float:
     return (peak - before) / 2**20
 
 
+def shaped(base, axis: str, value: int):
+    """``base`` (a model config) with one shape setting changed: ``layers``, or ``hidden`` (heads of
+    64, feed-forward 4 x hidden); ``length`` leaves it as it is."""
+    config = copy.deepcopy(base)
+    if axis == "layers":
+        config.num_hidden_layers = value
+    elif axis == "hidden":
+        config.hidden_size, config.num_attention_heads, config.intermediate_size = value, value // 64, 4 * value
+    return config
+
+
+def time_one(name: str, args) -> float:
+    step = make_step(name, args)
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.rounds):
+        synchronize(args.device)
+        start = time.perf_counter()
+        step()
+        synchronize(args.device)
+        times.append(time.perf_counter() - start)
+    del step
+    gc.collect()
+    return statistics.median(times)
+
+
+def scaling(args) -> list[dict]:
+    """One row per axis point: the axis, its value, each configuration's median seconds, and
+    ``vanilla_after`` (vanilla timed again last: how much the machine drifted within the point)."""
+    base = AutoConfig.from_pretrained(args.model or default_model(), num_labels=2)
+    rows = []
+    for axis in SCALING:
+        for value in getattr(args, SCALING_FLAGS[axis]):
+            point = copy.copy(args)
+            point.shape, point.length = shaped(base, axis, value), value if axis == "length" else args.length
+            times = {name: time_one(name, point) for name in args.configs}
+            rows.append({"axis": axis, "value": value, **times, "vanilla_after": time_one("vanilla", point)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def exponent(xs: list[float], ys: list[float]) -> float:
+    """b of the least-squares fit log y = a + b log x."""
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+
+
+def scaling_report(rows: list[dict], configs: list[str], header: str) -> str:
+    lines = [header, ""]
+    for axis in SCALING:
+        points = [r for r in rows if r["axis"] == axis]
+        lines += [f"### {axis}", "", "| " + " | ".join([axis, *configs, "vanilla again"]) + " |",
+                  "|" + "---|" * (len(configs) + 2)]
+        for r in points:
+            cells = [f"{r[c]:.3g} s" if c == "vanilla" else f"{r[c]:.3g} s ({r[c] / r['vanilla']:.2f}x)"
+                     for c in configs]
+            lines.append(f"| {r['value']} | " + " | ".join(cells) + f" | {r['vanilla_after']:.3g} s |")
+        xs = [r["value"] for r in points]
+        fits = [f"{exponent(xs, [r[c] for r in points]):.2f}" for c in configs]
+        ratio_fits = [f"{exponent(xs, [r[c] / r['vanilla'] for r in points]):+.2f}" for c in configs]
+        lines += [f"| exponent b (time ~ {axis}^b) | " + " | ".join(fits) + " | |",
+                  "| exponent of time / vanilla | " + " | ".join(ratio_fits) + " | |", ""]
+    return "\n".join(lines)
+
+
+def plot_scaling(rows: list[dict], configs: list[str], folder: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for axis in SCALING:
+        points = [r for r in rows if r["axis"] == axis]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for c in configs:
+            ax.loglog([r["value"] for r in points], [r[c] for r in points], marker="o", label=c)
+        ax.set_xlabel(axis)
+        ax.set_ylabel("seconds per step or outer iteration")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(folder, f"scaling-{axis}.png"), dpi=120)
+        plt.close(fig)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None)
@@ -162,8 +262,18 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    p.add_argument("--scaling", action="store_true",
+                   help="time the configurations against layers, width and length (random weights)")
+    p.add_argument("--output-dir", default=None, help="with --scaling: where scaling.md and the plots go")
+    for axis, values in SCALING.items():
+        p.add_argument(f"--{SCALING_FLAGS[axis]}", type=int, nargs="+", default=values,
+                       help=f"with --scaling: the {axis} points (default {' '.join(map(str, values))})")
     p.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.scaling and args.output_dir is None:
+        p.error("--scaling needs --output-dir")
+    if args.scaling and "--configs" not in sys.argv:
+        args.configs = list(SCALING_CONFIGS)
     require_at_least(p, args, {"batch_size": 1, "length": 1, "rounds": 1, "warmup": 0})
     if "vanilla" not in args.configs:
         p.error(f"--configs {' '.join(args.configs)} is not allowed: must include vanilla (the ratios' denominator)")
@@ -174,6 +284,19 @@ def main() -> None:
     if args.device.type == "cpu":
         torch.set_num_threads(os.cpu_count())
 
+    if args.scaling:
+        os.makedirs(args.output_dir, exist_ok=True)
+        rows = scaling(args)
+        header = (f"machine: {machine_description(args.device)}; batch {args.batch_size}; length {args.length} "
+                  f"(but on the length axis); median of {args.rounds} rounds after {args.warmup} warm-up; random "
+                  "weights; a search-X cell is one outer iteration (one inner step and the outer step)")
+        with open(os.path.join(args.output_dir, "scaling.md"), "w") as f:
+            f.write(scaling_report(rows, args.configs, header) + "\n")
+        with open(os.path.join(args.output_dir, "scaling.jsonl"), "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        plot_scaling(rows, args.configs, args.output_dir)
+        print(f"{args.output_dir}/scaling.md, scaling.jsonl, scaling-<axis>.png")
+        return
     if args.memory_probe:
         print(json.dumps({"peak_mib": memory_probe(args.memory_probe, args)}))
         return

@@ -42,6 +42,29 @@ def test_bench_times_and_measures_every_configuration_against_vanilla(tiny_model
 
 
 @pytest.mark.slow
+def test_bench_scaling_times_each_point_and_fits_an_exponent_per_axis(tiny_model_dir, tmp_path):
+    done = run_bench("bench.py", "--scaling", "--model", tiny_model_dir, "--output-dir", str(tmp_path),
+                     "--device", "cpu", "--batch-size", "2", "--length", "8", "--rounds", "1", "--warmup", "0",
+                     "--layers", "1", "2", "--hidden", "64", "128", "--lengths", "8", "16",
+                     "--configs", "vanilla", "mixup", "search-darts")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in (tmp_path / "scaling.jsonl").read_text().splitlines()]
+    assert [(r["axis"], r["value"]) for r in rows] == [("layers", 1), ("layers", 2), ("hidden", 64),
+                                                        ("hidden", 128), ("length", 8), ("length", 16)]
+    assert all(r[c] > 0 for r in rows for c in ("vanilla", "mixup", "search-darts", "vanilla_after"))
+    report = (tmp_path / "scaling.md").read_text()
+    import math
+
+    for axis in ("layers", "hidden", "length"):
+        points = [r for r in rows if r["axis"] == axis]
+        (x1, x2), (y1, y2) = [p["value"] for p in points], [p["search-darts"] for p in points]
+        slope = math.log(y2 / y1) / math.log(x2 / x1)  # two points: the fit is the line through them
+        fitted = report.split(f"### {axis}")[1].split("exponent b")[1].split("\n")[0]
+        assert f"{slope:.2f}" == fitted.split("|")[-3].strip(), fitted
+        assert (tmp_path / f"scaling-{axis}.png").stat().st_size > 0
+
+
+@pytest.mark.slow
 def test_bench_speed_probe_prints_step_and_probe_ratios_against_its_first_row():
     done = run_bench("bench_speed_probe.py", "--threads", "1", "--batch-size", "2", "--length", "8", "--rounds", "1")
     assert done.returncode == 0, done.stderr
