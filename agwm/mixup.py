@@ -123,10 +123,17 @@ def mixing_means(A: torch.Tensor, B: torch.Tensor, rank: int, formulation: str =
     """The means over all entries of alpha = A B / r and of the W0 weight, (1 - A)(1 - B) / r
     (factored) or 1 - alpha (convex), without forming them: mean_ij (A B)_ij = sum_k mean_i A_ik
     mean_j B_kj."""
-    alpha = ((A.mean(0) @ B.mean(1)) / rank).item()
+    alpha, w0_weight = mixing_mean_tensors(A, B, rank, formulation)
+    return alpha.item(), w0_weight.item()
+
+
+def mixing_mean_tensors(A: torch.Tensor, B: torch.Tensor, rank: int,
+                        formulation: str = "factored") -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`mixing_means` as 0-d tensors on A's device (no host sync)."""
+    alpha = (A.mean(0) @ B.mean(1)) / rank
     if formulation == "convex":
         return alpha, 1.0 - alpha
-    return alpha, (((1 - A).mean(0) @ (1 - B).mean(1)) / rank).item()
+    return alpha, ((1 - A).mean(0) @ (1 - B).mean(1)) / rank
 
 
 def mixup_layers(model: nn.Module) -> Iterator[tuple[str, MixupLinear]]:

@@ -38,7 +38,7 @@ from .mixup import (
     alpha_parameters,
     alpha_state_dict,
     load_alpha_state,
-    mixing_means,
+    mixing_mean_tensors,
     mixup_layers,
     project_alphas,
     save_alphas,
@@ -68,13 +68,33 @@ class ProgressEngine(Engine):
 
 def alpha_summary(model) -> dict[str, float]:
     """Means over all layers of A, B, alpha = A B / r and of the W0 weight (see :func:`mixing_means`)."""
+    return dict(zip(SUMMARY_KEYS, alpha_summary_tensor(model).tolist()))
+
+
+SUMMARY_KEYS = ("a_mean", "b_mean", "alpha_mean", "w0_weight_mean")
+
+
+@torch.no_grad()
+def alpha_summary_tensor(model) -> torch.Tensor:
+    """:func:`alpha_summary`'s values, in ``SUMMARY_KEYS`` order, as one tensor on the model's device."""
     layers = [layer for _, layer in mixup_layers(model)]
+    a = torch.cat([layer.A.flatten() for layer in layers])
+    b = torch.cat([layer.B.flatten() for layer in layers])
+    alpha, w0_weight = zip(*(mixing_mean_tensors(layer.A, layer.B, layer.rank, layer.formulation)
+                             for layer in layers))
+    return torch.stack([a.mean(), b.mean(), torch.stack(alpha).mean(), torch.stack(w0_weight).mean()])
+
+
+def step_values(problems, model) -> dict[str, float]:
+    """The step's losses (``<level>_loss``), :func:`alpha_summary` and ``alpha_in_box`` (1.0 when every
+    A, B entry is finite and in [0, 1]), read from the device in one transfer."""
+    losses = {f"{p.name}_loss": p.last_loss_tensor for p in problems if p.last_loss_tensor is not None}
     with torch.no_grad():
-        a = torch.cat([layer.A.flatten() for layer in layers])
-        b = torch.cat([layer.B.flatten() for layer in layers])
-        alpha, w0_weight = zip(*(mixing_means(layer.A, layer.B, layer.rank, layer.formulation) for layer in layers))
-    return {"a_mean": a.mean().item(), "b_mean": b.mean().item(),
-            "alpha_mean": sum(alpha) / len(alpha), "w0_weight_mean": sum(w0_weight) / len(w0_weight)}
+        flat = torch.cat([p.flatten() for p in alpha_parameters(model)])
+        in_box = torch.isfinite(flat).all() & (flat.min() >= 0) & (flat.max() <= 1)
+        values = torch.cat([torch.stack([t.float() for t in losses.values()]) if losses else flat[:0],
+                            alpha_summary_tensor(model), in_box.float()[None]]).tolist()
+    return dict(zip([*losses, *SUMMARY_KEYS, "alpha_in_box"], values))
 
 
 def _inner_problem(cfg: RunConfig, settings: EngineSettings, data: RunData, model, fold, train_idx):
@@ -142,13 +162,15 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
     losses: dict[str, float] = {}
 
     def on_step(step: int) -> None:
+        values = step_values(problems, model)  # one device-to-host transfer a step
         for p in problems:
-            if p.last_loss is not None:
-                check_loss(p.last_loss, f"search ({p.name} level)", step, "try smaller search.w_lr / search.alpha_lr")
-        check_box(alpha_parameters(model), "search", step)
-        losses.update({f"{p.name}_loss": p.last_loss for p in problems if p.last_loss is not None})
+            if f"{p.name}_loss" in values:
+                check_loss(values[f"{p.name}_loss"], f"search ({p.name} level)", step,
+                           "try smaller search.w_lr / search.alpha_lr")
+        check_box(values.pop("alpha_in_box") == 1.0, "search", step)
+        losses.update({k: v for k, v in values.items() if k.endswith("_loss")})
         losses.update({"neumann_alpha": p.neumann_alpha_used for p in problems if hasattr(p, "neumann_alpha_used")})
-        log("search", fold, step, **losses, **alpha_summary(model))
+        log("search", fold, step, **losses, **{k: values[k] for k in SUMMARY_KEYS})
         progress.update(1)
         progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
 

@@ -72,7 +72,7 @@ class LevelProblem(ImplicitProblem):
         self.loss_fn = loss_fn
         self._own_parameters = list(parameters)
         self.projection = projection
-        self.last_loss: float | None = None
+        self.last_loss_tensor: torch.Tensor | None = None  # the last training loss, detached, on the device
         self.step_history: deque[StepRecord] = deque(maxlen=1)
         self.last_hypergradient: list[torch.Tensor] | None = None
         self._rng_before_loss = None
@@ -101,12 +101,23 @@ class LevelProblem(ImplicitProblem):
             return 0
         return STEPS_KEPT.get(self.config.type, lambda config: 0)(self.config)
 
+    @property
+    def last_loss(self) -> float | None:
+        """The last training loss as a number (reading it waits for the device)."""
+        return None if self.last_loss_tensor is None else self.last_loss_tensor.item()
+
     def get_loss(self, batch):
+        """Betty's ``get_loss`` without its ``loss.item()``: the loss stays on the device
+        (``last_loss_tensor``) until someone reads it, so a step does not wait for the GPU."""
         if self._steps_kept():
             self._rng_before_loss = rng_state()
-        loss, loss_dict = super().get_loss(batch)
-        self.last_loss = loss_dict["loss"]
-        return loss, loss_dict
+        loss = self.training_step_exec(batch)
+        if isinstance(loss, dict):  # Betty's other form: {"loss": ..., more to log}
+            loss = loss["loss"]
+        self.last_loss_tensor = loss.detach()
+        if self.scaler is not None:
+            loss = self.scaler.scale(loss)
+        return loss / self.gas, {"loss": self.last_loss_tensor}
 
     def optimizer_step(self, *args, **kwargs):
         kept = self._steps_kept()

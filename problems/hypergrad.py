@@ -85,23 +85,23 @@ def _finite_difference(curr, prev, weights, direction, radius, batch, rng) -> li
     eps = radius / ||u||, at w = ``weights`` on ``batch`` with the random state ``rng`` replayed for
     both passes; the inner weights and the random state are put back afterwards."""
     params, outer = curr.trainable_parameters(), prev.trainable_parameters()
-    eps = radius / (to_vec(direction).norm().item() + 1e-12)
+    # eps stays a device tensor and the copies are foreach ops: no host sync, few kernel launches
+    eps = radius / (torch.linalg.vector_norm(torch.stack(torch._foreach_norm(direction))) + 1e-12)
+    step = torch._foreach_mul(direction, eps)
     now = [p.detach().clone() for p in params]
     rng_now = rng_state()
 
     def outer_grad_at(sign: float) -> list[torch.Tensor]:
         with torch.no_grad():
-            for p, w, u in zip(params, weights, direction):
-                p.copy_(w + sign * eps * u)
+            torch._foreach_copy_(params, torch._foreach_add(weights, step, alpha=sign))
         set_rng_state(rng)
         return _grad(curr.training_step_exec(batch), outer)
 
     grad_plus, grad_minus = outer_grad_at(+1.0), outer_grad_at(-1.0)
     with torch.no_grad():
-        for p, w in zip(params, now):
-            p.copy_(w)
+        torch._foreach_copy_(params, now)
     set_rng_state(rng_now)
-    return [-(gp - gm) / (2 * eps) for gp, gm in zip(grad_plus, grad_minus)]
+    return torch._foreach_mul(torch._foreach_sub(grad_minus, grad_plus), 0.5 / eps)
 
 
 def darts(vector, curr, prev, sync):
