@@ -31,3 +31,8 @@ def machine_description(device: torch.device) -> str:
     """The processor a run ran on, e.g. ``x86_64 CPU, 2 cores, torch 2.13.0+cpu``."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     return f"{platform.machine()} {name}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def autocast(enabled: bool, device: torch.device):
+    """bfloat16 autocast on ``device`` when ``enabled`` (a run's ``bf16``), else a no-op."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)

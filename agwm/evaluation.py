@@ -30,7 +30,7 @@ def predict(model: nn.Module, task: Task, dataset: Dataset, tokenizer, batch_siz
     logits, labels = [], []
     batches = make_loader(dataset, tokenizer, batch_size, shuffle=False, device=device_of(model))
     for batch in tqdm(batches, desc="predict", leave=False):
-        logits.append(model(**{k: v for k, v in batch.items() if k != "labels"}).logits)
+        logits.append(model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float())
         if "labels" in batch:
             labels.append(batch["labels"])
     model.train()

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .artefacts import check_alphas, check_start_weights
 from .averaging import UniformSoup
 from .data import stream_seed, tokenize
-from .devices import resolve_device
+from .devices import autocast, resolve_device
 from .evaluation import evaluate, predict
 from .guards import check_loss
 from .logs import RunLog
@@ -89,7 +89,8 @@ def train(cfg: RunConfig, data, recipe, log: RunLog, alphas: str | None = None, 
     with tqdm(total=steps, desc=desc) as progress:
         while step < steps:
             for batch in batches:
-                loss = recipe.loss(model, batch)
+                with autocast(cfg.bf16, data.device):
+                    loss = recipe.loss(model, batch)
                 loss.backward()
                 recipe.before_step()
                 optimizer.step()
@@ -150,13 +151,15 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
         for member in range(cfg.soup.members):
             model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights, member)
             soup.add(model.state_dict())
-            extra.setdefault("member_scores", []).append(
-                evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size)["score"])
+            with autocast(cfg.bf16, data.device):
+                member_score = evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size)["score"]
+            extra.setdefault("member_scores", []).append(member_score)
         model.load_state_dict(soup.average())
     else:
         model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights)
     train_time = time.perf_counter() - start
-    predictions = predict(model, data.task, dev, data.tokenizer, f.eval_batch_size)
+    with autocast(cfg.bf16, data.device):
+        predictions = predict(model, data.task, dev, data.tokenizer, f.eval_batch_size)
     dev_metrics = compute_metrics(data.task, predictions.values, predictions.labels)
     log("finetune", 0, steps, **{f"validation_{k}": v for k, v in dev_metrics.items()
                                  if k != "score" and isinstance(v, float)})
@@ -166,8 +169,10 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
                           predictions)
     if data.examples.test is not None:
         test = tokenize(data.examples.test, data.task, data.tokenizer, cfg.max_length)
+        with autocast(cfg.bf16, data.device):
+            test_predictions = predict(model, data.task, test, data.tokenizer, f.eval_batch_size)
         write_predictions(os.path.join(out, TEST_PREDICTIONS_NAME), data.examples.test_rows, data.task,
-                          predict(model, data.task, test, data.tokenizer, f.eval_batch_size))
+                          test_predictions)
     if alpha_parameters(model):
         save_alphas(model, out)  # the alpha the model was finetuned with (learned, for joint)
     if save_model:

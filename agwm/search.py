@@ -30,7 +30,7 @@ from problems import AttentionProblem, JointProblem, TaskWeightProblem, attentio
 
 from .averaging import UniformSoup
 from .data import random_splits, stream_seed
-from .devices import resolve_device
+from .devices import autocast, resolve_device
 from .engine_settings import EngineSettings, engine_config_on
 from .guards import check_box, check_loss
 from .logs import RunLog
@@ -176,7 +176,8 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
 
     config = dataclasses.replace(settings.engine, train_iters=iterations)
     start = time.perf_counter()
-    with attention_kernels(settings.inner.type if cfg.search.problem == "bilevel" else None, data.device):
+    with attention_kernels(settings.inner.type if cfg.search.problem == "bilevel" else None, data.device), \
+            autocast(cfg.bf16, data.device):
         ProgressEngine(problems, config, dependencies, on_step).run()
     progress.close()
     summary = {"fold": fold, "iterations": iterations, **{f"final_{k}": v for k, v in losses.items()},

@@ -128,6 +128,7 @@ class RunConfig:
     max_length: int = 128
     batch_size: int = 16
     device: str = "auto"  # auto: the first CUDA device if there is one, else the CPU
+    bf16: bool = False  # forward passes of both phases under bfloat16 autocast (hypergradients stay float32)
     report_to: list | None = None  # csv, tensorboard, none; None: csv and tensorboard where it is installed
     hypergrad: str = "darts"
     engine_config: str | None = None  # a YAML path; None: engine_configs/<hypergrad>.yaml
@@ -155,5 +156,5 @@ FLAGS = {
     "search.max_steps": "--max-steps", "search.alpha_every": "--alpha-every", "search.problem": "--problem",
     "mixup.rank": "--rank",
     "mixup.formulation": "--formulation", "max_length": "--max-length", "batch_size": "--batch-size",
-    "device": "--device", "finetune.method": "--method", "report_to": "--report-to",
+    "device": "--device", "bf16": "--bf16", "finetune.method": "--method", "report_to": "--report-to",
 }

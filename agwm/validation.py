@@ -47,6 +47,8 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
     validate_reporters(cfg, _require)
     allowed_devices = device_allowed(cfg.device)
     _require(allowed_devices is None, "device", cfg.device, allowed_devices)
+    if cfg.bf16 and cfg.device != "cpu" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise ConfigError("--bf16 is not allowed on this GPU: it has no bfloat16 (torch.cuda.is_bf16_supported())")
     _require(cfg.hypergrad in HYPERGRADS, "hypergrad", cfg.hypergrad, f"one of {', '.join(HYPERGRADS)}")
     m, s, f = cfg.mixup, cfg.search, cfg.finetune
     _require(m.rank >= 1, "mixup.rank", m.rank, "at least 1")

@@ -149,7 +149,10 @@ class LevelProblem(ImplicitProblem):
         inner = list(lower.meta_trainable_parameters())
         grads = torch.autograd.grad(loss, list(params) + inner, allow_unused=True)
         vector = [torch.zeros_like(p) if g is None else g for g, p in zip(grads[len(params):], inner)]
-        indirect = jvp_fn_mapping[lower.config.type](vector, lower, self, False)
+        # in float32 under any autocast: a finite difference over a perturbation of relative size ~1e-5
+        # is below bfloat16's resolution (3 digits)
+        with torch.autocast(vector[0].device.type, enabled=False):
+            indirect = jvp_fn_mapping[lower.config.type](vector, lower, self, False)
         total = [ind if g is None else g + ind for g, ind in zip(grads[:len(params)], indirect)]
         self.last_hypergradient = [t.detach().clone() for t in total]
         self.set_grads(params, total)
