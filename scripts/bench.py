@@ -262,6 +262,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: every core)")
     p.add_argument("--scaling", action="store_true",
                    help="time the configurations against layers, width and length (random weights)")
     p.add_argument("--output-dir", default=None, help="with --scaling: where scaling.md and the plots go")
@@ -282,7 +283,7 @@ def main() -> None:
         p.error(f"--device {args.device} is not allowed: {allowed_devices}")
     args.device = resolve_device(args.device)
     if args.device.type == "cpu":
-        torch.set_num_threads(os.cpu_count())
+        torch.set_num_threads(args.threads or os.cpu_count())
 
     if args.scaling:
         os.makedirs(args.output_dir, exist_ok=True)
