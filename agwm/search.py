@@ -68,32 +68,34 @@ class ProgressEngine(Engine):
 
 def alpha_summary(model) -> dict[str, float]:
     """Means over all layers of A, B, alpha = A B / r and of the W0 weight (see :func:`mixing_means`)."""
-    return dict(zip(SUMMARY_KEYS, alpha_summary_tensor(model).tolist()))
+    return dict(zip(SUMMARY_KEYS, alpha_statistics(model)[:len(SUMMARY_KEYS)].tolist()))
 
 
 SUMMARY_KEYS = ("a_mean", "b_mean", "alpha_mean", "w0_weight_mean")
 
 
 @torch.no_grad()
-def alpha_summary_tensor(model) -> torch.Tensor:
-    """:func:`alpha_summary`'s values, in ``SUMMARY_KEYS`` order, as one tensor on the model's device."""
+def alpha_statistics(model) -> torch.Tensor:
+    """:func:`alpha_summary`'s values in ``SUMMARY_KEYS`` order, then 1.0 if every A, B entry is
+    finite and in [0, 1] (else 0.0), as one tensor on the model's device."""
     layers = [layer for _, layer in mixup_layers(model)]
     a = torch.cat([layer.A.flatten() for layer in layers])
     b = torch.cat([layer.B.flatten() for layer in layers])
     alpha, w0_weight = zip(*(mixing_mean_tensors(layer.A, layer.B, layer.rank, layer.formulation)
                              for layer in layers))
-    return torch.stack([a.mean(), b.mean(), torch.stack(alpha).mean(), torch.stack(w0_weight).mean()])
+    both = torch.cat([a, b])
+    in_box = torch.isfinite(both).all() & (both.min() >= 0) & (both.max() <= 1)
+    return torch.stack([a.mean(), b.mean(), torch.stack(alpha).mean(), torch.stack(w0_weight).mean(),
+                        in_box.to(a.dtype)])
 
 
 def step_values(problems, model) -> dict[str, float]:
     """The step's losses (``<level>_loss``), :func:`alpha_summary` and ``alpha_in_box`` (1.0 when every
     A, B entry is finite and in [0, 1]), read from the device in one transfer."""
-    losses = {f"{p.name}_loss": p.last_loss_tensor for p in problems if p.last_loss_tensor is not None}
-    with torch.no_grad():
-        flat = torch.cat([p.flatten() for p in alpha_parameters(model)])
-        in_box = torch.isfinite(flat).all() & (flat.min() >= 0) & (flat.max() <= 1)
-        values = torch.cat([torch.stack([t.float() for t in losses.values()]) if losses else flat[:0],
-                            alpha_summary_tensor(model), in_box.float()[None]]).tolist()
+    losses = {f"{p.name}_loss": p.last_loss_tensor.float() for p in problems if p.last_loss_tensor is not None}
+    statistics = alpha_statistics(model)
+    values = torch.cat([torch.stack(list(losses.values())).to(statistics) if losses else statistics[:0],
+                        statistics]).tolist()
     return dict(zip([*losses, *SUMMARY_KEYS, "alpha_in_box"], values))
 
 

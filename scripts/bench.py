@@ -129,6 +129,15 @@ class RepeatBatch:
             yield dict(self.data)
 
 
+def timed(step, device: torch.device) -> float:
+    """Seconds of one call of ``step``, the device's queued work waited for on both sides."""
+    synchronize(device)
+    start = time.perf_counter()
+    step()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
 def time_all(args) -> dict[str, float]:
     steps = {name: make_step(name, args) for name in args.configs}
     for _ in range(args.warmup):
@@ -137,11 +146,7 @@ def time_all(args) -> dict[str, float]:
     times = {name: [] for name in steps}
     for _ in range(args.rounds):
         for name, step in steps.items():
-            synchronize(args.device)
-            start = time.perf_counter()
-            step()
-            synchronize(args.device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(timed(step, args.device))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -183,13 +188,7 @@ def time_one(name: str, args) -> float:
     step = make_step(name, args)
     for _ in range(args.warmup):
         step()
-    times = []
-    for _ in range(args.rounds):
-        synchronize(args.device)
-        start = time.perf_counter()
-        step()
-        synchronize(args.device)
-        times.append(time.perf_counter() - start)
+    times = [timed(step, args.device) for _ in range(args.rounds)]
     del step
     gc.collect()
     return statistics.median(times)
@@ -261,7 +260,8 @@ def main() -> None:
     p.add_argument("--length", type=int, default=128)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    p.add_argument("--configs", nargs="+", default=None, choices=CONFIGS,
+                   help="default: all; with --scaling all but reverse-T2, -T5")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: every core)")
     p.add_argument("--scaling", action="store_true",
                    help="time the configurations against layers, width and length (random weights)")
@@ -273,8 +273,8 @@ def main() -> None:
     args = p.parse_args()
     if args.scaling and args.output_dir is None:
         p.error("--scaling needs --output-dir")
-    if args.scaling and "--configs" not in sys.argv:
-        args.configs = list(SCALING_CONFIGS)
+    if args.configs is None:
+        args.configs = list(SCALING_CONFIGS if args.scaling else CONFIGS)
     require_at_least(p, args, {"batch_size": 1, "length": 1, "rounds": 1, "warmup": 0})
     if "vanilla" not in args.configs:
         p.error(f"--configs {' '.join(args.configs)} is not allowed: must include vanilla (the ratios' denominator)")

@@ -24,9 +24,11 @@ def main() -> None:
                         '(pip install ".[ray]")')
     p.add_argument("--address", default=None,
                    help="with --executor ray: the Ray cluster to join (auto, or host:port); default a local Ray")
-    p.add_argument("--cpus-per-run", type=float, default=1, help="with --executor ray: each run's CPU request")
-    p.add_argument("--gpus-per-run", type=float, default=0, help="with --executor ray: each run's GPU request")
-    p.add_argument("--retries", type=int, default=2,
+    p.add_argument("--cpus-per-run", type=float, default=None,
+                   help="with --executor ray: each run's CPU request (default 1)")
+    p.add_argument("--gpus-per-run", type=float, default=None,
+                   help="with --executor ray: each run's GPU request (default 0)")
+    p.add_argument("--retries", type=int, default=None,
                    help="with --executor ray: reruns of a run whose worker died (default 2)")
     p.add_argument("--tasks", nargs="+", default=None, help="run only these of the grid's tasks (default: all)")
     p.add_argument("--sizes", type=int, nargs="+", default=None,
@@ -39,16 +41,14 @@ def main() -> None:
     def body() -> None:
         from agwm.grid import RayOptions, load_grid, part_of, run_grid
 
-        ray_flags = {"--address": args.address, "--cpus-per-run": args.cpus_per_run != 1,
-                     "--gpus-per-run": args.gpus_per_run != 0, "--retries": args.retries != 2}
-        if args.executor != "ray":
-            for flag, given in ray_flags.items():
-                if given:
-                    raise ConfigError(f"{flag} is not allowed with --executor process: it is for --executor ray")
+        given = {name: value for name in ("address", "cpus_per_run", "gpus_per_run", "retries")
+                 if (value := getattr(args, name)) is not None}  # the rest keep RayOptions' defaults
+        if args.executor != "ray" and given:
+            flag = "--" + next(iter(given)).replace("_", "-")
+            raise ConfigError(f"{flag} is not allowed with --executor process: it is for --executor ray")
         grid = load_grid(args.grid)
         grid = part_of(grid, args.tasks, args.sizes, args.methods, args.seeds)
-        ray = RayOptions(args.address, args.cpus_per_run, args.gpus_per_run, args.retries) \
-            if args.executor == "ray" else None
+        ray = RayOptions(**given) if args.executor == "ray" else None
         done, skipped = run_grid(grid, args.workers, ray)
         print(f"{done} runs done, {skipped} already in {grid.results}")
 
