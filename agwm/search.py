@@ -178,10 +178,9 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
 
     config = dataclasses.replace(settings.engine, train_iters=iterations)
     start = time.perf_counter()
-    with attention_kernels(settings.inner.type if cfg.search.problem == "bilevel" else None, data.device), \
-            autocast(cfg.bf16, data.device):
-        ProgressEngine(problems, config, dependencies, on_step).run()
-    progress.close()
+    with progress, attention_kernels(settings.inner.type if cfg.search.problem == "bilevel" else None,
+                                     data.device), autocast(cfg.bf16, data.device):
+        ProgressEngine(problems, config, dependencies, on_step).run()  # a failed run's error line after the bar
     summary = {"fold": fold, "iterations": iterations, **{f"final_{k}": v for k, v in losses.items()},
                **alpha_summary(model), "wall_time_s": time.perf_counter() - start}
     return model, summary

@@ -259,6 +259,19 @@ def test_a_huge_alpha_learning_rate_keeps_alpha_finite_and_in_its_box(stsb_dir, 
     assert max(moved) < 1 - 1e-3  # the step was huge: alpha moved, and was projected back into [0, 1]
 
 
+def test_an_attention_factor_outside_its_box_stops_the_search(stsb_dir, tiny_model_dir, tmp_path, monkeypatch,
+                                                              capsys):
+    import agwm.search
+
+    monkeypatch.setattr(agwm.search, "project_alphas", lambda alphas: None)  # nothing puts A, B back
+    out = tmp_path / "out"
+    args = ["--task", "stsb", "--data-dir", str(stsb_dir.parent), "--train-size", "16", "--model", tiny_model_dir,
+            "--output-dir", str(out), "--folds", "1", "--max-steps", "2", "search.alpha_lr=1e6",
+            "search.alpha_warmup_ratio=0"]
+    code, err = run_script("search.py", args, monkeypatch, capsys)
+    assert_one_line(code, err, 3, "search: an attention factor left [0, 1] or became NaN at step 1", out)
+
+
 def test_an_undefined_metric_is_null_with_its_reason_never_nan():
     task = get_task("stsb")
     metrics = compute_metrics(task, [2.5] * 5, [0.0, 1.0, 2.0, 3.0, 4.0])
