@@ -44,6 +44,7 @@ from agwm.devices import machine_description, resolve_device
 from agwm.engine_settings import engine_config_dir, engine_config_on, load_engine_settings
 from agwm.mixup import alpha_parameters, inject_mixup, project_alphas, task_parameters
 from agwm.optim import adamw
+from agwm.peak_memory import peak_mib_since, reset_peak
 from agwm.runtime import default_model, model_loss
 from agwm.search import ProgressEngine
 from agwm.speed import synchronize
@@ -150,27 +151,14 @@ def time_all(args) -> dict[str, float]:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
-
-
 def memory_probe(name: str, args) -> float:
     """Peak memory (MiB) of two steps (outer iterations) of ``name``, above what the process held before."""
-    on_cuda = args.device.type == "cuda"
-    if on_cuda:
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-    else:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM to the current resident set
-        before = rss_kib("VmRSS") * 1024
+    before = reset_peak(args.device)
     step = make_step(name, args)
     step()
     step()
     synchronize(args.device)
-    peak = torch.cuda.max_memory_allocated() if on_cuda else rss_kib("VmHWM") * 1024
-    return (peak - before) / 2**20
+    return peak_mib_since(args.device, before)
 
 
 def shaped(base, axis: str, value: int):

@@ -15,9 +15,7 @@ set above the point's, CPU; allocated, CUDA) of the method's call.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import gc
 import json
 import os
 import sys
@@ -31,6 +29,7 @@ from agwm.cli import main_guard, parser, run_config
 from agwm.data import random_splits, stream_seed
 from agwm.devices import machine_description, resolve_device
 from agwm.engine_settings import engine_config_dir, engine_config_on, load_engine_settings
+from agwm.peak_memory import peak_mib_since, reset_peak
 from agwm.runtime import build_model, load_run_data
 from agwm.search import ProgressEngine, _bilevel_problems, alpha_summary
 from agwm.speed import synchronize
@@ -43,27 +42,6 @@ METHODS = {  # row: (engine YAML, settings of the inner level for the call)
     REFERENCE: ("reverse", {"unroll_steps": 5}),
     "cg": ("cg", {}), "neumann": ("neumann", {}),
 }
-
-
-def rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
-
-
-def reset_peak(device) -> int:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        return torch.cuda.memory_allocated()
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed memory back, so the resident set is the point's
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets VmHWM to the current resident set
-    return rss_kib("VmRSS") * 1024
-
-
-def peak_since(device, before: int) -> float:
-    peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else rss_kib("VmHWM") * 1024
-    return (peak - before) / 2**20
 
 
 def take_inner_steps(inner, count: int) -> None:
@@ -106,7 +84,7 @@ def point_rows(cfg, data, device, at: int) -> list[dict]:
         seconds = time.perf_counter() - start
         total = torch.cat([(d + i).flatten() for d, i in zip(direct, indirect)]).detach().double()
         results[row] = {"total": total, "indirect": torch.cat([i.flatten() for i in indirect]).detach().double(),
-                        "seconds": seconds, "peak_mib": peak_since(device, before)}
+                        "seconds": seconds, "peak_mib": peak_mib_since(device, before)}
     reference, one_step = results[REFERENCE], results["reverse-T1"]
     rows = []
     for row, r in results.items():
