@@ -249,12 +249,12 @@ def seeds_needed(spread: float, resolution: float = 3.0, level: float = 0.95) ->
     return n
 
 
-def time_table(records: list[dict]) -> str:
-    """Each method's total wall time t over vanilla's t_v on the same (task, size, seed), the mean
-    ratio over those runs. Where both records carry a speed probe p of the same workload
-    (:mod:`agwm.speed`) the ratio is (t / p) / (t_v / p_v), which roughly cancels a difference in the
-    machine's speed between the two runs (``scripts/bench_speed_probe.py`` measures how roughly); the
-    last column counts those runs."""
+def time_ratios(records: list[dict]) -> tuple[dict, dict]:
+    """Each run's total wall time t over vanilla's t_v on the same (task, size, seed), by (method,
+    task, size). Where both records carry a speed probe p of the same workload (:mod:`agwm.speed`)
+    the ratio is (t / p) / (t_v / p_v), which roughly cancels a difference in the machine's speed
+    between the two runs (``scripts/bench_speed_probe.py`` measures how roughly). Also returns the
+    count of those corrected ratios by method."""
     runs = {(r["method"], r["task"], r["train_size"], r["seed"]): r for r in records}
     ratios: dict = defaultdict(list)
     corrected: dict = defaultdict(int)
@@ -267,11 +267,47 @@ def time_table(records: list[dict]) -> str:
         if workload is not None and workload == probe_workload(base):
             ratio *= base["speed_probe_s"] / r["speed_probe_s"]
             corrected[method] += 1
-        ratios[method].append(ratio)
+        ratios[(method, task, size)].append(ratio)
+    return ratios, corrected
+
+
+def time_table(records: list[dict]) -> str:
+    """Each method's mean time ratio to vanilla (:func:`time_ratios`) over all its paired runs; the
+    last column counts the speed-corrected ones."""
+    by_cell, corrected = time_ratios(records)
+    ratios: dict = defaultdict(list)
+    for (method, _, _), values in by_cell.items():
+        ratios[method] += values
     lines = ["| method | time / vanilla | runs | of them speed-corrected |", "|---|---|---|---|"]
     for method in in_order(ratios, [BASELINE]):
         lines.append(f"| {method} | {statistics.mean(ratios[method]):.2f}x | {len(ratios[method])} | "
                      f"{corrected[method]} |")
+    return "\n".join(lines)
+
+
+def size_time_table(records: list[dict]) -> str:
+    """Whole runs against the training-set size n, per method and task with two or more sizes: the
+    mean total wall time t at each n, the exponent b of the least-squares fit log t = a + b log n,
+    and the mean time ratio to vanilla at each n (:func:`time_ratios`). b = 1 is a cost linear in n."""
+    sizes = sorted({r["train_size"] for r in records})
+    seconds: dict = defaultdict(list)
+    for r in records:
+        seconds[(r["method"], r["task"], r["train_size"])].append(r["wall_time_s"]["total"])
+    ratios, _ = time_ratios(records)
+    lines = ["| method | task | " + " | ".join(f"s at {n}" for n in sizes) + " | b (t ~ n^b) | "
+             + " | ".join(f"/ vanilla at {n}" for n in sizes) + " |", "|---" * (2 + 2 * len(sizes) + 1) + "|"]
+    methods = in_order({r["method"] for r in records}, [BASELINE])
+    for method in methods:
+        for task in in_order({r["task"] for r in records}, list(TASKS)):
+            here = [n for n in sizes if seconds.get((method, task, n))]
+            if len(here) < 2:
+                continue
+            means = {n: statistics.mean(seconds[(method, task, n)]) for n in here}
+            b = statistics.linear_regression([math.log(n) for n in here], [math.log(means[n]) for n in here]).slope
+            times = [f"{means[n]:.0f}" if n in means else "-" for n in sizes]
+            shares = [f"{statistics.mean(ratios[(method, task, n)]):.2f}x" if ratios.get((method, task, n)) else "-"
+                      for n in sizes]
+            lines.append(f"| {method} | {task} | " + " | ".join(times) + f" | {b:.2f} | " + " | ".join(shares) + " |")
     return "\n".join(lines)
 
 
@@ -413,5 +449,8 @@ def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | 
         parts.append(f"## Alpha after the search\n\n{alpha_table(records)}\n")
     if has_baseline:
         parts.append(f"## Relative time\n\n{time_table(records)}\n")
+        if len(sizes) > 1:
+            parts.append("Whole runs against the training-set size (wall seconds are the machine's, "
+                         f"not speed-corrected):\n\n{size_time_table(records)}\n")
     parts.append("![score against size](score_vs_size.png)\n")
     return "\n".join(parts)

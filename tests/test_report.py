@@ -22,6 +22,7 @@ from agwm.report import (
     per_seed_table,
     score_table,
     seeds_needed,
+    size_time_table,
     time_table,
 )
 from agwm.speed import WORKLOAD
@@ -111,6 +112,18 @@ def test_time_ratios_compare_only_probes_of_the_same_workload():
     table = time_table(records).splitlines()
     assert "| mixup | 4.00x | 3 | 0 |" in table
     assert "| vanilla | 1.00x | 5 | 5 |" in table
+
+
+def test_whole_run_time_against_size_fits_the_exponent_per_method_and_task():
+    # vanilla linear in n, mixup 3x vanilla at 100 and 4x at 400: t = 30 * (n / 100)^b, b = log 5.33 / log 4
+    records = [record("vanilla", "rte", n, seed, 50.0, n / 10) for n in (100, 400) for seed in (1, 2)]
+    records += [record("mixup", "rte", 100, seed, 50.0, 30.0) for seed in (1, 2)]
+    records += [record("mixup", "rte", 400, 1, 50.0, 160.0), record("mixup", "stsb", 100, 1, 50.0, 5.0)]
+    table = size_time_table(records).splitlines()
+    assert table[0] == "| method | task | s at 100 | s at 400 | b (t ~ n^b) | / vanilla at 100 | / vanilla at 400 |"
+    assert table[2] == "| vanilla | rte | 10 | 40 | 1.00 | 1.00x | 1.00x |"
+    assert table[3] == f"| mixup | rte | 30 | 160 | {math.log(160 / 30) / math.log(4):.2f} | 3.00x | 4.00x |"
+    assert len(table) == 4  # stsb has one size: no fit
 
 
 def test_report_script_writes_markdown_and_plot(tmp_path, monkeypatch, capsys):
