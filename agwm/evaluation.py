@@ -11,7 +11,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import make_loader
-from .devices import device_of
+from .devices import autocast, device_of
 from .metrics import compute_metrics
 from .tasks import Task
 
@@ -24,13 +24,17 @@ class Predictions:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, task: Task, dataset: Dataset, tokenizer, batch_size: int) -> Predictions:
-    """The model's predictions on a tokenised ``dataset``, in its order."""
+def predict(model: nn.Module, task: Task, dataset: Dataset, tokenizer, batch_size: int,
+            bf16: bool = False) -> Predictions:
+    """The model's predictions on a tokenised ``dataset``, in its order; with ``bf16``, its forward
+    passes under bfloat16 autocast."""
     model.eval()
     logits, labels = [], []
-    batches = make_loader(dataset, tokenizer, batch_size, shuffle=False, device=device_of(model))
+    device = device_of(model)
+    batches = make_loader(dataset, tokenizer, batch_size, shuffle=False, device=device)
     for batch in tqdm(batches, desc="predict", leave=False):
-        logits.append(model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float())
+        with autocast(bf16, device):
+            logits.append(model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float())
         if "labels" in batch:
             labels.append(batch["labels"])
     model.train()
@@ -41,7 +45,8 @@ def predict(model: nn.Module, task: Task, dataset: Dataset, tokenizer, batch_siz
     return Predictions(logits.argmax(-1).cpu().numpy(), logits.float().softmax(-1).cpu().numpy(), gold)
 
 
-def evaluate(model: nn.Module, task: Task, dataset: Dataset, tokenizer, batch_size: int) -> dict:
+def evaluate(model: nn.Module, task: Task, dataset: Dataset, tokenizer, batch_size: int,
+             bf16: bool = False) -> dict:
     """Validation metrics of ``model`` (see :func:`agwm.metrics.compute_metrics`)."""
-    predictions = predict(model, task, dataset, tokenizer, batch_size)
+    predictions = predict(model, task, dataset, tokenizer, batch_size, bf16)
     return compute_metrics(task, predictions.values, predictions.labels)

@@ -151,15 +151,13 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
         for member in range(cfg.soup.members):
             model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights, member)
             soup.add(model.state_dict())
-            with autocast(cfg.bf16, data.device):
-                member_score = evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size)["score"]
+            member_score = evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size, cfg.bf16)["score"]
             extra.setdefault("member_scores", []).append(member_score)
         model.load_state_dict(soup.average())
     else:
         model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights)
     train_time = time.perf_counter() - start
-    with autocast(cfg.bf16, data.device):
-        predictions = predict(model, data.task, dev, data.tokenizer, f.eval_batch_size)
+    predictions = predict(model, data.task, dev, data.tokenizer, f.eval_batch_size, cfg.bf16)
     dev_metrics = compute_metrics(data.task, predictions.values, predictions.labels)
     log("finetune", 0, steps, **{f"validation_{k}": v for k, v in dev_metrics.items()
                                  if k != "score" and isinstance(v, float)})
@@ -169,8 +167,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
                           predictions)
     if data.examples.test is not None:
         test = tokenize(data.examples.test, data.task, data.tokenizer, cfg.max_length)
-        with autocast(cfg.bf16, data.device):
-            test_predictions = predict(model, data.task, test, data.tokenizer, f.eval_batch_size)
+        test_predictions = predict(model, data.task, test, data.tokenizer, f.eval_batch_size, cfg.bf16)
         write_predictions(os.path.join(out, TEST_PREDICTIONS_NAME), data.examples.test_rows, data.task,
                           test_predictions)
     if alpha_parameters(model):
