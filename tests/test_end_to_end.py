@@ -57,7 +57,8 @@ def test_darts_search_moves_alpha_inside_the_box(darts_search, initial_alphas):
     check_alphas_moved_inside_the_box(*darts_search, initial_alphas)
 
 
-@pytest.mark.parametrize("hypergrad, problem", [("neumann", "bilevel"), ("cg", "bilevel"), ("darts", "joint")])
+@pytest.mark.parametrize("hypergrad, problem", [("opt_darts", "bilevel"), ("sama", "bilevel"), ("reverse", "bilevel"),
+                                               ("neumann", "bilevel"), ("cg", "bilevel"), ("darts", "joint")])
 def test_other_searches_move_alpha_inside_the_box(hypergrad, problem, glue_dir, tmp_path, initial_alphas):
     metrics = search(glue_dir, tmp_path, hypergrad, problem)
     check_alphas_moved_inside_the_box(tmp_path, metrics, initial_alphas)
