@@ -36,8 +36,9 @@ def test_bench_times_and_measures_every_configuration_against_vanilla(tiny_model
                                         "search-cg"]
     seconds = {row[0]: float(row[1]) for row in rows}
     assert all(s > 0 for s in seconds.values())
-    for name, _, time_ratio, _, _ in rows:
-        assert float(time_ratio.rstrip("x")) == pytest.approx(seconds[name] / seconds["vanilla"], abs=0.01)
+    for name, _, time_ratio, _, _ in rows:  # seconds printed to 4 digits (relative 1e-3 on their ratio),
+        expected = seconds[name] / seconds["vanilla"]  # the ratio to 2 decimals
+        assert abs(float(time_ratio.rstrip("x")) - expected) <= 0.005 + 1e-3 * expected
     assert rows[0][2] == "1.00x" and rows[0][4] == "1.00x"
 
 
