@@ -8,7 +8,9 @@ import torch
 
 from agwm.config import build_run_config
 from agwm.engine_settings import run_engine_settings
+from agwm.evaluation import predict
 from agwm.finetune import run_finetune
+from agwm.runtime import build_model, load_run_data
 from agwm.search import run_search
 
 # A smoke run of the real default model: STS-B, 300 examples (240 trained on for 5 epochs, scored on the
@@ -72,3 +74,15 @@ def test_the_hypergradient_is_computed_without_autocast(glue_dir, tiny_model_dir
                            ["search.folds=1", "search.max_steps=2"])
     run_search(cfg, run_engine_settings(cfg))
     assert autocast_on == [False, False]  # two outer steps, each hypergradient in float32
+
+
+def test_predictions_run_under_autocast_only_with_bf16(glue_dir, tiny_model_dir, tmp_path):
+    cfg = build_run_config({"task": "stsb", "train_size": 16, "data_dir": glue_dir, "model": tiny_model_dir,
+                            "output_dir": str(tmp_path), "device": "cpu"})
+    data = load_run_data(cfg, torch.device("cpu"))
+    model = build_model(cfg, data.task, with_mixup=False, device=torch.device("cpu"))
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(torch.is_autocast_enabled("cpu")))
+    for bf16 in (False, True):
+        predict(model, data.task, data.train, data.tokenizer, 8, bf16)
+    assert seen == [False, False, True, True]  # two batches of 8 each time
