@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import sys
 
 import torch
 
@@ -14,11 +15,17 @@ def reset_peak(device: torch.device) -> int:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         return torch.cuda.memory_allocated()
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)  # give freed memory back, so the resident set is the stretch's
+    release_freed_memory()  # so the resident set is the stretch's
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM to the current resident set
     return _status_kib("VmRSS") * 1024
+
+
+def release_freed_memory() -> None:
+    """Collect garbage and hand the allocator's free pages back to the system (glibc's malloc_trim)."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def peak_mib_since(device: torch.device, before: int) -> float:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import ctypes
 import gc
 import json
 import os
@@ -44,7 +43,7 @@ from agwm.devices import machine_description, resolve_device
 from agwm.engine_settings import engine_config_dir, engine_config_on, load_engine_settings
 from agwm.mixup import alpha_parameters, inject_mixup, project_alphas, task_parameters
 from agwm.optim import adamw
-from agwm.peak_memory import peak_mib_since, reset_peak
+from agwm.peak_memory import peak_mib_since, release_freed_memory, reset_peak
 from agwm.runtime import default_model, model_loss
 from agwm.search import ProgressEngine
 from agwm.speed import synchronize
@@ -290,9 +289,7 @@ def main() -> None:
         print(json.dumps({"peak_mib": memory_probe(args.memory_probe, args)}))
         return
     medians = time_all(args)
-    gc.collect()  # the timed models are gone: give their memory back before the probes' subprocesses
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    release_freed_memory()  # the timed models are gone: give their memory back before the probes' subprocesses
     peaks = {}
     for name in args.configs:
         cmd = [sys.executable, __file__, "--memory-probe", name, "--device", str(args.device),
