@@ -70,9 +70,14 @@ def require_at_least(p: argparse.ArgumentParser, args: argparse.Namespace, minim
             p.error(f"--{dest.replace('_', '-')} {value} is not allowed: at least {least}")
 
 
-def main_guard(body: Callable[[], None]) -> None:
+RUN_STOPPED = "the run is incomplete and wrote no metrics.json"
+GRID_STOPPED = "the runs in progress were stopped and not recorded; the same command resumes"
+
+
+def main_guard(body: Callable[[], None], stopped: str = RUN_STOPPED) -> None:
     """Run ``body``; a bad setting or bad data ends the program with one line and exit code 2, a
-    run that diverged with one line and exit code 3, SIGINT / SIGTERM with one line and 130 / 143."""
+    run that diverged with one line and exit code 3, SIGINT / SIGTERM with one line (``stopped``
+    says what is left) and 130 / 143."""
     raise_on_signals()
     try:
         body()
@@ -84,5 +89,5 @@ def main_guard(body: Callable[[], None]) -> None:
         sys.exit(EXIT_FAILED)
     except (Interrupted, KeyboardInterrupt) as stop:
         name = stop.args[0] if isinstance(stop, Interrupted) else "SIGINT"
-        print(f"stopped by {name}: the run is incomplete and wrote no metrics.json", file=sys.stderr)
+        print(f"stopped by {name}: {stopped}", file=sys.stderr)
         sys.exit(getattr(stop, "code", 130))

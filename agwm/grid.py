@@ -10,11 +10,9 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
-import multiprocessing
 import os
 import socket
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -28,6 +26,7 @@ from .devices import resolve_device
 from .engine_settings import engine_config_on, run_engine_settings
 from .guards import RunFailed
 from .methods import METHODS
+from .process_pool import run_in_processes
 from .records import as_recorded, changed_settings
 from .settings import ConfigError, RunConfig
 from .speed import WORKLOAD as PROBE_WORKLOAD
@@ -314,10 +313,7 @@ def _run_missing(grid: Grid, workers: int, ray: RayOptions | None) -> tuple[int,
             for run in pending:
                 record(execute(run))
         else:
-            # spawned, not forked: a forked child cannot use CUDA that its parent has initialised
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                for future in as_completed([pool.submit(execute, run) for run in pending]):
-                    record(future.result())
+            run_in_processes(execute, pending, workers, record)
     finally:
         progress.close()
     return len(pending), len(runs) - len(pending)

@@ -11,7 +11,7 @@ skips the runs already recorded and runs the rest.
 
 import argparse
 
-from agwm.cli import main_guard
+from agwm.cli import GRID_STOPPED, main_guard
 from agwm.settings import ConfigError
 
 
@@ -52,7 +52,7 @@ def main() -> None:
         done, skipped = run_grid(grid, args.workers, ray)
         print(f"{done} runs done, {skipped} already in {grid.results}")
 
-    main_guard(body)
+    main_guard(body, GRID_STOPPED)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ selection.json beside the runs' records (results.jsonl).
 import argparse
 import os
 
-from agwm.cli import main_guard
+from agwm.cli import GRID_STOPPED, main_guard
 
 
 def main() -> None:
@@ -58,7 +58,7 @@ def main() -> None:
         result = run_selection(grid, args.methods, examples.task.metric, args.output_dir, args.workers, args.margin)
         print(result["text"])
 
-    main_guard(body)
+    main_guard(body, GRID_STOPPED)
 
 
 if __name__ == "__main__":

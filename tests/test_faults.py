@@ -1,7 +1,8 @@
 """No silent wrong results: bad data, bad artefacts and bad settings stop before any work with one
 line (exit 2); a run that diverges stops with one line (exit 3) and no metrics.json; an undefined
-metric is null with its reason; SIGINT and SIGTERM end a run with one line; two grid runners
-never share a results file; the same command twice gives the same scores and alphas."""
+metric is null with its reason; SIGINT and SIGTERM end a run (or a grid, its workers at once) with
+one line; two grid runners never share a results file; the same command twice gives the same
+scores and alphas."""
 
 import json
 import math
@@ -321,12 +322,58 @@ def test_an_interrupted_finetune_ends_with_one_line_and_no_metrics(signum, code,
     assert "Traceback" not in err and not (out / "metrics.json").exists()
 
 
-def test_two_grid_runners_on_one_results_file_never_both_run(glue_dir, tiny_model_dir, tmp_path):
-    grid = tmp_path / "grid.yaml"
-    results = tmp_path / "results.jsonl"
-    grid.write_text(f"tasks: [rte]\nsizes: [16]\nseeds: [1, 2]\ndata_dir: {glue_dir}\nmodel: {tiny_model_dir}\n"
+def children_of(pid: int) -> list[int]:
+    """The pids of the processes that ``pid`` started (Linux)."""
+    tasks = f"/proc/{pid}/task"
+    return [int(child) for task in os.listdir(tasks) for child in open(f"{tasks}/{task}/children").read().split()]
+
+
+def write_rte_grid(tmp_path, glue_dir, tiny_model_dir, seeds, overrides):
+    """A vanilla grid on 16 RTE examples of the tiny model; the paths of the grid file and its results."""
+    grid, results = tmp_path / "grid.yaml", tmp_path / "results.jsonl"
+    grid.write_text(f"tasks: [rte]\nsizes: [16]\nseeds: {seeds}\ndata_dir: {glue_dir}\nmodel: {tiny_model_dir}\n"
                     f"output_dir: {tmp_path / 'runs'}\nresults: {results}\n"
-                    "overrides: [finetune.epochs=1, report_to=none]\nmethods:\n  - name: vanilla\n")
+                    f"overrides: {overrides}\nmethods:\n  - name: vanilla\n")
+    return grid, results
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has ended)."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+def test_a_grid_stopped_by_sigterm_stops_its_workers_at_once(glue_dir, tiny_model_dir, tmp_path):
+    grid, results = write_rte_grid(tmp_path, glue_dir, tiny_model_dir, "[1, 2, 3]",
+                                   "[finetune.epochs=1000, report_to=csv]")
+    driver = run_in_background(str(REPO / "scripts" / "experiment.py"), "--grid", str(grid), "--workers", "2")
+    logs = [tmp_path / "runs" / "vanilla" / f"rte-16-s{seed}" / "finetune" / "log.csv" for seed in (1, 2, 3)]
+    try:
+        deadline = time.time() + 180
+        while sum(log.exists() and "finetune" in log.read_text() for log in logs) < 2:  # both workers training
+            assert driver.poll() is None and time.time() < deadline, driver.stderr.read() if driver.poll() else ""
+            time.sleep(0.5)
+        workers = children_of(driver.pid)
+        driver.send_signal(signal.SIGTERM)
+        _, err = driver.communicate(timeout=60)  # the old pool waited for 1000 epochs
+    finally:
+        driver.kill()
+    last = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "%|" not in line]
+    assert driver.returncode == 143, err
+    assert last[-1] == ("stopped by SIGTERM: the runs in progress were stopped and not recorded; the same command "
+                        "resumes"), err
+    assert "Traceback" not in err and (not results.exists() or results.read_text() == "")
+    deadline = time.time() + 10
+    while any(map(running, workers)) and time.time() < deadline:  # the resource tracker ends after the driver
+        time.sleep(0.2)
+    assert not any(map(running, workers))
+
+
+def test_two_grid_runners_on_one_results_file_never_both_run(glue_dir, tiny_model_dir, tmp_path):
+    grid, results = write_rte_grid(tmp_path, glue_dir, tiny_model_dir, "[1, 2]", "[finetune.epochs=1, report_to=none]")
     first = run_in_background(str(REPO / "scripts" / "experiment.py"), "--grid", str(grid))
     deadline = time.time() + 60
     while not (tmp_path / "results.jsonl.lock").exists():
