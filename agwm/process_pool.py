@@ -41,9 +41,8 @@ def _thread_lock_for_progress_bars() -> None:
 def _stop_now(pool: ProcessPoolExecutor) -> None:
     """Terminate the pool's workers (their calls are lost) and drop the calls not started."""
     processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before Python 3.14
-    pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
     for process in processes:
         process.join(timeout=10)
-    pool.shutdown(wait=True)  # the pool's thread sees its workers gone and closes its queues
+    pool.shutdown(wait=True, cancel_futures=True)  # the pool's thread sees its workers gone and closes its queues
