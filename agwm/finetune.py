@@ -11,6 +11,9 @@ projection onto [0, 1] after each step.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import math
 import os
 import time
 
@@ -21,9 +24,9 @@ from tqdm.auto import tqdm
 
 from .artefacts import check_alphas, check_start_weights
 from .averaging import UniformSoup
-from .data import stream_seed, tokenize
+from .data import random_splits, stream_seed, tokenize
 from .devices import autocast, resolve_device
-from .evaluation import evaluate, predict
+from .evaluation import Predictions, evaluate, predict
 from .guards import check_loss
 from .logs import RunLog
 from .metrics import compute_metrics
@@ -39,9 +42,9 @@ from .model_io import MIXUP_MODEL_DIR, save_mixup_model
 from .optim import steps_for, weights_and_alphas_optimizer
 from .outputs import TASK_WEIGHTS_NAME, check_output_dir, prepare_output_dir, write_metrics
 from .predictions import TEST_PREDICTIONS_NAME, VALIDATION_PREDICTIONS_NAME, write_predictions
-from .recipes import make_recipe
+from .recipes import ENCODER_METHODS, make_recipe
 from .records import write_resolved
-from .runtime import build_model, load_dev, load_run_data, loader, member_stream, set_aside_holdout
+from .runtime import build_model, default_model, load_run_data, loader, member_stream, set_aside_holdout
 from .settings import ConfigError, RunConfig
 
 
@@ -63,7 +66,7 @@ def load_start_weights(model, path: str) -> None:
 
 
 def train(cfg: RunConfig, data, recipe, log: RunLog, alphas: str | None = None, start_weights: str | None = None,
-          member: int = 0) -> tuple[nn.Module, int, float]:
+          member: int = 0, phase: str = "finetune") -> tuple[nn.Module, int, float]:
     """Build the model, let the recipe prepare it, train it; return the finished model, steps and
     last loss. Member ``member`` of a soup starts from the same model (head included: averaging
     needs one starting point) and takes its own data order and dropout streams."""
@@ -85,7 +88,7 @@ def train(cfg: RunConfig, data, recipe, log: RunLog, alphas: str | None = None, 
                                                         f.weight_decay, f.warmup_ratio, cfg.search)
     model.train()
     step, loss_value = 0, float("nan")
-    desc = "finetune" if f.method != "soup" else f"finetune member {member + 1}/{cfg.soup.members}"
+    desc = phase if f.method != "soup" else f"{phase} member {member + 1}/{cfg.soup.members}"
     with tqdm(total=steps, desc=desc) as progress:
         while step < steps:
             for batch in batches:
@@ -99,13 +102,66 @@ def train(cfg: RunConfig, data, recipe, log: RunLog, alphas: str | None = None, 
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step, loss_value = step + 1, loss.item()
-                check_loss(loss_value, "finetune", step, f"finetune.lr={f.lr}: try a smaller one")
-                log("finetune", member, step, train_loss=loss_value, lr=scheduler.get_last_lr()[0])
+                check_loss(loss_value, phase, step, f"finetune.lr={f.lr}: try a smaller one")
+                log(phase, member, step, train_loss=loss_value, lr=scheduler.get_last_lr()[0])
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss_value:.3f}")
                 if step == steps:
                     break
     return recipe.finished(model), steps, loss_value
+
+
+def choose_lr_and_epochs(cfg: RunConfig, data, log: RunLog) -> tuple[RunConfig, dict]:
+    """vanilla-tuned: train vanilla at every (lr, epochs) of ``tuned.lrs`` x ``tuned.epochs`` on the
+    training part of split 0 of the sample and score it on the held-out part (as agwm's defaults were
+    chosen); return ``cfg`` at the best (the first of equals, in that order) and every trial's score."""
+    train_idx, held_idx = random_splits(len(data.train), 1, cfg.search.split_ratio, cfg.seed)[0]
+    part, held = dataclasses.replace(data, train=data.train.select(train_idx)), data.train.select(held_idx)
+    trials = []
+    for k, (lr, epochs) in enumerate(itertools.product(cfg.tuned.lrs, cfg.tuned.epochs)):
+        trial = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, lr=lr, epochs=epochs))
+        model, _, _ = train(trial, part, make_recipe(trial), log, phase=f"tune{k}")
+        score = evaluate(model, data.task, held, data.tokenizer, cfg.finetune.eval_batch_size, cfg.bf16)["score"]
+        trials.append({"lr": lr, "epochs": epochs, "score": score})
+    best = max(trials, key=lambda t: -math.inf if t["score"] is None else t["score"])
+    chosen = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, lr=best["lr"], epochs=best["epochs"]))
+    return chosen, {"lr": best["lr"], "epochs": best["epochs"], "trials": trials,
+                    "train_rows": len(train_idx), "held_out_rows": len(held_idx)}
+
+
+class FinetunedModel:
+    """A model of the finetune loop, predicting examples as read (it tokenises them)."""
+
+    def __init__(self, model: nn.Module, cfg: RunConfig, data):
+        self.model, self.cfg, self.data = model, cfg, data
+
+    def predict(self, examples) -> Predictions:
+        d, cfg = self.data, self.cfg
+        return predict(self.model, d.task, tokenize(examples, d.task, d.tokenizer, cfg.max_length), d.tokenizer,
+                       cfg.finetune.eval_batch_size, cfg.bf16)
+
+    def save_pretrained(self, out: str) -> None:
+        """``model/``: the merged model and tokenizer (the peft adapter for prefix and prompt tuning);
+        with mixup layers also ``mixup_model/``, unmerged, to restore exactly."""
+        if alpha_parameters(self.model):
+            save_mixup_model(self.model, os.path.join(out, MIXUP_MODEL_DIR), self.data.tokenizer)
+        merged = merge_mixup(self.model)
+        merged.save_pretrained(os.path.join(out, "model"))
+        self.data.tokenizer.save_pretrained(os.path.join(out, "model"))
+
+
+def fit_encoder_method(cfg: RunConfig, data) -> tuple[object, dict]:
+    """probe or setfit (:mod:`agwm.baselines.sentence_encoder`) fitted on the sample as read."""
+    from .baselines.sentence_encoder import ProbeModel, SetFitPeer, load_encoder
+
+    model = cfg.model or default_model()
+    if cfg.finetune.method == "probe":
+        fitted = ProbeModel(load_encoder(model, cfg.max_length, data.device), data.task,
+                            batch_size=cfg.finetune.eval_batch_size)
+        return fitted, fitted.fit(data.sample, cfg.probe.c, cfg.probe.ridge_alpha)
+    s = cfg.setfit
+    fitted = SetFitPeer(model, data.task, cfg.max_length, cfg.batch_size, data.device, cfg.finetune.eval_batch_size)
+    return fitted, fitted.fit(data.sample, s.num_iterations, s.epochs, s.body_lr, cfg.seed)
 
 
 def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str | None = None,
@@ -116,15 +172,19 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     (or, with ``finetune.holdout``, train on split 0's training part and evaluate on its held-out
     part), write ``config.yaml``, ``log.csv``, the validation predictions and those of the test
     file (``validation_predictions.csv``, ``predictions.csv``), optionally the model (``model/``: a
-    stock Hugging Face folder, or the peft adapter for prefix and prompt tuning), and last
-    ``metrics.json``.
-    ``soup`` trains ``soup.members`` vanilla members and evaluates their uniform average."""
-    if alphas is not None and cfg.finetune.alpha_mode != "fixed":
-        raise ConfigError(f"finetune.alpha_mode={cfg.finetune.alpha_mode} is not allowed with --alphas: "
+    stock Hugging Face folder, the peft adapter for prefix and prompt tuning, a sentence-transformers
+    folder with its head for probe and setfit), and last ``metrics.json``.
+    ``soup`` trains ``soup.members`` vanilla members and evaluates their uniform average;
+    ``vanilla-tuned`` first chooses its lr and epochs (:func:`choose_lr_and_epochs`)."""
+    f = cfg.finetune
+    if alphas is not None and f.alpha_mode != "fixed":
+        raise ConfigError(f"finetune.alpha_mode={f.alpha_mode} is not allowed with --alphas: "
                           "saved alphas are used fixed (alpha_mode=fixed)")
-    if alphas is not None and cfg.finetune.method != "vanilla":
-        raise ConfigError(f"--method {cfg.finetune.method} is not allowed with --alphas: the mixup finetune "
+    if alphas is not None and f.method != "vanilla":
+        raise ConfigError(f"--method {f.method} is not allowed with --alphas: the mixup finetune "
                           "trains W plainly (finetune.method=vanilla)")
+    if start_weights is not None and f.method in ENCODER_METHODS:
+        raise ConfigError(f"--start-weights is not allowed with --method {f.method}: it starts from the encoder")
     if alphas is not None and start_weights is None and cfg.search.finetune_start == "fold_average":
         start_weights = os.path.join(os.path.dirname(alphas), TASK_WEIGHTS_NAME)
         if not os.path.isfile(start_weights):
@@ -138,49 +198,59 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
         check_start_weights(start_weights)
     start = time.perf_counter()
     data = load_run_data(cfg, resolve_device(cfg.device))
-    dev = set_aside_holdout(cfg, data) if cfg.finetune.holdout else load_dev(cfg, data)
+    if f.method in ENCODER_METHODS:
+        from .baselines.sentence_encoder import task_error
+
+        error = task_error(f.method, data.task)
+        if error:
+            raise ConfigError(error)
+    dev_examples = set_aside_holdout(cfg, data) if f.holdout else data.examples.validation
     out = cfg.output_dir
     prepare_output_dir(out)
     write_resolved(os.path.join(out, "config.yaml"), cfg)
 
-    f = cfg.finetune
     log = RunLog(out, cfg.report_to)
-    extra = {}
-    if f.method == "soup":
-        soup = UniformSoup()
-        for member in range(cfg.soup.members):
-            model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights, member)
-            soup.add(model.state_dict())
-            member_score = evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size, cfg.bf16)["score"]
-            extra.setdefault("member_scores", []).append(member_score)
-        model.load_state_dict(soup.average())
+    extra, loss_value = {}, None
+    if f.method in ENCODER_METHODS:
+        fitted, extra[f.method] = fit_encoder_method(cfg, data)
+        steps = extra[f.method]["steps"]
     else:
-        model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights)
+        if f.method == "vanilla-tuned":
+            cfg, extra["tuned"] = choose_lr_and_epochs(cfg, data, log)
+        if f.method == "soup":
+            dev = tokenize(dev_examples, data.task, data.tokenizer, cfg.max_length)
+            soup = UniformSoup()
+            for member in range(cfg.soup.members):
+                model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights, member)
+                soup.add(model.state_dict())
+                member_score = evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size, cfg.bf16)["score"]
+                extra.setdefault("member_scores", []).append(member_score)
+            model.load_state_dict(soup.average())
+        else:
+            model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights)
+        fitted = FinetunedModel(model, cfg, data)
     train_time = time.perf_counter() - start
-    predictions = predict(model, data.task, dev, data.tokenizer, f.eval_batch_size, cfg.bf16)
+    predictions = fitted.predict(dev_examples)
     dev_metrics = compute_metrics(data.task, predictions.values, predictions.labels)
     log("finetune", 0, steps, **{f"validation_{k}": v for k, v in dev_metrics.items()
                                  if k != "score" and isinstance(v, float)})
     log.close()
-    if not cfg.finetune.holdout:  # the held-out part of the sample is no file's rows
+    if not f.holdout:  # the held-out part of the sample is no file's rows
         write_predictions(os.path.join(out, VALIDATION_PREDICTIONS_NAME), data.examples.validation_rows, data.task,
                           predictions)
     if data.examples.test is not None:
-        test = tokenize(data.examples.test, data.task, data.tokenizer, cfg.max_length)
-        test_predictions = predict(model, data.task, test, data.tokenizer, f.eval_batch_size, cfg.bf16)
         write_predictions(os.path.join(out, TEST_PREDICTIONS_NAME), data.examples.test_rows, data.task,
-                          test_predictions)
-    if alpha_parameters(model):
-        save_alphas(model, out)  # the alpha the model was finetuned with (learned, for joint)
+                          fitted.predict(data.examples.test))
+    if isinstance(fitted, FinetunedModel) and alpha_parameters(fitted.model):
+        save_alphas(fitted.model, out)  # the alpha the model was finetuned with (learned, for joint)
     if save_model:
-        if alpha_parameters(model):  # the unmerged mixup model too, to restore exactly
-            save_mixup_model(model, os.path.join(out, MIXUP_MODEL_DIR), data.tokenizer)
-        merged = merge_mixup(model)
-        merged.save_pretrained(os.path.join(out, "model"))
-        data.tokenizer.save_pretrained(os.path.join(out, "model"))
+        if isinstance(fitted, FinetunedModel):
+            fitted.save_pretrained(out)
+        else:
+            fitted.save_pretrained(os.path.join(out, "model"))
     metrics = {"phase": "finetune", "task": data.task.name, "metric": data.task.metric, "method": f.method,
-               "evaluated_on": "holdout" if cfg.finetune.holdout else "dev",
-               "score": dev_metrics["score"], "holdout" if cfg.finetune.holdout else "dev": dev_metrics,
+               "evaluated_on": "holdout" if f.holdout else "dev",
+               "score": dev_metrics["score"], "holdout" if f.holdout else "dev": dev_metrics,
                "alphas": alphas, "start_weights": start_weights, "alpha_mode": f.alpha_mode, **extra,
                "steps": steps, "final_train_loss": loss_value, "train_time_s": train_time,
                "wall_time_s": time.perf_counter() - start}

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 
 from .engine_settings import run_engine_settings
-from .recipes import RECIPES
+from .recipes import FINETUNE_METHODS
 from .settings import RunConfig
 
 Method = Callable[[RunConfig, list], dict]
@@ -40,8 +40,9 @@ def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixe
     outcome = {"score": metrics["score"], "dev": metrics[metrics["evaluated_on"]],
                "evaluated_on": metrics["evaluated_on"], "wall_time_s": {"finetune": metrics["wall_time_s"]},
                "machine": metrics["machine"]}
-    if "member_scores" in metrics:  # a soup's members, each evaluated alone
-        outcome["member_scores"] = metrics["member_scores"]
+    for key in ("member_scores", "tuned", "probe", "setfit"):  # a soup's members' scores, what a method chose
+        if key in metrics:
+            outcome[key] = metrics[key]
     return outcome
 
 
@@ -82,10 +83,10 @@ def _baseline(method: str) -> Method:
     def run(cfg: RunConfig, engine_overrides: list) -> dict:
         return _finetune(cfg, method=method)
 
-    run.__doc__ = f"The {method} baseline (agwm.recipes), finetuned like vanilla otherwise."
+    run.__doc__ = f"The {method} method of the finetune phase (finetune.method)."
     return run
 
 
-for _name in RECIPES:
+for _name in FINETUNE_METHODS:
     if _name != "vanilla":
         register(_name)(_baseline(_name))

@@ -143,12 +143,17 @@ class Peft(Recipe):
         return unwrap_peft(model)
 
 
-# The one registry of finetune methods (``--method``, ``finetune.method``, grid method names).
+# The finetune methods that train through the loop above.
 RECIPES: dict[str, type[Recipe]] = {
     "vanilla": Recipe, "mixout": Mixout, "child-tuning-d": ChildTuningD, "child-tuning-f": ChildTuningF,
     "dps": Dps, "r3f": R3f, "r-dropout": RDropout, "re-init": Reinit, "lora": Peft, "prefix": Peft, "prompt": Peft,
     "soup": Recipe,  # vanilla members, averaged by agwm.finetune
+    "vanilla-tuned": Recipe,  # vanilla at the lr and epochs agwm.finetune chose on a held-out part of the sample
 }
+# The methods that use the encoder as a sentence encoder instead (agwm.baselines.sentence_encoder).
+ENCODER_METHODS = ("probe", "setfit")
+# The one list of finetune methods (``--method``, ``finetune.method``, grid method names).
+FINETUNE_METHODS = (*RECIPES, *ENCODER_METHODS)
 
 
 def make_recipe(cfg: RunConfig) -> Recipe:

@@ -35,6 +35,7 @@ class RunData:
     train: Dataset  # the low-resource sample, tokenised
     device: torch.device  # where the run's batches and model go
     examples: Examples  # every file's examples, read and checked, not tokenised
+    sample: Dataset  # the rows of ``train`` as read (texts and labels), for methods that take text
 
 
 def load_examples(cfg: RunConfig) -> Examples:
@@ -58,15 +59,16 @@ def load_run_data(cfg: RunConfig, device: torch.device) -> RunData:
         print(note, file=sys.stderr)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model or default_model())
     return RunData(examples.task, tokenizer, tokenize(sample, examples.task, tokenizer, cfg.max_length), device,
-                   examples)
+                   examples, sample)
 
 
 def set_aside_holdout(cfg: RunConfig, data: RunData) -> Dataset:
     """For choosing settings without the dev set (``finetune.holdout``): keep the training part
-    of split 0 of the sample in ``data.train`` and return its held-out part, which no phase sees."""
+    of split 0 of the sample in ``data.train`` (and ``data.sample``) and return its held-out part as
+    read, which no phase sees."""
     train_idx, held_out_idx = random_splits(len(data.train), 1, cfg.search.split_ratio, cfg.seed)[0]
-    held_out = data.train.select(held_out_idx)
-    data.train = data.train.select(train_idx)
+    held_out = data.sample.select(held_out_idx)
+    data.train, data.sample = data.train.select(train_idx), data.sample.select(train_idx)
     return held_out
 
 
@@ -104,5 +106,5 @@ def loader(data: RunData, dataset: Dataset, cfg: RunConfig, stream: str):
 
 
 def load_dev(cfg: RunConfig, data: RunData) -> Dataset:
-    """The validation examples (a GLUE dev file, the user's validation file or the part held out), tokenised."""
+    """The validation examples (a GLUE dev file or the user's validation file), tokenised."""
     return tokenize(data.examples.validation, data.task, data.tokenizer, cfg.max_length)

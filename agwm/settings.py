@@ -53,7 +53,7 @@ class FinetuneConfig:
     eval_batch_size: int = 64
     holdout: bool = False  # train on split 0's training part, score on its held-out part, not dev
     alpha_mode: str = "fixed"  # fixed: --alphas (or none: vanilla); random: fresh draw, fixed; joint: trained with W
-    method: str = "vanilla"  # how W is trained: vanilla or a baseline (agwm.recipes.RECIPES)
+    method: str = "vanilla"  # vanilla or another method of agwm.recipes.FINETUNE_METHODS
 
 
 # The baselines' own settings: each paper's default; the search space of each is in experiments/baselines-space.yaml.
@@ -105,6 +105,30 @@ class SoupConfig:
     members: int = 5  # vanilla runs with different training seeds, averaged uniformly
 
 
+@dataclass
+class ProbeConfig:
+    c: float = 1.0  # inverse L2 strength of the logistic regression (scikit-learn's default)
+    ridge_alpha: float = 1.0  # L2 strength of the ridge regression, for regression tasks (scikit-learn's default)
+
+
+@dataclass
+class SetFitConfig:
+    # pairs drawn per example and kind (positive, negative): 2 * num_iterations * n pairs in all. The
+    # SetFit paper's R = 20; the library's own default (every pair, oversampled) is ~45,000 pairs at 300
+    # examples. Chosen on held-out training splits: experiments/setfit-space.yaml
+    num_iterations: int = 20
+    epochs: int = 1  # contrastive epochs over the pairs (the library's default)
+    body_lr: float = 2e-5  # the library's default
+
+
+@dataclass
+class TunedConfig:
+    # vanilla-tuned: every (lr, epochs) pair is trained on split 0's training part of the sample and
+    # scored on its held-out part, as agwm's own defaults were chosen; the best is retrained on all of it
+    lrs: list = field(default_factory=lambda: [3e-5, 1e-4, 3e-4])
+    epochs: list = field(default_factory=lambda: [5.0, 10.0])
+
+
 GLUE_TRAIN_SIZE = 300  # a GLUE preset's default sample; a user's file is used whole
 
 
@@ -143,6 +167,9 @@ class RunConfig:
     reinit: ReinitConfig = field(default_factory=ReinitConfig)
     peft: PeftConfig = field(default_factory=PeftConfig)
     soup: SoupConfig = field(default_factory=SoupConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    setfit: SetFitConfig = field(default_factory=SetFitConfig)
+    tuned: TunedConfig = field(default_factory=TunedConfig)
 
 
 # How each field is spelt on the command line, for messages.

@@ -74,9 +74,14 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
         _require(0 <= value < 1, path, value, "in [0, 1)")
     _require(f.alpha_mode in ALPHA_MODES, "finetune.alpha_mode", f.alpha_mode, f"one of {', '.join(ALPHA_MODES)}")
     _require(f.eval_batch_size >= 1, "finetune.eval_batch_size", f.eval_batch_size, "at least 1")
-    from .recipes import RECIPES  # the one registry of finetune methods (it imports this module)
+    from .recipes import FINETUNE_METHODS  # the one list of finetune methods (it imports this module)
 
-    _require(f.method in RECIPES, "finetune.method", f.method, f"one of {', '.join(RECIPES)}")
+    _require(f.method in FINETUNE_METHODS, "finetune.method", f.method, f"one of {', '.join(FINETUNE_METHODS)}")
+    if f.method == "setfit":
+        from .baselines.sentence_encoder import SETFIT_MISSING, setfit_installed
+
+        if not setfit_installed():
+            raise ConfigError(SETFIT_MISSING)
     _require(f.method == "vanilla" or f.alpha_mode == "fixed", "finetune.alpha_mode", f.alpha_mode,
              f"fixed with finetune.method={f.method} (alpha is mixup's)")
     _require(0.0 <= cfg.mixout.p < 1.0, "mixout.p", cfg.mixout.p, "in [0, 1)")
@@ -91,7 +96,15 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
         value = get_path(cfg, path)
         _require(value >= 0, path, value, "at least 0")
     _require(cfg.peft.lora_dropout < 1, "peft.lora_dropout", cfg.peft.lora_dropout, "in [0, 1)")
-    for path in ("reinit.layers", "peft.lora_r", "peft.lora_alpha", "peft.virtual_tokens", "soup.members"):
+    for path in ("probe.c", "probe.ridge_alpha", "setfit.body_lr"):
+        value = get_path(cfg, path)
+        _require(value > 0, path, value, "greater than 0")
+    for path in ("tuned.lrs", "tuned.epochs"):
+        values = get_path(cfg, path)
+        _require(isinstance(values, list) and values and all(v > 0 for v in values), path, values,
+                 "a list of numbers greater than 0")
+    for path in ("reinit.layers", "peft.lora_r", "peft.lora_alpha", "peft.virtual_tokens", "soup.members",
+                 "setfit.num_iterations", "setfit.epochs"):
         value = get_path(cfg, path)
         _require(value >= 1, path, value, "at least 1")
 

@@ -28,6 +28,11 @@ def _coerce(value: Any, default: Any, option: str, str_allowed: bool = False) ->
                 return value
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{option} is not allowed: expected a finite number")
+    if isinstance(default, list) and default and all(type(d) in (int, float) for d in default):
+        items = value if isinstance(value, list) else [value]  # a list of numbers: each item typed
+        if not items:
+            raise ConfigError(f"{option} is not allowed: empty; expected a list of numbers")
+        return [_coerce(item, default[0], option) for item in items]
     if value is None or default is None or isinstance(default, (list, tuple, dict)):
         return value
     if isinstance(default, bool):

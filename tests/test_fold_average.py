@@ -78,6 +78,7 @@ def test_holdout_runs_search_and_finetune_on_the_training_part_and_score_on_the_
         tiny_model_dir, glue_dir, tmp_path, monkeypatch):
     import agwm.evaluation
     import agwm.runtime
+    from agwm.data import tokenize
     from agwm.runtime import load_run_data, set_aside_holdout
 
     flags = {"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
@@ -86,8 +87,8 @@ def test_holdout_runs_search_and_finetune_on_the_training_part_and_score_on_the_
     cfg = build_run_config(dict(flags), overrides)
     data = load_run_data(cfg, CPU)
     sample = list(data.train["input_ids"])
-    held_out = set_aside_holdout(cfg, data)
-    assert len(data.train) == 16 and len(held_out) == 4
+    held_out = tokenize(set_aside_holdout(cfg, data), data.task, data.tokenizer, cfg.max_length)
+    assert len(data.train) == 16 and len(data.sample) == 16 and len(held_out) == 4
     parts = list(data.train["input_ids"]) + list(held_out["input_ids"])
     assert sorted(map(tuple, parts)) == sorted(map(tuple, sample))
 

@@ -1,0 +1,177 @@
+"""The two methods a practitioner tries first with a sentence encoder and a few hundred texts. The
+encoder is used as the sentence-transformers model it was trained as (mean-pooled, normalised
+where its folder says so), u = f(x):
+
+* ``probe``: f frozen; a logistic regression on u, softmax(U w + b) (a ridge regression for
+  regression tasks); for a pair (x, y) on [u, v, |u - v|, u * v] (Conneau et al., 2017).
+* ``setfit``: SetFit (Tunstall et al., 2022) through the ``setfit`` library: f finetuned
+  contrastively on 2 R n pairs of the n examples (cosine similarity pulled to 1 for a pair of one
+  class, to 0 otherwise; R = ``setfit.num_iterations``), then the same logistic regression on its
+  embeddings. Single texts and classification only.
+
+Both fit on the run's examples as read (``text_a`` [, ``text_b``], ``label``) and predict
+:class:`~agwm.evaluation.Predictions` as a finetuned model does; ``save_pretrained`` writes a
+folder that :func:`load_encoder_model` (or, for SetFit, ``setfit.SetFitModel.from_pretrained``)
+loads and predicts with.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import tempfile
+
+import numpy as np
+import torch
+from datasets import Dataset
+from safetensors.numpy import load_file, save_file
+from sklearn.linear_model import LogisticRegression, Ridge
+
+from ..data import stream_seed
+from ..evaluation import Predictions
+from ..tasks import Task
+
+PROBE_HEAD_NAME = "probe_head.safetensors"
+PROBE_CONFIG_NAME = "probe.json"
+SETFIT_MISSING = '--method setfit is not allowed: it needs the setfit package (pip install "agwm[setfit]")'
+
+
+def setfit_installed() -> bool:
+    return importlib.util.find_spec("setfit") is not None
+
+
+def task_error(method: str, task: Task) -> str | None:
+    """Why ``method`` cannot learn ``task``, or None if it can."""
+    if method == "setfit" and task.is_regression:
+        return ("--method setfit is not allowed for a regression task: SetFit trains a classifier; "
+                "probe, vanilla and the other methods take regression")
+    if method == "setfit" and len(task.text_columns) == 2:
+        return ("--method setfit is not allowed with two text columns: SetFit takes one text per example; "
+                "probe, vanilla and the other methods take pairs")
+    return None
+
+
+def load_encoder(model: str, max_length: int, device: torch.device):
+    from sentence_transformers import SentenceTransformer
+
+    encoder = SentenceTransformer(model, device=str(device))
+    encoder.max_seq_length = max_length
+    return encoder
+
+
+def embed(encoder, examples: Dataset, batch_size: int) -> np.ndarray:
+    """u for single texts; [u, v, |u - v|, u * v] for pairs."""
+    def encode(texts):
+        return encoder.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+
+    u = encode(examples["text_a"])
+    if "text_b" not in examples.column_names:
+        return u
+    v = encode(examples["text_b"])
+    return np.concatenate([u, v, np.abs(u - v), u * v], axis=1)
+
+
+def class_probabilities(scores: np.ndarray, classes: np.ndarray, num_labels: int) -> np.ndarray:
+    """Probabilities over all ``num_labels`` classes from a linear head's scores on the classes it saw
+    in training (``classes``; one column of scores for two): sigmoid for two, softmax for more; a class
+    the sample lacked gets probability 0."""
+    if len(classes) == 2:
+        p = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+        seen = np.stack([1.0 - p, p], axis=1)
+    else:
+        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+        seen = shifted / shifted.sum(axis=1, keepdims=True)
+    full = np.zeros((len(scores), num_labels))
+    full[:, classes.astype(int)] = seen
+    return full
+
+
+class ProbeModel:
+    """A frozen encoder and a linear head: logits U w + b over the classes seen, or a ridge score."""
+
+    def __init__(self, encoder, task: Task, coef: np.ndarray | None = None, intercept: np.ndarray | None = None,
+                 classes: np.ndarray | None = None, batch_size: int = 64):
+        self.encoder, self.task, self.batch_size = encoder, task, batch_size
+        self.coef, self.intercept, self.classes = coef, intercept, classes
+
+    def fit(self, examples: Dataset, c: float, ridge_alpha: float) -> dict:
+        x, y = embed(self.encoder, examples, self.batch_size), np.asarray(examples["label"])
+        if self.task.is_regression:
+            head = Ridge(alpha=ridge_alpha).fit(x, y)
+            self.coef, self.intercept = head.coef_.reshape(1, -1), np.atleast_1d(head.intercept_)
+        else:
+            head = LogisticRegression(C=c, max_iter=1000).fit(x, y)
+            self.coef, self.intercept, self.classes = head.coef_, head.intercept_, head.classes_
+        return {"steps": 0, "features": int(x.shape[1])}
+
+    def predict(self, examples: Dataset) -> Predictions:
+        scores = embed(self.encoder, examples, self.batch_size) @ self.coef.T + self.intercept
+        gold = np.asarray(examples["label"]) if "label" in examples.column_names else None
+        if self.task.is_regression:
+            return Predictions(scores[:, 0], None, gold)
+        probabilities = class_probabilities(scores, self.classes, self.task.num_labels)
+        return Predictions(probabilities.argmax(axis=1), probabilities, gold)
+
+    def save_pretrained(self, directory: str) -> None:
+        """The encoder as a sentence-transformers folder, the head's tensors and the task."""
+        self.encoder.save(directory)
+        head = {"coef": self.coef, "intercept": self.intercept}
+        if self.classes is not None:
+            head["classes"] = self.classes.astype(np.int64)
+        save_file({k: np.ascontiguousarray(v) for k, v in head.items()}, os.path.join(directory, PROBE_HEAD_NAME))
+        task = {"text_columns": list(self.task.text_columns), "label_column": self.task.label_column,
+                "class_names": list(self.task.class_names) if self.task.class_names else None,
+                "metric": self.task.metric, "max_length": self.encoder.max_seq_length}
+        with open(os.path.join(directory, PROBE_CONFIG_NAME), "w") as f:
+            json.dump(task, f, indent=2)
+
+
+class SetFitPeer:
+    """SetFit's two stages on the run's examples, with the labels named as the task names them."""
+
+    def __init__(self, model: str, task: Task, max_length: int, batch_size: int, device: torch.device,
+                 eval_batch_size: int = 64):
+        self.model_name, self.task, self.max_length = model, task, max_length
+        self.batch_size, self.device, self.eval_batch_size = batch_size, device, eval_batch_size
+        self.model = None
+
+    def fit(self, examples: Dataset, num_iterations: int, epochs: int, body_lr: float, seed: int) -> dict:
+        from setfit import SetFitModel, Trainer, TrainingArguments
+
+        self.model = SetFitModel.from_pretrained(self.model_name, labels=list(self.task.class_names),
+                                                 device=str(self.device))
+        pairs = 2 * num_iterations * len(examples)
+        with tempfile.TemporaryDirectory() as scratch:  # the library's trainer wants a folder; nothing is kept
+            args = TrainingArguments(output_dir=scratch, num_iterations=num_iterations, num_epochs=epochs,
+                                     body_learning_rate=body_lr, batch_size=self.batch_size,
+                                     max_length=self.max_length, seed=stream_seed(seed, "setfit") % 2**32,
+                                     save_strategy="no", report_to="none", show_progress_bar=False)
+            trainer = Trainer(model=self.model, args=args,
+                              train_dataset=Dataset.from_dict({"text": examples["text_a"],
+                                                               "label": examples["label"]}))
+            trainer.train()
+        return {"steps": epochs * math.ceil(pairs / self.batch_size), "pairs": pairs}
+
+    def predict(self, examples: Dataset) -> Predictions:
+        seen = self.model.predict_proba(list(examples["text_a"]), batch_size=self.eval_batch_size, as_numpy=True)
+        probabilities = np.zeros((len(examples), self.task.num_labels))
+        probabilities[:, self.model.model_head.classes_.astype(int)] = seen  # a class the sample lacked: 0
+        gold = np.asarray(examples["label"]) if "label" in examples.column_names else None
+        return Predictions(probabilities.argmax(axis=1), probabilities, gold)
+
+    def save_pretrained(self, directory: str) -> None:
+        self.model.save_pretrained(directory)
+
+
+def load_encoder_model(directory: str, device: str = "cpu") -> ProbeModel:
+    """A probe saved by :meth:`ProbeModel.save_pretrained`, ready to predict."""
+    with open(os.path.join(directory, PROBE_CONFIG_NAME)) as f:
+        saved = json.load(f)
+    names = saved["class_names"]
+    task = Task("saved", tuple(saved["text_columns"]), saved["label_column"],
+                tuple(names) if names else None, saved["metric"])
+    head = load_file(os.path.join(directory, PROBE_HEAD_NAME))
+    return ProbeModel(load_encoder(directory, saved["max_length"], torch.device(device)), task, head["coef"],
+                      head["intercept"], head.get("classes"))

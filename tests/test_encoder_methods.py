@@ -1,0 +1,159 @@
+"""The methods a practitioner would try first: a probe on the frozen sentence embeddings, SetFit, and
+plain finetuning at the learning rate and epochs chosen on a held-out part of the sample. Tiny
+models and real TREC, MRPC and STS-B rows."""
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from agwm.baselines.sentence_encoder import SETFIT_MISSING, class_probabilities, load_encoder_model
+from agwm.config import build_run_config
+from agwm.finetune import run_finetune
+from agwm.methods import METHODS
+from agwm.settings import ConfigError
+from tests.conftest import REPO
+from tests.test_cli import run_script
+
+TEXTCLS = REPO.parent / "shared" / "textcls"
+
+
+@pytest.fixture(scope="module")
+def trec(tmp_path_factory):
+    """48 training and 30 test rows of TREC as the user-style CSVs have them (6 named classes)."""
+    if not (TEXTCLS / "trec" / "train.csv").is_file():
+        pytest.skip(f"text-classification files not found at {TEXTCLS}")
+    out = tmp_path_factory.mktemp("trec")
+    pd.read_csv(TEXTCLS / "trec" / "train.csv").iloc[:48].to_csv(out / "train.csv", index=False)
+    pd.read_csv(TEXTCLS / "trec" / "test.csv").iloc[:30].to_csv(out / "test.csv", index=False)
+    return out
+
+
+def config(trec, model, out, method, *overrides, **flags):
+    return build_run_config({"train_file": str(trec / "train.csv"), "validation_file": str(trec / "test.csv"),
+                             "test_file": str(trec / "test.csv"), "model": model, "output_dir": str(out),
+                             "finetune.method": method, "batch_size": 8, **flags}, list(overrides))
+
+
+def test_probe_predicts_by_a_logistic_regression_on_the_frozen_embeddings(trec, tiny_model_dir, tmp_path):
+    metrics = run_finetune(config(trec, tiny_model_dir, tmp_path / "p", "probe"), save_model=True)
+    predictions = pd.read_csv(tmp_path / "p" / "predictions.csv")
+    test = pd.read_csv(trec / "test.csv")
+    names = sorted(pd.read_csv(trec / "train.csv")["label"].unique())
+    assert list(predictions.columns) == ["text", "label", "prediction", *[f"prob_{n}" for n in names]]
+    assert list(predictions["text"]) == list(test["text"]) and set(predictions["prediction"]) <= set(names)
+    assert metrics["dev"]["accuracy"] == pytest.approx(100 * (predictions["prediction"] == test["label"]).mean())
+    assert metrics["probe"]["features"] == 8  # the tiny model's hidden size: one text, u alone
+
+    loaded = load_encoder_model(str(tmp_path / "p" / "model"))  # the saved folder predicts the same
+    from datasets import Dataset
+
+    again = loaded.predict(Dataset.from_dict({"text_a": list(test["text"])}))
+    probabilities = predictions[[f"prob_{n}" for n in names]].to_numpy()
+    np.testing.assert_allclose(again.probabilities, probabilities, atol=1e-6)
+    assert [names[i] for i in again.values] == list(predictions["prediction"])
+
+
+def test_probe_probabilities_are_scikit_learns_and_a_missing_class_gets_zero():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5)), rng.choice([0, 2, 3], size=40)  # class 1 absent from the sample
+    head = LogisticRegression(max_iter=1000).fit(x, y)
+    full = class_probabilities(x @ head.coef_.T + head.intercept_, head.classes_, 4)
+    np.testing.assert_allclose(full[:, [0, 2, 3]], head.predict_proba(x), atol=1e-10)
+    assert (full[:, 1] == 0).all()
+    binary = LogisticRegression().fit(x, y > 1)
+    two = class_probabilities(x @ binary.coef_.T + binary.intercept_, binary.classes_.astype(int), 2)
+    np.testing.assert_allclose(two, binary.predict_proba(x), atol=1e-10)
+
+
+def test_probe_takes_pairs_as_u_v_difference_and_product_and_regression_by_ridge(glue_dir, tiny_model_dir,
+                                                                                 tmp_path):
+    def run(task, out):
+        return run_finetune(build_run_config({"task": task, "train_size": 24, "data_dir": glue_dir,
+                                              "model": tiny_model_dir, "output_dir": str(tmp_path / out),
+                                              "finetune.method": "probe"}))
+
+    pairs = run("mrpc", "mrpc")
+    assert pairs["probe"]["features"] == 4 * 8 and set(pairs["dev"]) >= {"accuracy", "f1"}
+    scores = run("stsb", "stsb")
+    assert scores["metric"] == "spearman" and scores["score"] is not None
+    written = pd.read_csv(tmp_path / "stsb" / "validation_predictions.csv")
+    assert written["prediction"].dtype == float and "prob_" not in "".join(written.columns)
+
+
+def test_setfit_trains_predicts_saves_and_repeats_itself(trec, tiny_model_dir, tmp_path, monkeypatch):
+    pytest.importorskip("setfit")
+    monkeypatch.chdir(tmp_path)  # the library's trainer must leave nothing in the working folder
+    first = run_finetune(config(trec, tiny_model_dir, tmp_path / "a", "setfit", "setfit.num_iterations=2",
+                                seed=3), save_model=True)
+    again = run_finetune(config(trec, tiny_model_dir, tmp_path / "b", "setfit", "setfit.num_iterations=2", seed=3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    assert first["setfit"] == {"steps": 192 // 8, "pairs": 2 * 2 * 48} and first["steps"] == 24
+    a, b = (pd.read_csv(tmp_path / d / "predictions.csv") for d in ("a", "b"))
+    pd.testing.assert_frame_equal(a, b)  # --seed determinism on the CPU
+    from setfit import SetFitModel
+
+    loaded = SetFitModel.from_pretrained(str(tmp_path / "a" / "model"))
+    assert list(loaded.predict(list(a["text"]))) == list(a["prediction"])  # label names, as predicted
+
+
+def test_setfit_refuses_regression_and_pairs_and_says_when_it_is_missing(glue_dir, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("setfit")
+    for task, message in (("stsb", "--method setfit is not allowed for a regression task"),
+                          ("mrpc", "--method setfit is not allowed with two text columns")):
+        code, err = run_script("finetune.py", ["--task", task, "--data-dir", glue_dir, "--method", "setfit",
+                                               "--output-dir", str(tmp_path / task)], monkeypatch, capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / task).exists()
+    monkeypatch.setitem(sys.modules, "setfit", None)  # as if the optional extra were not installed
+    code, err = run_script("finetune.py", ["--task", "sst2", "--data-dir", glue_dir, "--method", "setfit",
+                                           "--output-dir", str(tmp_path / "x")], monkeypatch, capsys)
+    assert code == 2 and err.strip() == f"error: {SETFIT_MISSING}"
+
+
+def test_vanilla_tuned_trains_vanilla_at_the_best_held_out_setting(glue_dir, tiny_model_dir, tmp_path):
+    def run(method, out, *overrides):
+        return run_finetune(build_run_config(
+            {"task": "mrpc", "train_size": 20, "seed": 2, "data_dir": glue_dir, "model": tiny_model_dir,
+             "output_dir": str(tmp_path / out), "batch_size": 4, "finetune.method": method}, list(overrides)))
+
+    tuned = run("vanilla-tuned", "t", "tuned.lrs=[1e-3, 1e-2]", "tuned.epochs=[1, 2]")
+    trials = tuned["tuned"]["trials"]
+    assert [(t["lr"], t["epochs"]) for t in trials] == [(1e-3, 1.0), (1e-3, 2.0), (1e-2, 1.0), (1e-2, 2.0)]
+    best = max(trials, key=lambda t: t["score"])
+    assert (tuned["tuned"]["lr"], tuned["tuned"]["epochs"]) == (best["lr"], best["epochs"])
+    assert tuned["tuned"]["train_rows"] == 16 and tuned["tuned"]["held_out_rows"] == 4
+    plain = run("vanilla", "v", f"finetune.lr={best['lr']}", f"finetune.epochs={best['epochs']}")
+    assert tuned["score"] == plain["score"]  # then exactly vanilla at that setting, on all 20
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "t" / "validation_predictions.csv"),
+                                  pd.read_csv(tmp_path / "v" / "validation_predictions.csv"))
+    log = pd.read_csv(tmp_path / "t" / "log.csv")
+    assert set(log["phase"]) == {"tune0", "tune1", "tune2", "tune3", "finetune"}
+
+
+def test_the_new_methods_are_grid_methods_and_record_what_they_chose(glue_dir, tiny_model_dir, tmp_path):
+    base = {"task": "rte", "train_size": 16, "data_dir": glue_dir, "model": tiny_model_dir, "batch_size": 4}
+    cfg = build_run_config({**base, "output_dir": str(tmp_path / "t")}, ["tuned.lrs=[1e-3]", "tuned.epochs=[1]"])
+    outcome = METHODS["vanilla-tuned"](cfg, [])
+    assert outcome["tuned"]["lr"] == 1e-3 and outcome["score"] == outcome["dev"]["score"]
+    probe = METHODS["probe"](build_run_config({**base, "output_dir": str(tmp_path / "p")}), [])
+    assert probe["probe"]["features"] == 32 and json.loads((tmp_path / "p" / "finetune" / "metrics.json")
+                                                           .read_text())["method"] == "probe"
+    assert {"setfit", "probe", "vanilla-tuned"} <= set(METHODS)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("tuned.lrs=[]", "tuned.lrs=[] is not allowed: empty; expected a list of numbers"),
+    ("tuned.lrs=[1e-4, -1]", "tuned.lrs=[1e-4, -1] is not allowed: a list of numbers greater than 0"),
+    ("tuned.epochs=ten", "tuned.epochs=ten: 'ten' is not allowed: expected a number"),
+    ("setfit.num_iterations=0", "setfit.num_iterations=0 is not allowed: at least 1"),
+    ("probe.c=0", "probe.c=0 is not allowed: greater than 0"),
+])
+def test_bad_settings_of_the_new_methods_are_named(override, message, glue_dir):
+    with pytest.raises(ConfigError) as error:
+        build_run_config({"task": "rte", "data_dir": glue_dir, "output_dir": "unused"}, [override])
+    assert str(error.value) == message
+
