@@ -34,13 +34,26 @@ def read_tensors(path: str, option: str) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def model_config(model: str | None):
+    """The model's configuration, read before any work: a ``--model`` that is a missing folder, a
+    folder without a model, or a hub name that cannot be loaded (offline, or no such model) stops
+    with one line."""
+    name = model or default_model()
+    if os.path.isdir(name) and not os.path.isfile(os.path.join(name, "config.json")):
+        raise ConfigError(f"--model {name} is not allowed: the folder holds no model (no config.json)")
+    try:
+        return AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        if os.path.isabs(name) or name.startswith(".") or os.path.exists(name):
+            raise ConfigError(f"--model {name} is not allowed: no such folder") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"--model {name} is not allowed: no such folder here, and the hub did not give it "
+                          f"(offline, or no such model: {reason[:160]})") from None
+
+
 def model_skeleton(model: str | None) -> nn.Module:
     """The model's modules on the meta device: names and shapes, no weights read."""
-    try:
-        config = AutoConfig.from_pretrained(model or default_model())
-    except (OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"--model {model} is not allowed: {reason}") from None
+    config = model_config(model)
     with torch.device("meta"):
         return AutoModelForSequenceClassification.from_config(config)
 

@@ -6,10 +6,9 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from .config import build_run_config
-from .guards import EXIT_FAILED, Interrupted, RunFailed, raise_on_signals
-from .settings import ConfigError, RunConfig
-from .tasks import DataError
+from .guards import EXIT_FAILED, Interrupted, RunFailed, exit_on_signals, raise_on_signals
+
+exit_on_signals()  # the scripts import this module first: Ctrl-C while torch and the rest load is one line
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -50,7 +49,10 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def run_config(args: argparse.Namespace, extra_flags: dict | None = None) -> RunConfig:
+def run_config(args: argparse.Namespace, extra_flags: dict | None = None):
+    """The run's validated :class:`~agwm.settings.RunConfig` from the shared flags and ``extra_flags``."""
+    from .config import build_run_config
+
     flags = {"task": args.task, "train_size": args.train_size, "seed": args.seed, "data_dir": args.data_dir,
              "train_file": args.train_file, "validation_file": args.validation_file,
              "validation_split": args.validation_split, "text_columns": args.text_columns,
@@ -78,6 +80,9 @@ def main_guard(body: Callable[[], None], stopped: str = RUN_STOPPED) -> None:
     """Run ``body``; a bad setting or bad data ends the program with one line and exit code 2, a
     run that diverged with one line and exit code 3, SIGINT / SIGTERM with one line (``stopped``
     says what is left) and 130 / 143."""
+    from .settings import ConfigError  # while a signal still ends the start in one line (exit_on_signals)
+    from .tasks import DataError
+
     raise_on_signals()
     try:
         body()

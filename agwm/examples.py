@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 import os
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 import datasets
@@ -44,9 +47,15 @@ class Examples:
 
 
 def read_table(path: str, option: str, quoting: int = csv.QUOTE_MINIMAL,
-               column_names: tuple[str, ...] | None = None) -> Dataset:
-    """The rows of ``path`` with the file's columns. Delimited files are read as text, every
-    column a string, so that no value is reinterpreted; JSON and Parquet keep their types."""
+               column_names: tuple[str, ...] | None = None, notes: list[str] | None = None) -> Dataset:
+    """The rows of ``path`` with the file's columns. Delimited files are read here as text, every
+    value a string as written (a ``.tsv`` keeps its quotes: tabs separate, nothing else is special),
+    so that no value is reinterpreted; JSON and Parquet keep their types. What was ignored (pandas'
+    unnamed index column, an empty last column left by a comma at the end of each line) is added to
+    ``notes``."""
+    datasets.disable_progress_bars()  # a file's rows are read (and later tokenised) without a bar each
+    if os.path.isdir(path):
+        raise DataError(f"{option} {path} is not allowed: it is a folder, not a file")
     if not os.path.isfile(path):
         raise DataError(f"{option} {path} is not allowed: no such file")
     ext = os.path.splitext(path)[1].lower()
@@ -55,17 +64,16 @@ def read_table(path: str, option: str, quoting: int = csv.QUOTE_MINIMAL,
                         f"one of {', '.join(FORMATS)}")
     if os.path.getsize(path) == 0:
         raise DataError(f"{option} {path} is not allowed: the file is empty")
-    kwargs = {}
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{option} {path} is not allowed: it cannot be read (no read permission)")
     if FORMATS[ext] == "csv":
         delimiter = "\t" if ext == ".tsv" else ","
-        names = _header(path, delimiter, quoting, option, column_names)
-        kwargs = {"delimiter": delimiter, "quoting": quoting, "keep_default_na": False, "encoding": "utf-8-sig",
-                  "features": Features({name: Value("string") for name in names})}
-        if column_names:
-            kwargs.update(header=None, column_names=list(column_names))
-    datasets.disable_progress_bars()
+        quoting = csv.QUOTE_NONE if ext == ".tsv" else quoting
+        return read_delimited(path, option, delimiter, quoting, column_names, notes if notes is not None else [])
+    if FORMATS[ext] == "json":
+        check_json_syntax(path, option, lines=ext == ".jsonl")
     try:
-        table = datasets.load_dataset(FORMATS[ext], data_files=path, split="train", **kwargs)
+        table = datasets.load_dataset(FORMATS[ext], data_files=path, split="train")
     except UnicodeDecodeError:
         raise DataError(f"{option} {path} is not allowed: it is not UTF-8 text") from None
     except Exception as error:  # the reader's own message says what is wrong with the file
@@ -78,26 +86,106 @@ def read_table(path: str, option: str, quoting: int = csv.QUOTE_MINIMAL,
     return table
 
 
-def _header(path: str, delimiter: str, quoting: int, option: str, column_names: tuple[str, ...] | None) -> list[str]:
-    """The file's columns (its first row, or ``column_names`` for a file without a header), once every
-    row is checked to have as many fields: a reader would silently shift or drop the others."""
+def check_json_syntax(path: str, option: str, lines: bool) -> None:
+    """Stop at the first line that is not JSON (a JSON Lines file: one object a line), naming it."""
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            rows = csv.reader(f, delimiter=delimiter, quoting=quoting)
-            header = list(column_names) if column_names else next(rows, None)
-            if not header:
-                raise DataError(f"{option} {path} is not allowed: the file is empty")
-            body = 0
-            for row in rows:
-                if row and len(row) != len(header):
-                    raise DataError(f"{path}, line {rows.line_num}: {len(row)} fields, expected {len(header)} "
-                                    f"({', '.join(header)})")
-                body += bool(row)
-            if not body:
-                raise DataError(NO_ROWS.format(option=option, path=path))
+        with open(path, encoding="utf-8-sig") as f:
+            if not lines:
+                json.load(f)
+                return
+            for number, line in enumerate(f, start=1):
+                if line.strip():
+                    try:
+                        if not isinstance(json.loads(line), dict):
+                            raise DataError(f"{path}, line {number}: not a JSON object (one object a line: "
+                                            '{"text": ..., "label": ...})')
+                    except json.JSONDecodeError as error:
+                        raise DataError(f"{path}, line {number}: not JSON ({error.msg}, column {error.colno})") \
+                            from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}, line {error.lineno}: not JSON ({error.msg}, column {error.colno})") from None
     except UnicodeDecodeError:
         raise DataError(f"{option} {path} is not allowed: it is not UTF-8 text") from None
-    return header
+    except OSError as error:
+        raise DataError(f"{option} {path} is not allowed: it cannot be read ({error.strerror})") from None
+
+
+def read_delimited(path: str, option: str, delimiter: str, quoting: int, column_names: tuple[str, ...] | None,
+                   notes: list[str]) -> Dataset:
+    """A delimited file's rows, every value a string; every row is checked to have as many fields
+    as the header (a reader would silently shift or drop the others), and a bad row is named by
+    the line it starts on."""
+    rows, starts, ends = [], [], []
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+            while True:
+                start = reader.line_num + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as error:
+                    raise DataError(f"{path}, line {start}: {error}") from None
+                if row:
+                    rows.append(row)
+                    starts.append(start)
+                    ends.append(reader.line_num)
+    except UnicodeDecodeError:
+        raise DataError(f"{option} {path} is not allowed: it is not UTF-8 text") from None
+    except OSError as error:
+        raise DataError(f"{option} {path} is not allowed: it cannot be read ({error.strerror})") from None
+    header = list(column_names) if column_names else (rows.pop(0) if rows else [])
+    if not column_names and starts:
+        starts.pop(0)
+        ends.pop(0)
+    if not header:
+        raise DataError(f"{option} {path} is not allowed: the file is empty")
+    if not rows:
+        raise DataError(NO_ROWS.format(option=option, path=path))
+    keep = list(range(len(header)))
+    if header[0] == "" and len(header) > 1:  # pandas' to_csv() without index=False
+        keep.remove(0)
+        notes.append(f"{path}: its first column has no name (the index pandas' to_csv writes without "
+                     "index=False): ignored")
+    if header[-1] == "" and len(header) > 1 and all(len(r) != len(header) or r[-1] == "" for r in rows):
+        keep.remove(len(header) - 1)
+        notes.append(f"{path}: its last column has no name and no values (a {delimiter_name(delimiter)} at the end "
+                     "of each line): ignored")
+    elif all(len(r) == len(header) + 1 and r[-1] == "" for r in rows):
+        notes.append(f"{path}: each line ends with a {delimiter_name(delimiter)}: the empty last field is ignored")
+        rows = [r[:-1] for r in rows]
+    for row, start, end in zip(rows, starts, ends):
+        if len(row) != len(header):
+            spans = end - start + 1
+            hint = (f"; a quote opens a field here that runs over {spans} lines (a quote not closed?)" if spans > 1
+                    else delimiter_hint(header, delimiter))
+            raise DataError(f"{path}, line {start}: {len(row)} fields, expected {len(header)} "
+                            f"({', '.join(header)}){hint}")
+    names = [header[i] for i in keep]
+    unnamed = [i for i in keep if not header[i]]
+    if unnamed:
+        raise DataError(f"{option} {path} is not allowed: column {unnamed[0] + 1} of its header has no name")
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise DataError(f"{option} {path} is not allowed: column {duplicated[0]!r} appears twice in its header "
+                        f"({', '.join(header)})")
+    return Dataset.from_dict({header[i]: [row[i] for row in rows] for i in keep},
+                             features=Features({header[i]: Value("string") for i in keep}))
+
+
+def delimiter_name(delimiter: str) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon"}.get(delimiter, repr(delimiter))
+
+
+def delimiter_hint(header: list[str], delimiter: str) -> str:
+    """A hint when the header looks separated by another character than the extension says."""
+    for other in ("\t", ";", ",", "|"):
+        if other != delimiter and len(header) == 1 and other in header[0]:
+            fix = "save it as .tsv" if other == "\t" else f"save it with {delimiter_name(delimiter)}s"
+            return (f"; the header looks {delimiter_name(other)}-separated, where this extension means "
+                    f"{delimiter_name(delimiter)}-separated: {fix}")
+    return ""
 
 
 def require_columns(table: Dataset, columns: dict[str, list[str]], path: str) -> None:
@@ -105,20 +193,61 @@ def require_columns(table: Dataset, columns: dict[str, list[str]], path: str) ->
     for option, names in columns.items():
         missing = [c for c in names if c not in table.column_names]
         if missing:
+            only = table.column_names[0] if len(table.column_names) == 1 else ""
+            found = next((d for d in ("\t", ";", ",", "|") if d in only), None)
+            hint = f" (one column: the file looks {delimiter_name(found)}-separated)" if found else ""
             raise DataError(f"{option} {' '.join(missing)} is not allowed: no such column in {path}; "
-                            f"its columns are {', '.join(table.column_names)}")
+                            f"its columns are {', '.join(repr(c) if found else c for c in table.column_names)}"
+                            f"{hint}")
+
+
+def output_columns(task: Task) -> list[str]:
+    """The columns that predictions add beside a file's own (:mod:`agwm.predictions`)."""
+    return ["prediction", *([] if task.is_regression else [f"prob_{name}" for name in task.class_names])]
+
+
+def refuse_output_columns(table: Dataset, task: Task, path: str, option: str) -> None:
+    """A file whose rows are written back with predictions must not hold a column they would replace."""
+    taken = [c for c in output_columns(task) if c in table.column_names]
+    if taken:
+        raise DataError(f"{option} {path} is not allowed: its column {taken[0]!r} would be replaced by the "
+                        f"predictions written beside its rows; rename it")
 
 
 def label_key(value) -> str | None:
-    """A label as one string (``1``, ``1.0`` and ``"1"`` are all ``"1"``), or None if missing."""
+    """A label as one string, the same for every format: numbers equal as numbers are one label (``1``,
+    ``1.0``, ``"1.0"`` and ``" 1 "`` are all ``"1"``), text as written without the spaces around it;
+    None if missing. A NaN or infinite number stays as written, for :func:`label_problem` to refuse."""
     if value is None or isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
     text = str(value).strip()
-    return text or None
+    if not text:
+        return None
+    if INTEGER.fullmatch(text):
+        return str(int(text))
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(number):
+        return text
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+INTEGER = re.compile(r"[+-]?\d+")
+
+
+def label_problem(key: str) -> str | None:
+    """Why ``key`` cannot be a label (a NaN or an infinity), or None."""
+    try:
+        number = float(key)
+    except ValueError:
+        return None
+    return None if math.isfinite(number) else "NaN and infinite values are not labels"
 
 
 def _as_number(key: str | None) -> float | None:
@@ -151,28 +280,35 @@ def to_examples(table: Dataset, task: Task, path: str, labelled: bool = True) ->
     for i, name in enumerate(task.text_columns):
         values = table[name]
         for row, text in enumerate(values, start=1):
-            if text is None or not str(text).strip():
+            if text is not None and not isinstance(text, str):
+                kind = {dict: "an object", list: "a list"}.get(type(text), f"a {type(text).__name__}")
+                raise DataError(f"{path}, row {row}: column {name!r} holds {kind} ({str(text)[:40]}), not text")
+            if text is None or not text.strip():
                 raise DataError(f"{path}, row {row}: empty text in column {name!r}")
-        columns[f"text_{'ab'[i]}"] = [str(text) for text in values]
+        columns[f"text_{'ab'[i]}"] = list(values)
     if labelled:
         index = {label: i for i, label in enumerate(task.labels or ())}
         labels = []
         for row, value in enumerate(table[task.label_column], start=1):
-            key = label_key(value)
+            key, shown = label_key(value), str(value).strip()  # messages quote the label as written
             if key is None:
                 raise DataError(f"{path}, row {row}: no label in column {task.label_column!r}")
+            if label_problem(key):
+                raise DataError(f"{path}, row {row}: label {shown!r} in column {task.label_column!r} is not "
+                                f"allowed: {label_problem(key)}")
             if task.is_regression:
                 number = _as_number(key)
                 if number is None:
-                    raise DataError(f"{path}, row {row}: label {key!r} is not a number (a regression task)")
+                    raise DataError(f"{path}, row {row}: label {shown!r} is not a number (a regression task)")
                 low, high = task.label_range or (-math.inf, math.inf)
                 if not low <= number <= high:
-                    raise DataError(f"{path}, row {row}: label {key!r} is outside the task's range {low:g} to {high:g}")
+                    raise DataError(f"{path}, row {row}: label {shown!r} is outside the task's range {low:g} to "
+                                    f"{high:g}")
                 labels.append(number)
             elif key in index:
                 labels.append(index[key])
             else:
-                raise DataError(f"{path}, row {row}: label {key!r} is not one of {list(task.labels)}")
+                raise DataError(f"{path}, row {row}: label {shown!r} is not one of {list(task.labels)}")
         columns["label"] = labels
     return Dataset.from_dict(columns)
 
@@ -215,6 +351,7 @@ def load_test(test_file: str | None, task: Task) -> tuple[Dataset | None, pd.Dat
         return None, None
     table = read_table(test_file, "--test-file")
     require_columns(table, {"--text-columns": list(task.text_columns)}, test_file)
+    refuse_output_columns(table, task, test_file, "--test-file")
     return to_examples(table, task, test_file, labelled=False), table.to_pandas()
 
 
@@ -270,10 +407,14 @@ def describe_task(table: Dataset, path: str, text_columns: list[str] | None, lab
     require_columns(table, {"--label-column": [label_column]}, path)
     text = tuple(text_columns) if text_columns else default_text_columns(table, label_column, path)
     require_columns(table, {"--text-columns": list(text)}, path)
-    keys = [label_key(v) for v in table[label_column]]
-    missing = next((row for row, key in enumerate(keys, start=1) if key is None), None)
-    if missing is not None:
-        raise DataError(f"{path}, row {missing}: no label in column {label_column!r}")
+    values = table[label_column]
+    keys = [label_key(v) for v in values]
+    for row, (key, value) in enumerate(zip(keys, values), start=1):
+        if key is None:
+            raise DataError(f"{path}, row {row}: no label in column {label_column!r}")
+        if label_problem(key):
+            raise DataError(f"{path}, row {row}: label {str(value).strip()!r} in column {label_column!r} is not "
+                            f"allowed: {label_problem(key)}")
     guessed = task_type is None
     task_type = task_type or guess_task_type(keys)
     labels = None
@@ -291,7 +432,12 @@ def describe_task(table: Dataset, path: str, text_columns: list[str] | None, lab
         kind += f"; f1 scores class {labels[1]!r}"
     guess = ", guessed from the labels (--task-type overrides)" if guessed else ""
     name = os.path.splitext(os.path.basename(path))[0]
-    return Task(name, text, label_column, labels, metric), f"task type: {task_type} ({kind}){guess}; metric: {metric}"
+    note = f"task type: {task_type} ({kind}){guess}; metric: {metric}"
+    spaced = [v for v in values if isinstance(v, str) and v != v.strip()]
+    if spaced:
+        note += (f"; {len(spaced)} labels had spaces around them, read without (e.g. {spaced[0]!r} as "
+                 f"{spaced[0].strip()!r})")
+    return Task(name, text, label_column, labels, metric), note
 
 
 def load_files(train_file: str, validation_file: str | None = None, test_file: str | None = None,
@@ -303,24 +449,30 @@ def load_files(train_file: str, validation_file: str | None = None, test_file: s
     validation file, a stratified ``validation_split`` (default 0.2) of the training file is held
     out by ``seed``; ``with_validation=False`` holds nothing out when there is no validation file (a run
     that scores on a part of its training sample, ``finetune.holdout``)."""
-    train_table = read_table(train_file, "--train-file")
+    notes = []
+    train_table = read_table(train_file, "--train-file", notes=notes)
     task, note = describe_task(train_table, train_file, text_columns, label_column, task_type, metric)
-    notes = [note]
+    notes.insert(0, note)
     train = to_examples(train_table, task, train_file)
     if validation_file is not None:
-        validation_table = read_table(validation_file, "--validation-file")
+        validation_table = read_table(validation_file, "--validation-file", notes=notes)
         require_columns(validation_table, {"--text-columns": list(task.text_columns),
                                            "--label-column": [task.label_column]}, validation_file)
+        refuse_output_columns(validation_table, task, validation_file, "--validation-file")
         validation = to_examples(validation_table, task, validation_file)
         validation_rows = validation_table.to_pandas()
     elif not with_validation:
         validation = validation_rows = None
     else:
         fraction = 0.2 if validation_split is None else validation_split
+        refuse_output_columns(train_table, task, train_file, "--train-file")  # its held-out rows are written back
         kept, held = stratified_holdout(train["label"], fraction, seed, task.is_regression)
         if not held or len(kept) < 2:
-            raise DataError(f"--validation-split {fraction}: {train_file} has {len(train)} rows, too few to hold "
-                            "out a validation part; give --validation-file")
+            largest = max(Counter(train["label"]).values())
+            why = (f"no class has enough rows to hold out {fraction:g} of it and keep one ({len(task.labels)} "
+                   f"classes, at most {largest} rows each)" if not task.is_regression and largest * fraction < 0.5
+                   else f"{len(train)} rows are too few to hold out a validation part")
+            raise DataError(f"--validation-split {fraction}: in {train_file}, {why}; give --validation-file")
         validation, train = train.select(held), train.select(kept)
         validation_rows = train_table.select(held).to_pandas()
         notes.append(f"validation: {len(held)} rows ({fraction:g}, stratified, seed {seed}) held out of "

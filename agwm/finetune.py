@@ -22,12 +22,12 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from .artefacts import check_alphas, check_start_weights
+from .artefacts import check_alphas, check_start_weights, model_config
 from .averaging import UniformSoup
 from .data import random_splits, stream_seed, tokenize
 from .devices import autocast, resolve_device
 from .evaluation import Predictions, evaluate, predict
-from .guards import check_loss
+from .guards import check_loss, check_parameters, check_predictions
 from .logs import RunLog
 from .metrics import compute_metrics
 from .mixup import (
@@ -81,6 +81,7 @@ def train(cfg: RunConfig, data, recipe, log: RunLog, alphas: str | None = None, 
         load_start_weights(model, start_weights)
     batches = loader(data, data.train, cfg, member_stream("order/finetune", member))
     model = recipe.prepare(model, batches)
+    updated = [p for p in model.parameters() if p.requires_grad]
     torch.manual_seed(stream_seed(cfg.seed, member_stream("dropout/finetune", member)))
 
     steps = steps_for(f.epochs, len(data.train), cfg.batch_size)
@@ -103,6 +104,7 @@ def train(cfg: RunConfig, data, recipe, log: RunLog, alphas: str | None = None, 
                 optimizer.zero_grad(set_to_none=True)
                 step, loss_value = step + 1, loss.item()
                 check_loss(loss_value, phase, step, f"finetune.lr={f.lr}: try a smaller one")
+                check_parameters(updated, phase, step, f"finetune.lr={f.lr}: try a smaller one")
                 log(phase, member, step, train_loss=loss_value, lr=scheduler.get_last_lr()[0])
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss_value:.3f}")
@@ -191,7 +193,8 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
             raise ConfigError(f"--alphas {alphas} is not allowed with search.finetune_start=fold_average (the "
                               f"default): no {TASK_WEIGHTS_NAME} beside it to start from; give --start-weights, "
                               "or search.finetune_start=pretrained to start from the pretrained weights")
-    check_output_dir(cfg.output_dir, cfg.overwrite)
+    check_output_dir(cfg.output_dir, cfg.overwrite, "finetune")
+    model_config(cfg.model)
     if alphas is not None:
         check_alphas(alphas, cfg)
     if start_weights is not None:
@@ -206,7 +209,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
             raise ConfigError(error)
     dev_examples = set_aside_holdout(cfg, data) if f.holdout else data.examples.validation
     out = cfg.output_dir
-    prepare_output_dir(out)
+    prepare_output_dir(out, "finetune")
     write_resolved(os.path.join(out, "config.yaml"), cfg)
 
     log = RunLog(out, cfg.report_to)
@@ -231,6 +234,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
         fitted = FinetunedModel(model, cfg, data)
     train_time = time.perf_counter() - start
     predictions = fitted.predict(dev_examples)
+    check_predictions(predictions.values, predictions.probabilities, f.method)
     dev_metrics = compute_metrics(data.task, predictions.values, predictions.labels)
     log("finetune", 0, steps, **{f"validation_{k}": v for k, v in dev_metrics.items()
                                  if k != "score" and isinstance(v, float)})

@@ -29,6 +29,7 @@ from .methods import METHODS
 from .process_pool import run_in_processes
 from .records import as_recorded, changed_settings
 from .settings import ConfigError, RunConfig
+from .tasks import DataError
 from .speed import WORKLOAD as PROBE_WORKLOAD
 from .speed import speed_probe
 from .validation import refuse_unknown
@@ -163,8 +164,18 @@ def _sizes(raw: dict, path: str) -> list[int | str]:
 def load_grid(path: str) -> Grid:
     if not os.path.isfile(path):
         raise ConfigError(f"--grid {path} is not allowed: no such file")
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"--grid {path} is not allowed: not YAML{where} ({getattr(error, 'problem', None) or error})") \
+            from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"--grid {path} is not allowed: it cannot be read ({error})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"--grid {path} is not allowed: a YAML mapping of {', '.join(sorted(GRID_KEYS))}")
     unknown = set(raw) - GRID_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(sorted(GRID_KEYS))}")
@@ -209,6 +220,38 @@ def append_record(path: str, record: dict) -> None:
         f.write((json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode())
         f.flush()
         os.fsync(f.fileno())
+
+
+DATA_FIELDS = ("task", "data_dir", "train_file", "validation_file", "test_file", "text_columns", "label_column",
+               "task_type", "metric", "validation_split")
+
+
+def check_data(runs: list[Run]) -> None:
+    """Before the first run: every task's files and columns read and checked, each size within its
+    training rows, the model loadable, and each method able to learn its task; a problem stops the
+    grid with one line naming the task, with nothing run."""
+    from .artefacts import model_config
+    from .baselines.sentence_encoder import task_error
+    from .runtime import load_examples
+
+    tasks, models = {}, set()
+    for run in runs:
+        cfg = run.config
+        key = json.dumps([getattr(cfg, name) for name in DATA_FIELDS] + [cfg.finetune.holdout])
+        try:
+            if key not in tasks:
+                tasks[key] = load_examples(cfg)
+            examples = tasks[key]
+            if cfg.train_size is not None and cfg.train_size > len(examples.train):
+                raise DataError(f"size {cfg.train_size} is more than its {len(examples.train)} training rows")
+            error = task_error(run.entry.method, examples.task)
+            if error:
+                raise DataError(f"method {run.entry.name}: {error}")
+        except DataError as error:
+            raise DataError(f"task {run.task}: {error}; no run was started") from None
+        if cfg.model not in models:
+            model_config(cfg.model)
+            models.add(cfg.model)
 
 
 def execute(run: Run) -> dict:
@@ -296,6 +339,7 @@ def _run_missing(grid: Grid, workers: int, ray: RayOptions | None) -> tuple[int,
                 raise ConfigError(f"{grid.results}: {run.key} was recorded with other settings "
                                   f"({', '.join(changed[:4])}); give the entry a new name or remove its records")
     pending = [r for r in runs if r.key not in recorded]
+    check_data(pending)
     progress = tqdm(total=len(pending), desc="grid")
 
     def record(result: dict) -> None:

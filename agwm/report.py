@@ -197,6 +197,34 @@ def paired_table(records: list[dict], size: int) -> str:
     return "\n".join(lines)
 
 
+def versus_best_table(records: list[dict], size: int) -> str:
+    """Each method minus the method with the task's highest mean, on the same seeds: the mean
+    difference and the 95% t interval of it (the best is picked on these seeds, so its lead is
+    flattered); and each method's median time over vanilla's on the same task and seed
+    (:func:`time_ratios`, probe-corrected where both runs have a probe)."""
+    cells = scores_by_cell(records)
+    methods = in_order([m for m, _, s in cells if s == size], [BASELINE])
+    tasks = in_order([t for _, t, s in cells if s == size], list(TASKS))
+    ratios, _ = time_ratios([r for r in records if r["train_size"] == size])
+    lines = [f"| method | {' | '.join(tasks)} | time / vanilla (median) |", "|---" * (len(tasks) + 2) + "|"]
+    best = {t: max((m for m in methods if cells.get((m, t, size))),
+                   key=lambda m: statistics.mean(cells[m, t, size].values())) for t in tasks}
+    for method in methods:
+        row = []
+        for task in tasks:
+            diffs = paired_differences(cells, method, task, size, base=best[task])
+            if method == best[task]:
+                row.append("best")
+            elif not diffs:
+                row.append("-")
+            else:
+                row.append(f"{statistics.mean(diffs):+.1f} [{interval_text(mean_interval(diffs))}]")
+        times = [r for (m, _, s), values in ratios.items() if m == method and s == size for r in values]
+        row.append(f"{statistics.median(times):.2f}x" if times else "-")
+        lines.append(f"| {method} | {' | '.join(row)} |")
+    return "\n".join(lines)
+
+
 def per_seed_table(records: list[dict], size: int) -> str:
     """Methods x tasks, each cell the score of every seed in order and, for a method other than
     vanilla, d_i = score(method, seed i) - score(vanilla, seed i) in brackets; - for a seed not run."""
@@ -428,6 +456,10 @@ def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | 
             parts.append("Paired differences to vanilla (same task and seed; p: two-sided one-sample t-test "
                          "against 0, not corrected for the number of comparisons):\n\n"
                          f"{paired_table(records, size)}\n")
+        if len({r["method"] for r in records if r["train_size"] == size}) > 2:
+            parts.append("Each method minus the task's best mean on the same seeds, mean and 95% interval; "
+                         "time over vanilla's on the same seed, median:\n\n"
+                         f"{versus_best_table(records, size)}\n")
         seeds_here = sorted({r["seed"] for r in records if r["train_size"] == size})
         parts.append(f"Per seed ({', '.join(map(str, seeds_here))} in order; [difference to vanilla on the same "
                      f"seed]):\n\n{per_seed_table(records, size)}\n")

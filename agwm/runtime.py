@@ -13,7 +13,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from .data import make_loader, random_splits, sample_examples, stream_seed, tokenize
 from .examples import Examples, load_files, load_glue
 from .mixup import inject_mixup
-from .settings import RunConfig
+from .settings import ConfigError, RunConfig
 from .tasks import Task
 
 HUB_DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -57,7 +57,12 @@ def load_run_data(cfg: RunConfig, device: torch.device) -> RunData:
         sample = sample_examples(sample, cfg.train_size, cfg.seed)
     for note in examples.notes:
         print(note, file=sys.stderr)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model or default_model())
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model or default_model())
+    except (OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"--model {cfg.model} is not allowed: its tokenizer cannot be loaded ({reason[:160]})") \
+            from None
     return RunData(examples.task, tokenizer, tokenize(sample, examples.task, tokenizer, cfg.max_length), device,
                    examples, sample)
 

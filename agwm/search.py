@@ -28,11 +28,12 @@ from tqdm.auto import tqdm
 
 from problems import AttentionProblem, JointProblem, TaskWeightProblem, attention_kernels
 
+from .artefacts import model_config
 from .averaging import UniformSoup
 from .data import random_splits, stream_seed
 from .devices import autocast, resolve_device
 from .engine_settings import EngineSettings, engine_config_on
-from .guards import check_box, check_loss
+from .guards import check_box, check_loss, check_parameters
 from .logs import RunLog
 from .mixup import (
     alpha_parameters,
@@ -161,6 +162,7 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
         build = _bilevel_problems if cfg.search.problem == "bilevel" else _inner_only_problems
         problems, dependencies, iterations = build(cfg, settings, data, model, fold, *split)
     progress = tqdm(total=iterations, desc=f"search fold {fold + 1}/{cfg.search.folds if split else 1}")
+    trained = [p for p in model.parameters() if p.requires_grad]
     losses: dict[str, float] = {}
 
     def on_step(step: int) -> None:
@@ -170,6 +172,7 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
                 check_loss(values[f"{p.name}_loss"], f"search ({p.name} level)", step,
                            "try smaller search.w_lr / search.alpha_lr")
         check_box(values.pop("alpha_in_box") == 1.0, "search", step)
+        check_parameters(trained, "search", step, "try smaller search.w_lr / search.alpha_lr")
         losses.update({k: v for k, v in values.items() if k.endswith("_loss")})
         losses.update({"neumann_alpha": p.neumann_alpha_used for p in problems if hasattr(p, "neumann_alpha_used")})
         log("search", fold, step, **losses, **{k: values[k] for k in SUMMARY_KEYS})
@@ -191,7 +194,8 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     the averaged ``alphas.safetensors`` / ``alphas.json``, each fold's under ``fold<k>/``, the
     fold-averaged task weights when ``finetune_start`` is ``fold_average``, ``config.yaml``,
     ``log.csv`` and, last, ``metrics.json``."""
-    check_output_dir(cfg.output_dir, cfg.overwrite)
+    check_output_dir(cfg.output_dir, cfg.overwrite, "search")
+    model_config(cfg.model)
     device = resolve_device(cfg.device)
     settings = dataclasses.replace(settings, engine=engine_config_on(settings.engine, device))
     start = time.perf_counter()
@@ -199,7 +203,7 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     if cfg.finetune.holdout:
         set_aside_holdout(cfg, data)  # the finetune phase scores on it: the search must not see it
     out = cfg.output_dir
-    prepare_output_dir(out)
+    prepare_output_dir(out, "search")
     write_resolved(os.path.join(out, "config.yaml"), cfg, settings)
     joint = cfg.search.problem == "joint"
     splits = [None] if joint else random_splits(len(data.train), cfg.search.folds, cfg.search.split_ratio, cfg.seed)

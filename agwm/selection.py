@@ -61,12 +61,26 @@ def selection_grid(task: dict, methods: list[str], seeds: int, output_dir: str, 
 def select(records: list[dict], methods: list[str], margin: float = MARGIN) -> dict:
     """Apply the rule to the records of a selection grid: per method its held-out scores, mean,
     wall time, paired difference to the best with its interval; and the recommended method."""
+    all_records = records
     records, unscored = split_unscored(records)  # a failed or undefined run leaves its seed out
     scores = {m: {r["seed"]: r["score"] for r in records if r["method"] == m} for m in methods}
     times = {m: [r["wall_time_s"]["total"] for r in records if r["method"] == m] for m in methods}
     seeds = sorted(set.intersection(*(set(s) for s in scores.values())))
     if len(seeds) < 2:
-        raise ConfigError(f"{len(seeds)} seed(s) have a record of every method: at least 2 are needed")
+        reasons = {r["method"]: r.get("failed") or (r.get("dev") or {}).get("undefined") or "undefined score"
+                   for r in all_records if r.get("score") is None}
+        why = (f"; {len(all_records) - len(records)} of {len(all_records)} runs have no score ("
+               + "; ".join(f"{m}: {reason}" for m, reason in list(reasons.items())[:3]) + ")" if reasons else "")
+        raise ConfigError(f"{len(seeds)} seed(s) have a score for every method, at least 2 are needed to "
+                          f"compare them{why}")
+    best, recommended, rows = apply_rule(scores, times, methods, seeds, margin)
+    return {"seeds": seeds, "best": best, "recommended": recommended, "margin": margin, "rule": rule_text(margin),
+            "methods": rows, "estimate": held_out_estimate(scores, times, methods, seeds, margin),
+            "unscored": unscored}
+
+
+def apply_rule(scores: dict, times: dict, methods: list[str], seeds: list[int], margin: float):
+    """(best, recommended, a row per method) by the rule above, on ``seeds``."""
     means = {m: statistics.mean(scores[m][s] for s in seeds) for m in methods}
     best = max(methods, key=means.get)
     rows = {}
@@ -78,9 +92,24 @@ def select(records: list[dict], methods: list[str], margin: float = MARGIN) -> d
                    "within_margin": bool(m == best or interval[0] > -margin),
                    "wall_time_s": statistics.mean(times[m])}
     candidates = [m for m in methods if rows[m]["within_margin"]]
-    recommended = min(candidates, key=lambda m: rows[m]["wall_time_s"])
-    return {"seeds": seeds, "best": best, "recommended": recommended, "margin": margin, "rule": rule_text(margin),
-            "methods": rows, "unscored": unscored}
+    return best, min(candidates, key=lambda m: rows[m]["wall_time_s"]), rows
+
+
+def held_out_estimate(scores: dict, times: dict, methods: list[str], seeds: list[int], margin: float) -> dict | None:
+    """What following the rule scores, estimated on data the choice did not see: on each seed s,
+    the score of the method the rule recommends from the other seeds, mean_s score_{choice(-s)}(s),
+    with its 95% t interval. The recommended method's own mean is not that estimate: it is the best
+    of several means on the same seeds, biased upward. None below 3 seeds (a choice needs 2)."""
+    if len(seeds) < 3:
+        return None
+    per_seed = {}
+    for s in seeds:
+        others = [t for t in seeds if t != s]
+        chosen = apply_rule(scores, {m: times[m] for m in methods}, methods, others, margin)[1]
+        per_seed[s] = (chosen, scores[chosen][s])
+    values = [score for _, score in per_seed.values()]
+    low, high = mean_interval(values)
+    return {"mean": statistics.mean(values), "interval": (float(low), float(high)), "per_seed": per_seed}
 
 
 def selection_text(result: dict, metric: str) -> str:
@@ -96,6 +125,14 @@ def selection_text(result: dict, metric: str) -> str:
         lines.append(f"| {m} | {row['mean']:.1f} +- {row['std']:.1f} | {diff} | "
                      f"{row['wall_time_s']:.0f} s ({row['wall_time_s'] / cheapest:.1f}x) |")
     lines += ["", f"Recommended: {result['recommended']} (rule: {result['rule']})"]
+    estimate = result.get("estimate")
+    if estimate is not None:
+        lines += ["", f"Expected held-out {metric} of following the rule: {estimate['mean']:.1f} (95% interval "
+                  f"{estimate['interval'][0]:.1f} to {estimate['interval'][1]:.1f}): each seed scored by the method "
+                  "the rule picks from the other seeds, not the recommended method's own mean, which is the best "
+                  "of several and so biased upward"]
+    else:
+        lines += ["", "No estimate of what following the rule scores: it needs 3 seeds or more (--seeds)"]
     if result.get("unscored"):
         lines += ["", result["unscored"]]
     return "\n".join(lines)

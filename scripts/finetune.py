@@ -17,9 +17,10 @@ from agwm.settings import ConfigError
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--method", default=None, help="how W is trained: vanilla (default), mixout, child-tuning-d, "
-                   "child-tuning-f, dps, r3f, r-dropout, re-init, lora, prefix, prompt, soup; settings as key=value "
-                   "(e.g. mixout.p=0.5)")
+    p.add_argument("--method", default=None, help="vanilla (default), vanilla-tuned (lr and epochs chosen on a "
+                   "held-out part of the sample), probe (logistic regression on the frozen sentence embeddings), "
+                   "setfit (pip install \"agwm[setfit]\"), or a baseline: mixout, child-tuning-d, child-tuning-f, "
+                   "dps, r3f, r-dropout, re-init, lora, prefix, prompt, soup; settings as key=value (e.g. mixout.p=0.5)")
     p.add_argument("--alphas", default=None, help="alphas.safetensors written by search.py (omit: vanilla)")
     p.add_argument("--start-weights", default=None,
                    help="task weights to start from (default with --alphas: the task_weights.safetensors beside "

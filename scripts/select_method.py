@@ -26,9 +26,9 @@ def main() -> None:
     p.add_argument("--task-type", default=None, help="classification or regression (default: guessed)")
     p.add_argument("--metric", default=None)
     p.add_argument("--methods", nargs="+", default=["vanilla", "fold-average", "mixup"],
-                   help="two or more of: vanilla, fold-average, mixup, joint, random-alpha and the baselines "
-                        "(mixout, child-tuning-d, child-tuning-f, dps, r3f, r-dropout, re-init, lora, prefix, "
-                        "prompt, soup); default: vanilla fold-average mixup")
+                   help="two or more of: vanilla, vanilla-tuned, fold-average, mixup, probe, setfit, joint, "
+                        "random-alpha and the baselines (mixout, child-tuning-d, child-tuning-f, dps, r3f, r-dropout, "
+                        "re-init, lora, prefix, prompt, soup); default: vanilla fold-average mixup")
     p.add_argument("--seeds", type=int, default=5, help="paired repetitions, seeds 1..N (default 5)")
     p.add_argument("--margin", type=float, default=3.0, help="points a cheaper method may be shown to lose at most "
                    "(default 3)")

@@ -73,10 +73,10 @@ DATA_CASES = [  # (file, row, value written, message)
     ("train.tsv", 3, "7.5", "train.tsv, row 3: label '7.5' is outside the task's range 0 to 5"),
     ("train.tsv", 2, "-1.0", "train.tsv, row 2: label '-1.0' is outside the task's range 0 to 5"),
     ("train.tsv", 4, "100", "train.tsv, row 4: label '100' is outside the task's range 0 to 5"),
-    ("train.tsv", 5, "NaN", "train.tsv, row 5: label 'NaN' is not a number"),
-    ("train.tsv", 5, "inf", "train.tsv, row 5: label 'inf' is not a number"),
+    ("train.tsv", 5, "NaN", "train.tsv, row 5: label 'NaN' in column 'score' is not allowed: NaN and infinite"),
+    ("train.tsv", 5, "inf", "train.tsv, row 5: label 'inf' in column 'score' is not allowed: NaN and infinite"),
     ("train.tsv", 6, "", "train.tsv, row 6: no label in column 'score'"),
-    ("dev.tsv", 7, "NaN", "dev.tsv, row 7: label 'NaN' is not a number"),
+    ("dev.tsv", 7, "NaN", "dev.tsv, row 7: label 'NaN' in column 'score' is not allowed: NaN and infinite"),
     ("dev.tsv", 1, "5.5", "dev.tsv, row 1: label '5.5' is outside the task's range 0 to 5"),
 ]
 

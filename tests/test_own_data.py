@@ -272,6 +272,18 @@ def test_the_selection_rule_takes_the_cheapest_method_shown_within_the_margin_of
     assert select(best + noisy, ["vanilla", "mixup"], margin=30.0)["recommended"] == "vanilla"
 
 
+def test_the_selection_estimate_scores_each_seed_by_the_choice_made_without_it():
+    """Seed 3 alone makes b the best: left out, a is chosen and seed 3 is scored by a's 50, not b's 90."""
+    a = [record("a", s, v, 100) for s, v in zip((1, 2, 3), (70, 70, 50))]
+    b = [record("b", s, v, 100) for s, v in zip((1, 2, 3), (60, 61, 90))]
+    result = select(a + b, ["a", "b"], margin=0.5)
+    assert result["best"] == "b" and result["recommended"] == "b"  # b's mean 70.3 against a's 63.3
+    estimate = result["estimate"]
+    assert estimate["per_seed"] == {1: ("b", 60), 2: ("b", 61), 3: ("a", 50)}
+    assert estimate["mean"] == pytest.approx(57.0) and estimate["mean"] < result["methods"]["b"]["mean"]
+    assert select(a[:2] + b[:2], ["a", "b"])["estimate"] is None  # two seeds: no choice without one of them
+
+
 @pytest.mark.slow
 def test_select_method_runs_each_method_on_held_out_parts_of_the_training_file(
         user_style_csvs, tiny_model_dir, tmp_path, monkeypatch, capsys):

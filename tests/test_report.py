@@ -335,3 +335,19 @@ def test_report_compare_prints_the_table_and_refuses_a_method_the_results_lack(t
     code, err = run_script("report.py", ["--results", str(path), "--tasks", "cola", "--compare", "mixup", "vanilla"],
                            monkeypatch, capsys)
     assert code == 2 and "--compare mixup vanilla is not allowed: no task, size and seed has both" in err
+
+
+def test_each_method_against_the_tasks_best_mean_with_its_interval_and_median_time():
+    from agwm.report import versus_best_table
+
+    rows = [record("vanilla", "trec", 300, s, v, 10.0) for s, v in ((1, 80.0), (2, 82.0), (3, 84.0))]
+    rows += [record("setfit", "trec", 300, s, v, s * 20.0) for s, v in ((1, 83.0), (2, 84.0), (3, 88.0))]
+    rows += [record("probe", "trec", 300, s, v, 1.0) for s, v in ((1, 70.0), (2, 71.0), (3, 75.0))]
+    table = versus_best_table(rows, 300).splitlines()
+    assert table[0] == "| method | trec | time / vanilla (median) |"
+    by_method = {line.split(" | ")[0][2:]: line for line in table[2:]}
+    assert by_method["setfit"] == "| setfit | best | 4.00x |"  # ratios 2, 4, 6
+    diffs = [-3.0, -2.0, -4.0]  # vanilla minus setfit, seed by seed
+    half = 4.302652729911275 * statistics.stdev(diffs) / math.sqrt(3)  # t_{0.975, 2}
+    assert by_method["vanilla"] == f"| vanilla | -3.0 [{-3 - half:+.1f} to {-3 + half:+.1f}] | 1.00x |"
+    assert by_method["probe"].startswith("| probe | -13.0 [")
