@@ -193,6 +193,9 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
             raise ConfigError(f"--alphas {alphas} is not allowed with search.finetune_start=fold_average (the "
                               f"default): no {TASK_WEIGHTS_NAME} beside it to start from; give --start-weights, "
                               "or search.finetune_start=pretrained to start from the pretrained weights")
+    if cfg.body != "pretrained":
+        raise ConfigError(f"body={cfg.body} is not allowed here: it is a grid method's start (experiment.py, "
+                          "select_method.py); here give --model the folder of the body to start from")
     check_output_dir(cfg.output_dir, cfg.overwrite, "finetune")
     model_config(cfg.model)
     if alphas is not None:

@@ -247,6 +247,9 @@ def check_data(runs: list[Run]) -> None:
             error = task_error(run.entry.method, examples.task)
             if error:
                 raise DataError(f"method {run.entry.name}: {error}")
+            if cfg.body == "setfit" and task_error("setfit", examples.task):
+                raise DataError(f"method {run.entry.name}: body=setfit is not allowed: "
+                                f"{task_error('setfit', examples.task).split(': ', 1)[1]}")
         except DataError as error:
             raise DataError(f"task {run.task}: {error}; no run was started") from None
         if cfg.model not in models:

@@ -13,7 +13,9 @@ vanilla only by what it does.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import time
 from collections.abc import Callable
 
 from .engine_settings import run_engine_settings
@@ -26,9 +28,43 @@ METHODS: dict[str, Method] = {}
 
 def register(name: str) -> Callable[[Method], Method]:
     def add(fn: Method) -> Method:
-        METHODS[name] = fn
+        METHODS[name] = from_body(fn)
         return fn
     return add
+
+
+def from_body(method: Method) -> Method:
+    """``method``, started from the encoder ``body`` names: the pretrained one, or (``setfit``) the
+    one SetFit's contrastive stage makes of it on the run's sample (:func:`setfit_body`), whose time
+    the outcome adds as ``wall_time_s.body``."""
+    @functools.wraps(method)
+    def run(cfg: RunConfig, engine_overrides: list) -> dict:
+        if cfg.body == "pretrained":
+            return method(cfg, engine_overrides)
+        start = time.perf_counter()
+        body = setfit_body(cfg)
+        seconds = time.perf_counter() - start
+        outcome = method(dataclasses.replace(cfg, model=body, body="pretrained"), engine_overrides)
+        outcome["wall_time_s"]["body"] = seconds
+        return outcome
+    return run
+
+
+def setfit_body(cfg: RunConfig) -> str:
+    """SetFit's contrastive stage alone on the run's sample (its training part with
+    ``finetune.holdout``), saved to ``<output_dir>/body``; returns that folder."""
+    from .baselines.sentence_encoder import SetFitPeer
+    from .devices import resolve_device
+    from .runtime import default_model, load_run_data, set_aside_holdout
+
+    data = load_run_data(cfg, resolve_device(cfg.device))
+    if cfg.finetune.holdout:
+        set_aside_holdout(cfg, data)  # the body must not see the part the run is scored on
+    s, path = cfg.setfit, os.path.join(cfg.output_dir, "body")
+    peer = SetFitPeer(cfg.model or default_model(), data.task, cfg.max_length, cfg.batch_size, data.device)
+    peer.fit(data.sample, s.num_iterations, s.epochs, s.body_lr, cfg.seed, body_only=True)
+    peer.save_body(path)
+    return path
 
 
 def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixed", method: str = "vanilla") -> dict:

@@ -50,7 +50,7 @@ from .optim import adamw, schedule, steps_for, weights_and_alphas_optimizer
 from .outputs import TASK_WEIGHTS_NAME, check_output_dir, prepare_output_dir, write_metrics
 from .records import write_resolved
 from .runtime import RunData, build_model, load_run_data, loader, model_loss, set_aside_holdout
-from .settings import RunConfig
+from .settings import ConfigError, RunConfig
 
 get_logger().setLevel(logging.WARNING)  # Betty prints its graph at INFO for every engine
 
@@ -194,6 +194,9 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     the averaged ``alphas.safetensors`` / ``alphas.json``, each fold's under ``fold<k>/``, the
     fold-averaged task weights when ``finetune_start`` is ``fold_average``, ``config.yaml``,
     ``log.csv`` and, last, ``metrics.json``."""
+    if cfg.body != "pretrained":
+        raise ConfigError(f"body={cfg.body} is not allowed here: it is a grid method's start (experiment.py, "
+                          "select_method.py); here give --model the folder of the body to start from")
     check_output_dir(cfg.output_dir, cfg.overwrite, "search")
     model_config(cfg.model)
     device = resolve_device(cfg.device)

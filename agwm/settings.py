@@ -12,6 +12,7 @@ HYPERGRADS = ("darts", "opt_darts", "sama", "reverse", "neumann", "cg")
 PROBLEMS = ("bilevel", "joint", "inner_only")
 FINETUNE_STARTS = ("pretrained", "fold_average")
 ALPHA_MODES = ("fixed", "random", "joint")
+BODIES = ("pretrained", "setfit")
 R3F_NOISES = ("uniform", "normal")
 
 
@@ -154,6 +155,7 @@ class RunConfig:
     device: str = "auto"  # auto: the first CUDA device if there is one, else the CPU
     bf16: bool = False  # forward passes of both phases under bfloat16 autocast (hypergradients stay float32)
     report_to: list | None = None  # csv, tensorboard, none; None: csv and tensorboard where it is installed
+    body: str = "pretrained"  # a grid method's start: the pretrained encoder, or setfit's contrastive stage on the sample
     hypergrad: str = "darts"
     engine_config: str | None = None  # a YAML path; None: engine_configs/<hypergrad>.yaml
     mixup: MixupConfig = field(default_factory=MixupConfig)

@@ -10,6 +10,7 @@ import torch
 from .mixup import FORMULATIONS
 from .settings import (
     ALPHA_MODES,
+    BODIES,
     FINETUNE_STARTS,
     FLAGS,
     GLUE_TRAIN_SIZE,
@@ -50,6 +51,7 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
     if cfg.bf16 and cfg.device != "cpu" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
         raise ConfigError("--bf16 is not allowed on this GPU: it has no bfloat16 (torch.cuda.is_bf16_supported())")
     _require(cfg.hypergrad in HYPERGRADS, "hypergrad", cfg.hypergrad, f"one of {', '.join(HYPERGRADS)}")
+    _require(cfg.body in BODIES, "body", cfg.body, f"one of {', '.join(BODIES)}")
     m, s, f = cfg.mixup, cfg.search, cfg.finetune
     _require(m.rank >= 1, "mixup.rank", m.rank, "at least 1")
     _require(m.formulation in FORMULATIONS, "mixup.formulation", m.formulation, f"one of {', '.join(FORMULATIONS)}")
@@ -77,25 +79,12 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
     from .recipes import FINETUNE_METHODS  # the one list of finetune methods (it imports this module)
 
     _require(f.method in FINETUNE_METHODS, "finetune.method", f.method, f"one of {', '.join(FINETUNE_METHODS)}")
-    if f.method == "setfit":
-        from .baselines.sentence_encoder import SETFIT_MISSING, setfit_installed
+    for option, used in (("--method setfit", f.method == "setfit"), ("body=setfit", cfg.body == "setfit")):
+        if used:
+            from .baselines.sentence_encoder import SETFIT_NEEDED, setfit_installed
 
-        if not setfit_installed():
-            raise ConfigError(SETFIT_MISSING)
-    _require(f.method == "vanilla" or f.alpha_mode == "fixed", "finetune.alpha_mode", f.alpha_mode,
-             f"fixed with finetune.method={f.method} (alpha is mixup's)")
-    _require(0.0 <= cfg.mixout.p < 1.0, "mixout.p", cfg.mixout.p, "in [0, 1)")
-    for path in ("child_tuning.reserve_p", "dps.reserve_p"):
-        value = get_path(cfg, path)
-        _require(0.0 < value <= 1.0, path, value, "in (0, 1]")
-    _require(cfg.dps.update_ratio > 0, "dps.update_ratio", cfg.dps.update_ratio, "greater than 0")
-    for path in ("child_tuning.target", "dps.target"):
-        _require(_is_regex(get_path(cfg, path)), path, get_path(cfg, path), "a regular expression")
-    _require(cfg.r3f.noise in R3F_NOISES, "r3f.noise", cfg.r3f.noise, f"one of {', '.join(R3F_NOISES)}")
-    for path in ("r3f.eps", "r3f.kl_lambda", "rdrop.kl_alpha", "peft.lora_dropout"):
-        value = get_path(cfg, path)
-        _require(value >= 0, path, value, "at least 0")
-    _require(cfg.peft.lora_dropout < 1, "peft.lora_dropout", cfg.peft.lora_dropout, "in [0, 1)")
+            if not setfit_installed():
+                raise ConfigError(f"{option} is not allowed: {SETFIT_NEEDED}")
     for path in ("probe.c", "probe.ridge_alpha", "setfit.body_lr"):
         value = get_path(cfg, path)
         _require(value > 0, path, value, "greater than 0")

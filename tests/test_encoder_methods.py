@@ -157,3 +157,33 @@ def test_bad_settings_of_the_new_methods_are_named(override, message, glue_dir):
         build_run_config({"task": "rte", "data_dir": glue_dir, "output_dir": "unused"}, [override])
     assert str(error.value) == message
 
+
+
+def test_a_grid_method_can_start_from_setfits_contrastive_body(trec, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("setfit")
+    import yaml
+
+    from agwm.grid import load_grid, read_records, run_grid
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"""
+tasks: [{{name: trec, train_file: {trec}/train.csv, validation_file: {trec}/test.csv}}]
+sizes: [24]
+seeds: [1]
+model: {tiny_model_dir}
+output_dir: {tmp_path}/runs
+results: {tmp_path}/results.jsonl
+overrides: [finetune.epochs=1, search.epochs=1, setfit.num_iterations=1, report_to=none]
+methods:
+  - {{name: setfit-fold-average, method: mixup, overrides: [search.problem=inner_only, body=setfit]}}
+""")
+    assert run_grid(load_grid(str(grid))) == (1, 0)
+    (record,) = read_records(str(tmp_path / "results.jsonl"))
+    run = tmp_path / "runs" / "setfit-fold-average" / "trec-24-s1"
+    assert record["wall_time_s"]["body"] > 0 and record["config"]["body"] == "setfit"
+    assert (run / "body" / "config.json").exists()
+    for phase in ("search", "finetune"):  # both phases start from the body
+        assert yaml.safe_load((run / phase / "config.yaml").read_text())["run"]["model"] == str(run / "body")
+    code, err = run_script("finetune.py", ["--train-file", str(trec / "train.csv"), "--output-dir",
+                                           str(tmp_path / "x"), "body=setfit"], monkeypatch, capsys)
+    assert code == 2 and "body=setfit is not allowed here: it is a grid method's start" in err

@@ -35,7 +35,8 @@ from ..tasks import Task
 
 PROBE_HEAD_NAME = "probe_head.safetensors"
 PROBE_CONFIG_NAME = "probe.json"
-SETFIT_MISSING = '--method setfit is not allowed: it needs the setfit package (pip install "agwm[setfit]")'
+SETFIT_NEEDED = 'it needs the setfit package (pip install "agwm[setfit]")'
+SETFIT_MISSING = f"--method setfit is not allowed: {SETFIT_NEEDED}"
 
 
 def setfit_installed() -> bool:
@@ -137,7 +138,10 @@ class SetFitPeer:
         self.batch_size, self.device, self.eval_batch_size = batch_size, device, eval_batch_size
         self.model = None
 
-    def fit(self, examples: Dataset, num_iterations: int, epochs: int, body_lr: float, seed: int) -> dict:
+    def fit(self, examples: Dataset, num_iterations: int, epochs: int, body_lr: float, seed: int,
+            body_only: bool = False) -> dict:
+        """Both stages; with ``body_only`` the contrastive stage alone (the body, for another method to
+        start from: :meth:`save_body`)."""
         from setfit import SetFitModel, Trainer, TrainingArguments
 
         self.model = SetFitModel.from_pretrained(self.model_name, labels=list(self.task.class_names),
@@ -148,11 +152,19 @@ class SetFitPeer:
                                      body_learning_rate=body_lr, batch_size=self.batch_size,
                                      max_length=self.max_length, seed=stream_seed(seed, "setfit") % 2**32,
                                      save_strategy="no", report_to="none", show_progress_bar=False)
-            trainer = Trainer(model=self.model, args=args,
-                              train_dataset=Dataset.from_dict({"text": examples["text_a"],
-                                                               "label": examples["label"]}))
-            trainer.train()
+            texts, labels = list(examples["text_a"]), list(examples["label"])
+            trainer = Trainer(model=self.model, args=args, train_dataset=Dataset.from_dict({"text": texts,
+                                                                                          "label": labels}))
+            if body_only:
+                trainer.train_embeddings(texts, labels, args=args)
+            else:
+                trainer.train()
         return {"steps": epochs * math.ceil(pairs / self.batch_size), "pairs": pairs}
+
+    def save_body(self, directory: str) -> None:
+        """The finetuned encoder as a sentence-transformers folder; its root loads with transformers
+        (``AutoModelForSequenceClassification``, a new head) like the pretrained model's."""
+        self.model.model_body.save(directory)
 
     def predict(self, examples: Dataset) -> Predictions:
         seen = self.model.predict_proba(list(examples["text_a"]), batch_size=self.eval_batch_size, as_numpy=True)
