@@ -26,6 +26,7 @@ from .devices import resolve_device
 from .engine_settings import engine_config_on, run_engine_settings
 from .guards import RunFailed
 from .methods import METHODS
+from .peak_memory import peak_mib_since, reset_peak
 from .process_pool import run_in_processes
 from .records import as_recorded, changed_settings
 from .settings import ConfigError, RunConfig
@@ -260,11 +261,13 @@ def check_data(runs: list[Run]) -> None:
 def execute(run: Run) -> dict:
     """Run one grid cell; the record to append. Its ``speed_probe_s`` is the mean of
     :func:`~agwm.speed.speed_probe` just before and just after the run, the machine's speed while it ran,
-    and ``speed_probe_workload`` names what the probe timed."""
+    and ``speed_probe_workload`` names what the probe timed; ``peak_memory_mib`` is the run's peak above
+    what the worker held at its start (:mod:`agwm.peak_memory`: CUDA's allocator, or the resident set)."""
     device = resolve_device(run.config.device)
     run_fields = {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
                   "task": run.task, "train_size": run.size, "seed": run.seed, "config": dataclasses.asdict(run.config)}
     probe_before = speed_probe(device)
+    memory_before = reset_peak(device)
     start = time.perf_counter()
     try:
         outcome = METHODS[run.entry.method](run.config, engine_overrides(run.overrides))
@@ -274,6 +277,7 @@ def execute(run: Run) -> dict:
     total = time.perf_counter() - start
     return {**run_fields, "score": outcome["score"], "dev": outcome["dev"],
             "wall_time_s": {**outcome["wall_time_s"], "total": total},
+            "peak_memory_mib": peak_mib_since(device, memory_before),
             "speed_probe_s": (probe_before + speed_probe(device)) / 2, "speed_probe_workload": PROBE_WORKLOAD,
             **{k: v for k, v in outcome.items() if k not in ("score", "dev", "wall_time_s")}}
 

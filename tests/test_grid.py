@@ -41,6 +41,7 @@ def fake_method(monkeypatch):
 
     def fake(cfg, engine_overrides):
         calls.append((cfg.task, cfg.seed, cfg.finetune.lr))
+        held = torch.ones(64 * 2**20 // 4)  # 64 MiB held during the run: its peak memory  # noqa: F841
         if len(calls) == fake.crash_at:
             raise KeyboardInterrupt  # the grid is killed in the middle of a run
         return {"score": float(cfg.seed), "dev": {"accuracy": float(cfg.seed), "score": float(cfg.seed)},
@@ -102,11 +103,13 @@ def test_record_format(fake_method, glue_dir, tmp_path):
     run_grid(grid)
     record = read_records(grid.results)[0]
     assert set(record) == {"key", "method", "kind", "settings", "task", "train_size", "seed", "score", "dev",
-                           "wall_time_s", "speed_probe_s", "speed_probe_workload", "machine", "config"}
+                           "wall_time_s", "speed_probe_s", "speed_probe_workload", "peak_memory_mib", "machine",
+                           "config"}
     assert record["key"] == f"{record['method']}/{record['task']}/{record['train_size']}/{record['seed']}"
     assert record["config"]["task"] == record["task"] and record["config"]["seed"] == record["seed"]
     assert record["kind"] == "fake" and record["wall_time_s"]["finetune"] == 0.1 and "total" in record["wall_time_s"]
     assert record["speed_probe_s"] == 0.25 and record["speed_probe_workload"] == WORKLOAD
+    assert 60 <= record["peak_memory_mib"] < 200  # the 64 MiB the fake run held, and little else
 
 
 def test_a_record_cut_short_is_ignored_and_removed_by_the_next_append(tmp_path):
