@@ -89,6 +89,8 @@ def train(cfg: RunConfig, data, recipe, log: RunLog, alphas: str | None = None, 
                                                         f.weight_decay, f.warmup_ratio, cfg.search)
     model.train()
     step, loss_value = 0, float("nan")
+    epoch_steps = steps_for(1, len(data.train), cfg.batch_size)
+    averaged = UniformSoup() if f.swa_epochs else None  # SWA: the ends of the last swa_epochs epochs
     desc = phase if f.method != "soup" else f"{phase} member {member + 1}/{cfg.soup.members}"
     with tqdm(total=steps, desc=desc) as progress:
         while step < steps:
@@ -108,8 +110,13 @@ def train(cfg: RunConfig, data, recipe, log: RunLog, alphas: str | None = None, 
                 log(phase, member, step, train_loss=loss_value, lr=scheduler.get_last_lr()[0])
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss_value:.3f}")
+                if averaged is not None and (step % epoch_steps == 0 or step == steps) \
+                        and step > steps - f.swa_epochs * epoch_steps:
+                    averaged.add({n: p for n, p in model.named_parameters() if p.requires_grad})
                 if step == steps:
                     break
+    if averaged is not None:
+        model.load_state_dict(averaged.average(), strict=False)  # the trained weights; the rest is unchanged
     return recipe.finished(model), steps, loss_value
 
 

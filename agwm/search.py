@@ -210,6 +210,8 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     write_resolved(os.path.join(out, "config.yaml"), cfg, settings)
     joint = cfg.search.problem == "joint"
     splits = [None] if joint else random_splits(len(data.train), cfg.search.folds, cfg.search.split_ratio, cfg.seed)
+    if cfg.search.fold_data == "whole":  # each fold's W on every example, in the fold's own order and dropout
+        splits = [(list(range(len(data.train))), []) for _ in splits]
     log = RunLog(out, cfg.report_to)
     summaries, fold_alphas = [], UniformSoup()
     fold_weights = UniformSoup() if cfg.search.finetune_start == "fold_average" else None

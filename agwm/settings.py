@@ -13,6 +13,7 @@ PROBLEMS = ("bilevel", "joint", "inner_only")
 FINETUNE_STARTS = ("pretrained", "fold_average")
 ALPHA_MODES = ("fixed", "random", "joint")
 BODIES = ("pretrained", "setfit")
+FOLD_DATA = ("split", "whole")
 R3F_NOISES = ("uniform", "normal")
 
 
@@ -43,6 +44,7 @@ class SearchConfig:
     alpha_weight_decay: float = 0.01
     alpha_warmup_ratio: float = 0.1
     finetune_start: str = "fold_average"  # experiments/finetune-start.yaml
+    fold_data: str = "split"  # split: W on each split's train part; whole (inner_only): on the whole sample
 
 
 @dataclass
@@ -52,6 +54,7 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     eval_batch_size: int = 64
+    swa_epochs: int = 0  # > 0: the weights averaged over the ends of the last swa_epochs epochs (SWA)
     holdout: bool = False  # train on split 0's training part, score on its held-out part, not dev
     alpha_mode: str = "fixed"  # fixed: --alphas (or none: vanilla); random: fresh draw, fixed; joint: trained with W
     method: str = "vanilla"  # vanilla or another method of agwm.recipes.FINETUNE_METHODS

@@ -12,6 +12,7 @@ from .settings import (
     ALPHA_MODES,
     BODIES,
     FINETUNE_STARTS,
+    FOLD_DATA,
     FLAGS,
     GLUE_TRAIN_SIZE,
     HYPERGRADS,
@@ -64,6 +65,10 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
     _require(s.alpha_every is None or s.alpha_every >= 1, "search.alpha_every", s.alpha_every, "at least 1")
     _require(s.finetune_start in FINETUNE_STARTS, "search.finetune_start", s.finetune_start,
              f"one of {', '.join(FINETUNE_STARTS)}")
+    _require(s.fold_data in FOLD_DATA, "search.fold_data", s.fold_data, f"one of {', '.join(FOLD_DATA)}")
+    _require(s.fold_data == "split" or s.problem == "inner_only", "search.fold_data", s.fold_data,
+             "split with search.problem=" + s.problem + " (whole needs inner_only: the outer level needs a held-out part)")
+    _require(f.swa_epochs >= 0, "finetune.swa_epochs", f.swa_epochs, "at least 0")
     for path in ("search.epochs", "search.w_lr", "search.alpha_lr", "finetune.epochs", "finetune.lr"):
         value = get_path(cfg, path)
         _require(value > 0, path, value, "greater than 0")

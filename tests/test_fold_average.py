@@ -205,3 +205,46 @@ def test_report_to_accepts_known_loggers_only(glue_dir):
         build_run_config({"task": "rte", "report_to": ["wandb"]})
     with pytest.raises(ConfigError, match="--report-to csv none is not allowed: none alone"):
         build_run_config({"task": "rte", "report_to": ["csv", "none"]})
+
+
+def test_the_averaging_controls_one_fold_whole_sample_folds_and_swa(tiny_model_dir, glue_dir, tmp_path, monkeypatch):
+    """The controls of what the fold-averaged start is made of: one fold's W alone (folds=1 is fold 0
+    of any K), folds trained on the whole sample, and vanilla averaged over its last epochs."""
+    import agwm.finetune
+    import agwm.runtime
+
+    flags = {"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
+             "search.max_steps": 2, "report_to": ["none"]}
+    inner_only = ["search.problem=inner_only"]
+    for folds, out in ((2, "two"), (1, "one")):
+        cfg = build_run_config({**flags, "search.folds": folds, "output_dir": str(tmp_path / out)}, inner_only)
+        run_search(cfg, load_engine_settings(engine_config_path(cfg)))
+    one, two = (load_file(tmp_path / out / "fold0" / "alphas.safetensors") for out in ("one", "two"))
+    assert all(torch.equal(one[k], two[k]) for k in one)  # fold 0 is the same fold whatever K
+    assert load_file(tmp_path / "one" / TASK_WEIGHTS_NAME).keys() == load_file(tmp_path / "two" / TASK_WEIGHTS_NAME).keys()
+
+    seen, original = [], agwm.runtime.make_loader
+    monkeypatch.setattr(agwm.runtime, "make_loader", lambda d, *a, **k: seen.append(len(d)) or original(d, *a, **k))
+    cfg = build_run_config({**flags, "search.folds": 2, "output_dir": str(tmp_path / "whole")},
+                           inner_only + ["search.fold_data=whole"])
+    run_search(cfg, load_engine_settings(engine_config_path(cfg)))
+    assert seen == [20, 20]  # each fold's W on all 20 examples
+    with pytest.raises(ConfigError, match="search.fold_data=whole is not allowed: split with search.problem=bilevel"):
+        build_run_config(flags, ["search.fold_data=whole"])
+
+    added = []
+
+    class Recording(agwm.finetune.UniformSoup):
+        def add(self, state):
+            added.append({k: v.detach().clone() for k, v in state.items()})
+            super().add(state)
+
+    monkeypatch.setattr(agwm.finetune, "UniformSoup", Recording)
+    cfg = build_run_config({**flags, "output_dir": str(tmp_path / "swa"), "batch_size": 4},
+                           ["finetune.epochs=3", "finetune.swa_epochs=2"])
+    metrics = run_finetune(cfg, save_model=True)
+    assert metrics["steps"] == 15 and len(added) == 2  # the ends of epochs 2 and 3 (5 steps each)
+    final = AutoModelForSequenceClassification.from_pretrained(tmp_path / "swa" / "model").state_dict()
+    for key in added[0]:
+        torch.testing.assert_close(final[key], (added[0][key] + added[1][key]) / 2)
+    assert any(not torch.equal(added[0][k], added[1][k]) for k in added[0])
