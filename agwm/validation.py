@@ -90,6 +90,20 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
 
             if not setfit_installed():
                 raise ConfigError(f"{option} is not allowed: {SETFIT_NEEDED}")
+    _require(f.method == "vanilla" or f.alpha_mode == "fixed", "finetune.alpha_mode", f.alpha_mode,
+             f"fixed with finetune.method={f.method} (alpha is mixup's)")
+    _require(0.0 <= cfg.mixout.p < 1.0, "mixout.p", cfg.mixout.p, "in [0, 1)")
+    for path in ("child_tuning.reserve_p", "dps.reserve_p"):
+        value = get_path(cfg, path)
+        _require(0.0 < value <= 1.0, path, value, "in (0, 1]")
+    _require(cfg.dps.update_ratio > 0, "dps.update_ratio", cfg.dps.update_ratio, "greater than 0")
+    for path in ("child_tuning.target", "dps.target"):
+        _require(_is_regex(get_path(cfg, path)), path, get_path(cfg, path), "a regular expression")
+    _require(cfg.r3f.noise in R3F_NOISES, "r3f.noise", cfg.r3f.noise, f"one of {', '.join(R3F_NOISES)}")
+    for path in ("r3f.eps", "r3f.kl_lambda", "rdrop.kl_alpha", "peft.lora_dropout"):
+        value = get_path(cfg, path)
+        _require(value >= 0, path, value, "at least 0")
+    _require(cfg.peft.lora_dropout < 1, "peft.lora_dropout", cfg.peft.lora_dropout, "in [0, 1)")
     for path in ("probe.c", "probe.ridge_alpha", "setfit.body_lr"):
         value = get_path(cfg, path)
         _require(value > 0, path, value, "greater than 0")
