@@ -30,9 +30,9 @@ from .peak_memory import peak_mib_since, reset_peak
 from .process_pool import run_in_processes
 from .records import as_recorded, changed_settings
 from .settings import ConfigError, RunConfig
-from .tasks import DataError
 from .speed import WORKLOAD as PROBE_WORKLOAD
 from .speed import speed_probe
+from .tasks import DataError
 from .validation import refuse_unknown
 
 GRID_KEYS = {"tasks", "sizes", "seeds", "methods", "data_dir", "model", "output_dir", "results", "overrides"}

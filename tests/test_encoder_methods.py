@@ -94,6 +94,7 @@ def test_setfit_trains_predicts_saves_and_repeats_itself(trec, tiny_model_dir, t
     assert first["setfit"] == {"steps": 192 // 8, "pairs": 2 * 2 * 48} and first["steps"] == 24
     a, b = (pd.read_csv(tmp_path / d / "predictions.csv") for d in ("a", "b"))
     pd.testing.assert_frame_equal(a, b)  # --seed determinism on the CPU
+    assert again["score"] == first["score"]
     from setfit import SetFitModel
 
     loaded = SetFitModel.from_pretrained(str(tmp_path / "a" / "model"))

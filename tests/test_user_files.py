@@ -173,7 +173,7 @@ def test_output_columns_in_a_test_or_validation_file_are_refused(tmp_path):
 
 def test_one_label_normalisation_for_every_format(tmp_path):
     labels = ["1", "1.0", " 2", "2.0", "1", "2"]
-    as_csv = read(tmp_path, "t.csv", f"text,label\n" + "".join(f"t{i},{v}\n" for i, v in enumerate(labels)))
+    as_csv = read(tmp_path, "t.csv", "text,label\n" + "".join(f"t{i},{v}\n" for i, v in enumerate(labels)))
     records = [{"text": f"t{i}", "label": v} for i, v in enumerate([1, 1.0, 2, 2.0, 1, 2])]
     as_json = read(tmp_path, "t.json", json.dumps(records))
     assert as_csv.task.labels == as_json.task.labels == ("1", "2")  # equal as numbers: one class
@@ -303,7 +303,7 @@ def test_random_user_files_refuse_in_one_line_or_predict_row_for_row(case, tiny_
     args = ["--train-file", str(tmp_path / f"train{ext}"), "--test-file", str(tmp_path / f"test{ext}"),
             *tiny(tiny_model_dir, tmp_path / "out", "finetune.epochs=1")]
     try:
-        err = run_script_ok(args, monkeypatch, capsys)
+        run_script_ok(args, monkeypatch, capsys)
     except SystemExit as stopped:
         lines = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "%|" not in line]
         assert stopped.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
