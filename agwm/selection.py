@@ -150,3 +150,78 @@ def run_selection(grid: Grid, methods: list[str], metric: str, output_dir: str, 
         json.dump(result, f, indent=2)
     result["text"] = text
     return result
+
+
+def sample_file(task: dict, size: int, seed: int, path: str) -> str:
+    """The ``size`` rows of the task's training file that ``seed`` samples (the sample a grid run of
+    that seed trains on, :func:`agwm.data.sample_examples`), written as a user's CSV at ``path``."""
+    from .data import sample_examples
+    from .examples import read_table
+
+    if not os.path.isfile(path):
+        rows = sample_examples(read_table(task["train_file"], "--train-file"), size, seed).to_pandas()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        rows.to_csv(path + ".tmp", index=False)
+        os.replace(path + ".tmp", path)
+    return path
+
+
+def selection_study(tasks: list[dict], user_seeds: list[int], size: int, methods: list[str], seeds: int,
+                    output_dir: str, test_records: list[dict], workers: int = 1, margin: float = MARGIN,
+                    runs_dir: str = "runs/select-study", model: str | None = None,
+                    overrides: list[str] = ()) -> dict:
+    """How the recommendation does on data it never saw. For each task (a grid task mapping with its
+    training and test files) and user seed u, the user's file is the ``size`` rows u samples from
+    the training file; the selection runs on that file alone (``seeds`` held-out repetitions of
+    ``methods``); the method it recommends is then scored by ``test_records``: a grid's runs of every
+    method trained on the same sample with seed u and scored on the test file. Returns per (task, u)
+    the recommendation, the held-out estimate, the method best on the test file and every method's
+    test score. ``model`` and ``overrides`` are the test grid's, so that both see the same settings."""
+    pipelines = [PIPELINES.get(m, Entry(m, m)) for m in methods]
+    user_tasks = [{"name": f"{t['name']}-u{u}", "train_file": sample_file(t, size, u, os.path.join(
+        runs_dir, "samples", f"{t['name']}-u{u}.csv")), **{k: v for k, v in t.items()
+                                                           if k not in ("name", "train_file", "validation_file")}}
+                  for t in tasks for u in user_seeds]
+    grid = Grid(pipelines, user_tasks, ["all"], list(range(1, seeds + 1)), output_dir=runs_dir,
+                results=os.path.join(output_dir, "results.jsonl"), model=model,
+                overrides=[*overrides, "finetune.holdout=true"])
+    run_grid(grid, workers)
+    records = read_records(grid.results)
+    test = {(r["method"], r["task"], r["seed"]): r["score"] for r in test_records if r["train_size"] == size}
+    cells = []
+    for t in tasks:
+        for u in user_seeds:
+            name = f"{t['name']}-u{u}"
+            chosen = select([r for r in records if r["task"] == name], methods, margin)
+            scores = {m: test.get((m, t["name"], u)) for m in methods}
+            missing = [m for m, v in scores.items() if v is None]
+            if missing:
+                raise ConfigError(f"the test records have no {t['name']} run of {', '.join(missing)} with seed {u}")
+            cells.append({"task": t["name"], "user_seed": u, "recommended": chosen["recommended"],
+                          "estimate": chosen["estimate"], "test_scores": scores,
+                          "best_on_test": max(methods, key=scores.get)})
+    return {"methods": methods, "seeds": seeds, "margin": margin, "cells": cells}
+
+
+def study_text(study: dict, fixed: list[str]) -> str:
+    """The study as tables: per task and user seed, the recommendation and the test file's best; then
+    the test score of following the recommendation against always choosing each of ``fixed``, paired
+    by (task, user seed), with the 95% t interval of the mean difference."""
+    lines = ["| task | user seed | recommended | best on the test file | its test score | held-out estimate |",
+             "|---|---|---|---|---|---|"]
+    for c in study["cells"]:
+        estimate = f"{c['estimate']['mean']:.1f}" if c["estimate"] else "-"
+        lines.append(f"| {c['task']} | {c['user_seed']} | {c['recommended']} | {c['best_on_test']} | "
+                     f"{c['test_scores'][c['recommended']]:.1f} | {estimate} |")
+    hits = sum(c["recommended"] == c["best_on_test"] for c in study["cells"])
+    lines += ["", f"The recommendation was the test file's best method in {hits} of {len(study['cells'])} cases.",
+              "", "| policy | mean test score | following the recommendation minus it [95% interval] |", "|---|---|---|"]
+    followed = [c["test_scores"][c["recommended"]] for c in study["cells"]]
+    lines.append(f"| follow the recommendation | {statistics.mean(followed):.1f} | |")
+    for m in fixed:
+        always = [c["test_scores"][m] for c in study["cells"]]
+        diffs = [a - b for a, b in zip(followed, always)]
+        interval = mean_interval(diffs)
+        shown = f"[{interval[0]:+.1f}, {interval[1]:+.1f}]" if interval else ""
+        lines.append(f"| always {m} | {statistics.mean(always):.1f} | {statistics.mean(diffs):+.1f} {shown} |")
+    return "\n".join(lines)

@@ -338,3 +338,38 @@ def test_a_learnable_task_is_learned_past_its_one_class_score(tiny_model_dir, tm
                            ["finetune.epochs=30", "finetune.lr=3e-3"])
     metrics = run_finetune(cfg)
     assert metrics["dev"]["accuracy"] > 50.0 + 20.0  # one class everywhere scores 50 on these 24 rows
+
+
+@pytest.mark.slow
+def test_the_selection_study_scores_each_recommendation_on_the_test_file(user_style_csvs, tiny_model_dir, tmp_path,
+                                                                         monkeypatch, capsys):
+    """select_method on each user's sample alone, its choice scored by the grid's test-file run."""
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"""
+tasks:
+  - {{name: judgements, train_file: {user_style_csvs}/train.csv, text_columns: [text], label_column: judgement,
+     validation_file: {user_style_csvs}/dev.csv}}
+sizes: [30]
+seeds: [1, 2]
+model: {tiny_model_dir}
+output_dir: {tmp_path}/runs
+results: {tmp_path}/test-records.jsonl
+overrides: [finetune.epochs=1, report_to=none]
+methods: [{{name: vanilla}}, {{name: probe}}]
+""")
+    run_grid(load_grid(str(grid)))
+    monkeypatch.chdir(tmp_path)  # the study's samples and runs go under runs/
+    run_ok("select_study.py", ["--grid", str(grid), "--user-seeds", "1", "2", "--methods", "vanilla", "probe",
+                               "--seeds", "3", "--fixed", "vanilla", "probe", "--output-dir", str(tmp_path / "study"),
+                               "--workers", "1"], monkeypatch, capsys)
+    study = json.loads((tmp_path / "study" / "study.json").read_text())
+    test = {(r["method"], r["seed"]): r["score"] for r in read_records(str(tmp_path / "test-records.jsonl"))}
+    assert [(c["task"], c["user_seed"]) for c in study["cells"]] == [("judgements", 1), ("judgements", 2)]
+    for cell in study["cells"]:
+        assert cell["test_scores"] == {m: test[m, cell["user_seed"]] for m in ("vanilla", "probe")}
+        assert cell["estimate"] is not None and cell["recommended"] in ("vanilla", "probe")
+    sample = pd.read_csv(tmp_path / "runs" / "select-study" / "samples" / "judgements-u1.csv")
+    assert len(sample) == 30 and list(sample.columns) == ["text", "judgement"]  # the user's file: the grid's sample
+    records = read_records(str(tmp_path / "study" / "results.jsonl"))
+    assert {r["task"] for r in records} == {"judgements-u1", "judgements-u2"} and len(records) == 2 * 2 * 3
+    assert "The recommendation was the test file's best method in" in (tmp_path / "study" / "study.md").read_text()
