@@ -40,6 +40,7 @@ def main() -> None:
     args = p.parse_args()
 
     def body() -> None:
+        from agwm.outputs import check_output_dir, prepare_output_dir
         from agwm.runtime import load_examples
         from agwm.selection import rule_text, run_selection, selection_grid
         from agwm.settings import ConfigError
@@ -50,11 +51,13 @@ def main() -> None:
         task = {"name": name, **{k: v for k, v in fields.items() if v is not None}}
         if not args.margin > 0:
             raise ConfigError(f"--margin {args.margin} is not allowed: greater than 0")
+        check_output_dir(args.output_dir, overwrite=True, phase="selection")  # a selection's folder, or a new one
         grid = selection_grid(task, args.methods, args.seeds, args.output_dir, args.overrides, args.model)
         runs = grid.runs()  # every setting checked before any run
         examples = load_examples(runs[0].config)  # every file checked, the metric known
         print(f"{len(runs)} runs ({len(args.methods)} methods x {args.seeds} seeds) on {args.train_file}, "
               f"{len(examples.train)} rows, each scored on its held-out 20%; the rule: {rule_text(args.margin)}")
+        prepare_output_dir(args.output_dir, "selection")  # marks it; the records there are kept (resumable)
         result = run_selection(grid, args.methods, examples.task.metric, args.output_dir, args.workers, args.margin)
         print(result["text"])
 

@@ -316,3 +316,10 @@ def test_random_user_files_refuse_in_one_line_or_predict_row_for_row(case, tiny_
         assert sorted(c[len("prob_"):] for c in predictions.columns if c.startswith("prob_")) == sorted(names)
     else:
         assert np.isfinite(predictions["prediction"].astype(float)).all()
+
+
+def test_select_method_refuses_a_folder_of_the_users_files(tmp_path, monkeypatch, capsys):
+    data = files(tmp_path)
+    code, err = run_script("select_method.py", [*data[:2], "--output-dir", str(tmp_path)], monkeypatch, capsys)
+    assert code == 2 and "it holds files that no agwm run wrote (dev.csv, train.csv)" in err
+    assert sorted(os.listdir(tmp_path)) == ["dev.csv", "train.csv"]
