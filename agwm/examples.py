@@ -174,13 +174,16 @@ def read_delimited(path: str, option: str, delimiter: str, quoting: int, column_
                              features=Features({header[i]: Value("string") for i in keep}))
 
 
+DELIMITERS = ("\t", ";", ",", "|")  # what a misnamed delimited file is likely separated by
+
+
 def delimiter_name(delimiter: str) -> str:
     return {"\t": "tab", ",": "comma", ";": "semicolon"}.get(delimiter, repr(delimiter))
 
 
 def delimiter_hint(header: list[str], delimiter: str) -> str:
     """A hint when the header looks separated by another character than the extension says."""
-    for other in ("\t", ";", ",", "|"):
+    for other in DELIMITERS:
         if other != delimiter and len(header) == 1 and other in header[0]:
             fix = "save it as .tsv" if other == "\t" else f"save it with {delimiter_name(delimiter)}s"
             return (f"; the header looks {delimiter_name(other)}-separated, where this extension means "
@@ -194,7 +197,7 @@ def require_columns(table: Dataset, columns: dict[str, list[str]], path: str) ->
         missing = [c for c in names if c not in table.column_names]
         if missing:
             only = table.column_names[0] if len(table.column_names) == 1 else ""
-            found = next((d for d in ("\t", ";", ",", "|") if d in only), None)
+            found = next((d for d in DELIMITERS if d in only), None)
             hint = f" (one column: the file looks {delimiter_name(found)}-separated)" if found else ""
             raise DataError(f"{option} {' '.join(missing)} is not allowed: no such column in {path}; "
                             f"its columns are {', '.join(repr(c) if found else c for c in table.column_names)}"
@@ -293,9 +296,10 @@ def to_examples(table: Dataset, task: Task, path: str, labelled: bool = True) ->
             key, shown = label_key(value), str(value).strip()  # messages quote the label as written
             if key is None:
                 raise DataError(f"{path}, row {row}: no label in column {task.label_column!r}")
-            if label_problem(key):
+            problem = label_problem(key)  # a NaN or an infinity: refused before it can become a class
+            if problem:
                 raise DataError(f"{path}, row {row}: label {shown!r} in column {task.label_column!r} is not "
-                                f"allowed: {label_problem(key)}")
+                                f"allowed: {problem}")
             if task.is_regression:
                 number = _as_number(key)
                 if number is None:
@@ -409,12 +413,9 @@ def describe_task(table: Dataset, path: str, text_columns: list[str] | None, lab
     require_columns(table, {"--text-columns": list(text)}, path)
     values = table[label_column]
     keys = [label_key(v) for v in values]
-    for row, (key, value) in enumerate(zip(keys, values), start=1):
-        if key is None:
-            raise DataError(f"{path}, row {row}: no label in column {label_column!r}")
-        if label_problem(key):
-            raise DataError(f"{path}, row {row}: label {str(value).strip()!r} in column {label_column!r} is not "
-                            f"allowed: {label_problem(key)}")
+    missing = next((row for row, key in enumerate(keys, start=1) if key is None), None)
+    if missing is not None:
+        raise DataError(f"{path}, row {missing}: no label in column {label_column!r}")
     guessed = task_type is None
     task_type = task_type or guess_task_type(keys)
     labels = None

@@ -245,12 +245,10 @@ def check_data(runs: list[Run]) -> None:
             examples = tasks[key]
             if cfg.train_size is not None and cfg.train_size > len(examples.train):
                 raise DataError(f"size {cfg.train_size} is more than its {len(examples.train)} training rows")
-            error = task_error(run.entry.method, examples.task)
+            error = task_error(run.entry.method, examples.task) or (
+                cfg.body == "setfit" and task_error("setfit", examples.task, "body=setfit"))
             if error:
                 raise DataError(f"method {run.entry.name}: {error}")
-            if cfg.body == "setfit" and task_error("setfit", examples.task):
-                raise DataError(f"method {run.entry.name}: body=setfit is not allowed: "
-                                f"{task_error('setfit', examples.task).split(': ', 1)[1]}")
         except DataError as error:
             raise DataError(f"task {run.task}: {error}; no run was started") from None
         if cfg.model not in models:

@@ -43,13 +43,15 @@ def setfit_installed() -> bool:
     return importlib.util.find_spec("setfit") is not None
 
 
-def task_error(method: str, task: Task) -> str | None:
-    """Why ``method`` cannot learn ``task``, or None if it can."""
+def task_error(method: str, task: Task, option: str | None = None) -> str | None:
+    """Why ``method`` cannot learn ``task``, or None if it can; ``option`` names the setting that asked
+    for it (default ``--method <method>``)."""
+    option = option or f"--method {method}"
     if method == "setfit" and task.is_regression:
-        return ("--method setfit is not allowed for a regression task: SetFit trains a classifier; "
+        return (f"{option} is not allowed for a regression task: SetFit trains a classifier; "
                 "probe, vanilla and the other methods take regression")
     if method == "setfit" and len(task.text_columns) == 2:
-        return ("--method setfit is not allowed with two text columns: SetFit takes one text per example; "
+        return (f"{option} is not allowed with two text columns: SetFit takes one text per example; "
                 "probe, vanilla and the other methods take pairs")
     return None
 
