@@ -20,8 +20,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/python scripts/search.py --task stsb --seed 1 --output-dir runs/demo/search --overwrite
-	$(BIN)/python scripts/finetune.py --task stsb --seed 1 --alphas runs/demo/search/alphas.safetensors \
+	$(BIN)/agwm search --task stsb --seed 1 --output-dir runs/demo/search --overwrite
+	$(BIN)/agwm finetune --task stsb --seed 1 --alphas runs/demo/search/alphas.safetensors \
 	    --output-dir runs/demo/finetune --overwrite
 
 test: setup

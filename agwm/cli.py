@@ -1,65 +1,123 @@
-"""Command-line options shared by the scripts, in the style of Hugging Face's ``run_glue.py``."""
+"""The ``agwm`` command: ``agwm search|finetune|experiment|report|select``, each also a script in
+``scripts/``. A run's flags, their help and defaults come from the settings schema
+(:func:`agwm.settings.flag_settings`), as ``HfArgumentParser`` builds them from dataclass fields;
+every other setting is a ``key=value`` override.
+
+    agwm search --task rte --train-size 300 --seed 1 --hypergrad darts --data-dir ../shared/glue \\
+        --output-dir runs/rte-300-s1
+    agwm finetune --task rte --train-size 300 --seed 1 --alphas runs/rte-300-s1/alphas.safetensors \\
+        --data-dir ../shared/glue --output-dir runs/rte-300-s1/finetune
+    agwm finetune --train-file reviews.csv --text-columns review --label-column sentiment \\
+        --validation-file reviews_dev.csv --test-file reviews_unlabelled.csv --output-dir runs/reviews --save-model
+    agwm experiment --grid experiments/reference.yaml [--workers 2] [--tasks rte] [--seeds 1 2]
+    agwm report --results results/reference/results.jsonl --output-dir results/reference
+    agwm select --train-file reviews.csv --methods vanilla fold-average mixup --output-dir runs/select-reviews
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import typing
 from collections.abc import Callable
 
-from .guards import EXIT_FAILED, Interrupted, RunFailed, exit_on_signals, raise_on_signals
 
-exit_on_signals()  # the scripts import this module first: Ctrl-C while torch and the rest load is one line
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM; ``code`` is the exit status (128 + the signal's number)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.code = 128 + signum
 
 
-def parser(description: str) -> argparse.ArgumentParser:
+def exit_on_signals() -> None:
+    """While a script starts (its libraries load), end it at SIGINT or SIGTERM with one line and
+    exit code 130 / 143: nothing has run yet. :func:`raise_on_signals` takes over for the run."""
+    def handler(signum, frame):
+        print(f"stopped by {signal.Signals(signum).name} while starting: nothing was run", file=sys.stderr)
+        sys.exit(128 + signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+
+
+def raise_on_signals() -> None:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted`, so that ``finally`` blocks run and the
+    command ends with one line."""
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+
+
+exit_on_signals()  # the commands import this module first: Ctrl-C while torch and the rest load is one line
+
+RUN_STOPPED = "the run is incomplete and wrote no metrics.json"
+GRID_STOPPED = "the runs in progress were stopped and not recorded; the same command resumes"
+
+
+def _argument_type(annotation: str) -> tuple[type | None, bool]:
+    """(the element type, whether the setting is a list) of a schema field's annotation."""
+    names = {"int": int, "float": float, "str": str, "bool": bool, "list": list}
+    kinds = [names[part.strip()] for part in annotation.split("|") if part.strip() in names]
+    if list in kinds:
+        return str, True
+    return (kinds[0] if kinds else str), False
+
+
+def add_setting_flags(p: argparse.ArgumentParser, command: str) -> None:
+    """A flag for every setting of the schema that ``command`` takes, in its group, with its help
+    and (when not None) its default."""
+    from agwm.settings import flag_settings, setting_fields
+
+    annotations = {path: f.type for path, f in setting_fields()}
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for path, meta in flag_settings().items():
+        if command not in meta["commands"]:
+            continue
+        target = p
+        if meta.get("group"):
+            target = groups.setdefault(meta["group"], p.add_argument_group(meta["group"]))
+        kind, is_list = _argument_type(str(annotations[path]))
+        default = meta["default"]
+        text = meta["help"]
+        if default not in (None, "", False) and "default" not in text and not meta.get("required"):
+            text += f" (default {default})"
+        kwargs: dict[str, typing.Any] = {"dest": path, "default": None, "help": text}
+        if kind is bool:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"] = kind
+            if is_list:
+                kwargs["nargs"] = "+"
+            kwargs["metavar"] = meta.get("metavar") or meta["flag"].lstrip("-").replace("-", "_").upper()
+        if meta.get("required"):
+            kwargs["required"] = True
+        target.add_argument(meta["flag"], **kwargs)
+
+
+def _summary(command: Callable) -> str:
+    """A command's docstring's first paragraph, on one line."""
+    return " ".join(command.__doc__.split("\n\n")[0].split())
+
+
+def parser(description: str, command: str) -> argparse.ArgumentParser:
+    """The parser of a run command: the settings' flags for ``command``, then ``key=value`` overrides."""
     p = argparse.ArgumentParser(description=description)
-    data = p.add_argument_group("data: a GLUE task (--task), or your own files (--train-file and the rest)")
-    data.add_argument("--task", default=None, help="GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte")
-    data.add_argument("--data-dir", default=None, help="with --task: folder in the GLUE layout (default $GLUE_DIR, "
-                      "else the hub)")
-    data.add_argument("--train-file", default=None, help="labelled examples: .csv, .tsv, .json, .jsonl or .parquet")
-    data.add_argument("--validation-file", default=None, help="labelled examples to score on (default: "
-                      "--validation-split of the training file)")
-    data.add_argument("--validation-split", type=float, default=None,
-                      help="without --validation-file: the fraction of the training file held out, stratified "
-                           "by --seed (default 0.2)")
-    data.add_argument("--text-columns", nargs="+", default=None, metavar="COLUMN",
-                      help="one text column, or two for a pair (default: text, sentence, or sentence1 sentence2)")
-    data.add_argument("--label-column", default=None, help="default: label")
-    data.add_argument("--task-type", default=None, help="classification or regression (default: guessed from "
-                      "the labels, and printed)")
-    data.add_argument("--metric", default=None, help="headline metric: accuracy, f1 (two classes), macro-f1, mcc, "
-                      "spearman, pearson (default: the preset's; accuracy or spearman)")
-    p.add_argument("--train-size", type=int, default=None, help="training examples drawn by --seed (default: 300 "
-                   "for a GLUE task, every row of --train-file)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the sample, splits and every draw (default 1)")
-    p.add_argument("--model", default=None, help="model folder or hub name (default: bundled all-MiniLM-L6-v2)")
-    p.add_argument("--output-dir", required=True)
-    p.add_argument("--overwrite", action="store_true", default=None,
-                   help="replace a finished run in --output-dir (default: refuse it)")
-    p.add_argument("--max-length", type=int, default=None, help="tokens per example (default 128)")
-    p.add_argument("--batch-size", type=int, default=None, help="default 16")
-    p.add_argument("--device", default=None, help="auto (default: the GPU if there is one), cpu, cuda or cuda:N")
-    p.add_argument("--bf16", action="store_true", default=None,
-                   help="bfloat16 autocast for the forward passes (faster on GPUs that have it)")
-    p.add_argument("--report-to", nargs="+", default=None, metavar="LOG",
-                   help="csv, tensorboard or none (default: csv, and tensorboard where it is installed)")
+    add_setting_flags(p, command)
     p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="single settings, e.g. search.alpha_lr=1e-3 finetune.epochs=3 inner.darts_alpha=0.02")
+                   help="any other setting, e.g. search.alpha_lr=1e-3 finetune.epochs=3 inner.darts_alpha=0.02")
     return p
 
 
-def run_config(args: argparse.Namespace, extra_flags: dict | None = None):
-    """The run's validated :class:`~agwm.settings.RunConfig` from the shared flags and ``extra_flags``."""
-    from .config import build_run_config
+def run_config(args: argparse.Namespace, command: str):
+    """The run's validated :class:`~agwm.settings.RunConfig` from the parsed flags and overrides."""
+    from agwm.settings import build_run_config, flag_settings
 
-    flags = {"task": args.task, "train_size": args.train_size, "seed": args.seed, "data_dir": args.data_dir,
-             "train_file": args.train_file, "validation_file": args.validation_file,
-             "validation_split": args.validation_split, "text_columns": args.text_columns,
-             "label_column": args.label_column, "task_type": args.task_type, "metric": args.metric,
-             "model": args.model, "output_dir": args.output_dir, "overwrite": args.overwrite,
-             "max_length": args.max_length, "bf16": args.bf16,
-             "batch_size": args.batch_size, "device": args.device, "report_to": args.report_to, **(extra_flags or {})}
+    flags = {path: getattr(args, path) for path, meta in flag_settings().items() if command in meta["commands"]}
     return build_run_config(flags, args.overrides)
 
 
@@ -72,16 +130,13 @@ def require_at_least(p: argparse.ArgumentParser, args: argparse.Namespace, minim
             p.error(f"--{dest.replace('_', '-')} {value} is not allowed: at least {least}")
 
 
-RUN_STOPPED = "the run is incomplete and wrote no metrics.json"
-GRID_STOPPED = "the runs in progress were stopped and not recorded; the same command resumes"
-
-
 def main_guard(body: Callable[[], None], stopped: str = RUN_STOPPED) -> None:
     """Run ``body``; a bad setting or bad data ends the program with one line and exit code 2, a
     run that diverged with one line and exit code 3, SIGINT / SIGTERM with one line (``stopped``
     says what is left) and 130 / 143."""
-    from .settings import ConfigError  # while a signal still ends the start in one line (exit_on_signals)
-    from .tasks import DataError
+    from agwm.data import DataError  # while a signal still ends the start in one line (exit_on_signals)
+    from agwm.runtime import EXIT_FAILED, RunFailed
+    from problems.overrides import ConfigError
 
     raise_on_signals()
     try:
@@ -96,3 +151,188 @@ def main_guard(body: Callable[[], None], stopped: str = RUN_STOPPED) -> None:
         name = stop.args[0] if isinstance(stop, Interrupted) else "SIGINT"
         print(f"stopped by {name}: {stopped}", file=sys.stderr)
         sys.exit(getattr(stop, "code", 130))
+
+
+def search(argv: list[str] | None = None) -> None:
+    """Learn the mixup attention alpha by bi-level optimisation on Betty (the search phase)."""
+    p = parser(_summary(search), "search")
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        from agwm.settings import run_engine_settings
+
+        cfg = run_config(args, "search")
+        settings = run_engine_settings(cfg, args.overrides)
+        from agwm.search import run_search
+
+        metrics = run_search(cfg, settings)
+        print(f"alphas written to {cfg.output_dir}/alphas.safetensors "
+              f"(mean alpha {metrics['alpha']['alpha_mean']:.4f}, {metrics['wall_time_s']:.0f} s)")
+
+    main_guard(body)
+
+
+def finetune(argv: list[str] | None = None) -> None:
+    """Finetune on the whole training sample with the searched alpha fixed (--alphas), plainly, or by
+    another --method; score on the validation set, predict a test file."""
+    p = parser(_summary(finetune), "finetune")
+    p.add_argument("--alphas", default=None, help="alphas.safetensors written by a search (omit: vanilla)")
+    p.add_argument("--start-weights", default=None,
+                   help="task weights to start from (default with --alphas: the task_weights.safetensors beside "
+                        "the alphas file, or the pretrained weights with search.finetune_start=pretrained)")
+    p.add_argument("--save-model", action="store_true", help="also write the merged model to <output-dir>/model "
+                   "(loads with transformers alone)")
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        from problems.overrides import ConfigError
+
+        cfg = run_config(args, "finetune")
+        for flag, path in (("--alphas", args.alphas), ("--start-weights", args.start_weights)):
+            if path is not None and not os.path.isfile(path):
+                raise ConfigError(f"{flag} {path} is not allowed: no such file")
+        from agwm.finetune import run_finetune
+
+        metrics = run_finetune(cfg, args.alphas, args.start_weights, args.save_model)
+        scores = metrics[metrics["evaluated_on"]]
+        if metrics["score"] is None:
+            print(f"{metrics['evaluated_on']} {metrics['metric']} undefined: {scores['undefined']} "
+                  f"({metrics['wall_time_s']:.0f} s)")
+        else:
+            print(f"{metrics['evaluated_on']} {metrics['metric']} {metrics['score']:.2f} (all: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in scores.items() if isinstance(v, float) and k != "score")
+                  + f"; {metrics['wall_time_s']:.0f} s)")
+        if "warning" in scores:
+            print(f"warning: {scores['warning']}: the model did not learn to tell the classes apart")
+        if cfg.test_file:
+            print(f"predictions written to {os.path.join(cfg.output_dir, 'predictions.csv')}")
+
+    main_guard(body)
+
+
+def experiment(argv: list[str] | None = None) -> None:
+    """Run an experiment grid (methods x tasks x sizes x seeds) from a YAML file; resumable: each finished
+    run appends one record to the grid's results file, and the same command skips those."""
+    p = argparse.ArgumentParser(description=_summary(experiment))
+    p.add_argument("--grid", required=True, help="grid YAML (see experiments/)")
+    p.add_argument("--workers", type=int, default=1, help="runs at a time on this machine (default 1)")
+    p.add_argument("--executor", default="process", choices=["process", "ray"],
+                   help="process (default): this process or a pool of --workers; ray: each run a Ray task "
+                        '(pip install "agwm[ray]")')
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: the Ray cluster to join (auto, or host:port); default a local Ray")
+    p.add_argument("--cpus-per-run", type=float, default=None,
+                   help="with --executor ray: each run's CPU request (default 1)")
+    p.add_argument("--gpus-per-run", type=float, default=None,
+                   help="with --executor ray: each run's GPU request (default 0)")
+    p.add_argument("--retries", type=int, default=None,
+                   help="with --executor ray: reruns of a run whose worker died (default 2)")
+    p.add_argument("--tasks", nargs="+", default=None, help="run only these of the grid's tasks (default: all)")
+    p.add_argument("--sizes", type=int, nargs="+", default=None,
+                   help="run only these of the grid's training-set sizes (default: all)")
+    p.add_argument("--methods", nargs="+", default=None, help="run only these of the grid's method entries (names)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="run only these of the grid's seeds (default: all)")
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        from agwm.experiments.grid import RayOptions, load_grid, part_of, run_grid
+        from problems.overrides import ConfigError
+
+        given = {name: value for name in ("address", "cpus_per_run", "gpus_per_run", "retries")
+                 if (value := getattr(args, name)) is not None}  # the rest keep RayOptions' defaults
+        if args.executor != "ray" and given:
+            flag = "--" + next(iter(given)).replace("_", "-")
+            raise ConfigError(f"{flag} is not allowed with --executor process: it is for --executor ray")
+        grid = part_of(load_grid(args.grid), args.tasks, args.sizes, args.methods, args.seeds)
+        ray = RayOptions(**given) if args.executor == "ray" else None
+        done, skipped = run_grid(grid, args.workers, ray)
+        print(f"{done} runs done, {skipped} already in {grid.results}")
+
+    main_guard(body, GRID_STOPPED)
+
+
+def report(argv: list[str] | None = None) -> None:
+    """Turn grid results into Markdown tables and plots, and a search folder into its plots."""
+    p = argparse.ArgumentParser(description=_summary(report))
+    p.add_argument("--results", nargs="+", default=None, help="grid results files (JSON lines), merged")
+    p.add_argument("--output-dir", default=None, help="where report.md and the plots go")
+    p.add_argument("--data-dir", default=None,
+                   help="GLUE folder: add each task's best one-class score on the dev set to the report")
+    p.add_argument("--tasks", nargs="+", default=None, help="report only these tasks' records (default: all)")
+    p.add_argument("--sizes", type=int, nargs="+", default=None,
+                   help="report only these training-set sizes' records (default: all)")
+    p.add_argument("--search", nargs="*", default=[], help="search output folders to plot")
+    p.add_argument("--compare", nargs=2, default=None, metavar=("METHOD", "BASE"),
+                   help="print METHOD minus BASE per task, size and seed of the results, with the mean's "
+                        "95%% interval and p-values")
+    p.add_argument("--compare-searches", nargs="*", default=[], metavar="LABEL=FOLDER",
+                   help="search folders to compare in <output-dir>/alpha_movement.png")
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        from agwm.experiments.report import write_report
+
+        for line in write_report(args.results, args.output_dir, args.data_dir, args.tasks, args.sizes,
+                                 args.search, args.compare, args.compare_searches):
+            print(line)
+
+    main_guard(body)
+
+
+def select(argv: list[str] | None = None) -> None:
+    """Choose the finetuning method for your data, on your training file alone: every method runs on
+    the same seeds, each seed training on 80% of the training file and scoring on the other 20% (your
+    validation and test files are never read); the recommendation is the cheapest method shown to lose
+    at most --margin points to the best mean, else the best. Resumable; writes selection.md and
+    selection.json beside the runs' records (results.jsonl)."""
+    p = argparse.ArgumentParser(description=_summary(select))
+    p.add_argument("--train-file", required=True, help="labelled examples: .csv, .tsv, .json, .jsonl or .parquet")
+    p.add_argument("--text-columns", nargs="+", default=None, metavar="COLUMN")
+    p.add_argument("--label-column", default=None)
+    p.add_argument("--task-type", default=None, help="classification or regression (default: guessed)")
+    p.add_argument("--metric", default=None)
+    p.add_argument("--methods", nargs="+", default=["vanilla", "fold-average", "mixup"],
+                   help="two or more of: vanilla, vanilla-tuned, fold-average, mixup, probe, setfit, joint, "
+                        "random-alpha and the baselines (mixout, child-tuning-d, child-tuning-f, dps, r3f, r-dropout, "
+                        "re-init, lora, prefix, prompt, soup); default: vanilla fold-average mixup")
+    p.add_argument("--seeds", type=int, default=5, help="paired repetitions, seeds 1..N (default 5)")
+    p.add_argument("--margin", type=float, default=3.0, help="points a cheaper method may be shown to lose at most "
+                   "(default 3)")
+    p.add_argument("--model", default=None)
+    p.add_argument("--workers", type=int, default=1, help="parallel runs (default 1)")
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="settings for every method, e.g. "
+                   "finetune.epochs=5")
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        from agwm.experiments.selection import select_on_file
+
+        fields = {"train_file": args.train_file, "text_columns": args.text_columns,
+                  "label_column": args.label_column, "task_type": args.task_type, "metric": args.metric}
+        for line in select_on_file(fields, args.methods, args.seeds, args.margin, args.model, args.workers,
+                                   args.output_dir, args.overrides):
+            print(line)
+
+    main_guard(body, GRID_STOPPED)
+
+
+COMMANDS: dict[str, Callable[[list[str] | None], None]] = {
+    "search": search, "finetune": finetune, "experiment": experiment, "report": report, "select": select}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``agwm <command> [options]``: the installed command."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        names = "|".join(COMMANDS)
+        lines = [f"usage: agwm {{{names}}} [options]   (agwm <command> --help for its options)", ""]
+        lines += [f"  {name:<11} {_summary(fn).split(':')[0].split('.')[0]}" for name, fn in COMMANDS.items()]
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"agwm: error: {argv[0]} is not allowed: one of {', '.join(COMMANDS)}", file=sys.stderr)
+            sys.exit(2)
+        print("\n".join(lines))
+        sys.exit(0 if argv else 2)
+    sys.argv = [f"agwm {argv[0]}", *argv[1:]]
+    COMMANDS[argv[0]](argv[1:])

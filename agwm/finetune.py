@@ -6,8 +6,7 @@ Without alphas this is plain (vanilla) finetuning of the same model on the same 
 ablations share it (``finetune.alpha_mode``): ``random`` fixes A, B at a fresh draw from
 N(mixup.init_mean, mixup.init_std) clamped to [0, 1]; ``joint`` trains them with W,
 (W_hat, A_hat, B_hat) = argmin L(W, A, B; D), with the search's alpha optimizer settings and a
-projection onto [0, 1] after each step.
-"""
+projection onto [0, 1] after each step."""
 
 from __future__ import annotations
 
@@ -22,30 +21,45 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from .artefacts import check_alphas, check_start_weights, model_config
-from .averaging import UniformSoup
-from .data import random_splits, stream_seed, tokenize
-from .devices import autocast, resolve_device
-from .evaluation import Predictions, evaluate, predict
-from .guards import check_loss, check_parameters, check_predictions
-from .logs import RunLog
-from .metrics import compute_metrics
-from .mixup import (
+from agwm.baselines import ENCODER_METHODS, make_recipe
+from agwm.data import random_splits, stream_seed, tokenize
+from agwm.metrics import Predictions, compute_metrics, evaluate, predict
+from agwm.mixup import (
     alpha_parameters,
     inject_from_saved,
     merge_mixup,
     project_alphas,
     save_alphas,
+    save_mixup_model,
     task_parameters,
 )
-from .model_io import MIXUP_MODEL_DIR, save_mixup_model
-from .optim import steps_for, weights_and_alphas_optimizer
-from .outputs import TASK_WEIGHTS_NAME, check_output_dir, prepare_output_dir, write_metrics
-from .predictions import TEST_PREDICTIONS_NAME, VALIDATION_PREDICTIONS_NAME, write_predictions
-from .recipes import ENCODER_METHODS, make_recipe
-from .records import write_resolved
-from .runtime import build_model, default_model, load_run_data, loader, member_stream, set_aside_holdout
-from .settings import ConfigError, RunConfig
+from agwm.run_folder import (
+    MIXUP_MODEL_DIR,
+    TEST_PREDICTIONS_NAME,
+    VALIDATION_PREDICTIONS_NAME,
+    prepare_output_dir,
+    write_metrics,
+    write_predictions,
+)
+from agwm.runtime import (
+    RunLog,
+    UniformSoup,
+    autocast,
+    build_model,
+    check_loss,
+    check_parameters,
+    check_predictions,
+    default_model,
+    load_run_data,
+    loader,
+    member_stream,
+    resolve_device,
+    set_aside_holdout,
+    steps_for,
+    weights_and_alphas_optimizer,
+)
+from agwm.settings import RunConfig, check_finetune_inputs, with_saved_alphas, write_resolved
+from problems.overrides import ConfigError
 
 
 def load_start_weights(model, path: str) -> None:
@@ -161,7 +175,7 @@ class FinetunedModel:
 
 def fit_encoder_method(cfg: RunConfig, data) -> tuple[object, dict]:
     """probe or setfit (:mod:`agwm.baselines.sentence_encoder`) fitted on the sample as read."""
-    from .baselines.sentence_encoder import ProbeModel, SetFitPeer, load_encoder
+    from agwm.baselines.sentence_encoder import ProbeModel, SetFitPeer, load_encoder
 
     model = cfg.model or default_model()
     if cfg.finetune.method == "probe":
@@ -186,33 +200,13 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     ``soup`` trains ``soup.members`` vanilla members and evaluates their uniform average;
     ``vanilla-tuned`` first chooses its lr and epochs (:func:`choose_lr_and_epochs`)."""
     f = cfg.finetune
-    if alphas is not None and f.alpha_mode != "fixed":
-        raise ConfigError(f"finetune.alpha_mode={f.alpha_mode} is not allowed with --alphas: "
-                          "saved alphas are used fixed (alpha_mode=fixed)")
-    if alphas is not None and f.method != "vanilla":
-        raise ConfigError(f"--method {f.method} is not allowed with --alphas: the mixup finetune "
-                          "trains W plainly (finetune.method=vanilla)")
-    if start_weights is not None and f.method in ENCODER_METHODS:
-        raise ConfigError(f"--start-weights is not allowed with --method {f.method}: it starts from the encoder")
-    if alphas is not None and start_weights is None and cfg.search.finetune_start == "fold_average":
-        start_weights = os.path.join(os.path.dirname(alphas), TASK_WEIGHTS_NAME)
-        if not os.path.isfile(start_weights):
-            raise ConfigError(f"--alphas {alphas} is not allowed with search.finetune_start=fold_average (the "
-                              f"default): no {TASK_WEIGHTS_NAME} beside it to start from; give --start-weights, "
-                              "or search.finetune_start=pretrained to start from the pretrained weights")
-    if cfg.body != "pretrained":
-        raise ConfigError(f"body={cfg.body} is not allowed here: it is a grid method's start (experiment.py, "
-                          "select_method.py); here give --model the folder of the body to start from")
-    check_output_dir(cfg.output_dir, cfg.overwrite, "finetune")
-    model_config(cfg.model)
-    if alphas is not None:
-        check_alphas(alphas, cfg)
-    if start_weights is not None:
-        check_start_weights(start_weights)
+    saved_alphas, start_weights = check_finetune_inputs(cfg, alphas, start_weights)
+    if saved_alphas is not None:
+        cfg = with_saved_alphas(cfg, saved_alphas)
     start = time.perf_counter()
     data = load_run_data(cfg, resolve_device(cfg.device))
     if f.method in ENCODER_METHODS:
-        from .baselines.sentence_encoder import task_error
+        from agwm.baselines.sentence_encoder import task_error
 
         error = task_error(f.method, data.task)
         if error:

@@ -1,4 +1,5 @@
-"""The attention-guided weight mixup layer, its injection into a model, merge, and alpha I/O.
+"""The attention-guided weight mixup layer, after PEFT's tuners: its config, the layer, its
+injection into a model, merge, saving and loading, and a model wrapper for your own training loop.
 
 A wrapped ``nn.Linear`` keeps its pretrained weight W0 frozen in ``base_layer`` and learns a task
 weight W (initialised to W0) together with attention factors A (out x r) and B (r x in):
@@ -7,26 +8,179 @@ weight W (initialised to W0) together with attention factors A (out x r) and B (
 * ``convex``:             alpha = A B / r,  W~ = alpha * W + (1 - alpha) * W0
 
 where ``*`` is the elementwise product and ``1 - A`` subtracts every entry from one. A and B live
-in [0, 1]; :func:`project_alphas` puts them back after every update.
+in [0, 1]; :func:`project_alphas` puts them back after every update. :class:`TaskWeightLayer` is
+the shape mixup shares with Mixout: ``base_layer`` holds W0, W starts at W0, the forward pass uses
+``mixed_weight()``, and ``merge`` writes W~ into a plain ``nn.Linear``.
+
+    model = get_mixup_model(AutoModelForSequenceClassification.from_pretrained(name), MixupConfig())
+    model.load_alphas("runs/search/alphas.safetensors")   # searched alphas, kept fixed
+    Trainer(model=model, ...).train()                     # W trains; A, B do not
+    model.merge_and_unload().save_pretrained("out")       # a stock Hugging Face model
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+import torch.nn.functional as F
+from safetensors.torch import load_file, load_model, save_model
 from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from .atomic import atomic_path
-from .tuner_layer import TaskWeightLayer, merge_layers, replace_module, target_linear_names
+from agwm.run_folder import (
+    ALPHA_CONFIG_NAME,
+    ALPHA_WEIGHTS_NAME,
+    WEIGHTS_NAME,
+    atomic_path,
+    read_json,
+    save_tensors,
+    write_json,
+)
 
 FORMULATIONS = ("factored", "convex")
-ALPHA_WEIGHTS_NAME = "alphas.safetensors"
-ALPHA_CONFIG_NAME = "alphas.json"
+
+
+@dataclass
+class MixupConfig:
+    """Which layers get mixup and how: rank r of alpha = A B / r, the formulation, the N(mean, std)
+    draw of A and B (clamped to [0, 1]), and ``target_modules`` (None: every Linear of the encoder;
+    a regex on full names; or a list of last name parts, as PEFT's)."""
+
+    rank: int = field(default=1, metadata={"flag": "--rank", "help": "rank r of alpha = A B / r",
+                                           "commands": ("search",)})
+    formulation: str = field(default="factored", metadata={"flag": "--formulation", "help": "factored or convex",
+                                                           "commands": ("search",)})
+    init_mean: float = 1.0
+    init_std: float = 0.005
+    target_modules: Any = None
+
+
+class TaskWeightLayer(nn.Module):
+    """``y = x W~^T + bias`` with W~ = ``mixed_weight()``, a function of W and W0.
+
+    ``merge()`` writes W~ into ``base_layer`` (kept W0 aside) and the layer then runs as that plain
+    Linear; ``unmerge()`` puts W0 back. ``disable_adapters = True`` runs the pretrained weight W0
+    (with the trained bias), as PEFT's switch does.
+    """
+
+    def __init__(self, base_layer: nn.Linear):
+        super().__init__()
+        self.base_layer = base_layer
+        self.base_layer.weight.requires_grad_(False)
+        self.in_features = base_layer.in_features
+        self.out_features = base_layer.out_features
+        self.weight = nn.Parameter(base_layer.weight.detach().clone())
+        self.disable_adapters = False
+        self._pretrained_weight: torch.Tensor | None = None  # W0 while merged
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base_layer.bias
+
+    @property
+    def merged(self) -> bool:
+        return self._pretrained_weight is not None
+
+    def get_base_layer(self) -> nn.Linear:
+        return self.base_layer
+
+    def mixed_weight(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.merged or self.disable_adapters:
+            return self.base_layer(x)
+        return F.linear(x, self.mixed_weight(), self.bias)
+
+    @torch.no_grad()
+    def finite_mixed_weight(self) -> torch.Tensor:
+        """W~, refused if any entry is NaN or infinite (a diverged training must not be saved)."""
+        weight = self.mixed_weight()
+        if not torch.isfinite(weight).all():
+            raise ValueError(f"{type(self).__name__}: the mixed weight has non-finite values; nothing merged")
+        return weight
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        if not self.merged:
+            weight = self.finite_mixed_weight()
+            self._pretrained_weight = self.base_layer.weight.detach().clone()
+            self.base_layer.weight.copy_(weight)
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        if self.merged:
+            self.base_layer.weight.copy_(self._pretrained_weight)
+            self._pretrained_weight = None
+
+    def merged_linear(self) -> nn.Linear:
+        """A plain ``nn.Linear`` computing the same function as the layer in evaluation: weight W~,
+        the trained bias."""
+        w0 = self.base_layer.weight
+        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
+                           device=w0.device, dtype=w0.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(self.finite_mixed_weight())
+            if self.bias is not None:
+                linear.bias.copy_(self.bias)
+        return linear
+
+
+def _parent_and_attr(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    parent_name, _, attr = name.rpartition(".")
+    return (model.get_submodule(parent_name) if parent_name else model), attr
+
+
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent, attr = _parent_and_attr(model, name)
+    setattr(parent, attr, new)
+
+
+def _matches(name: str, targets: str | Iterable[str]) -> bool:
+    """PEFT's rule: a regex is matched against the whole name, a list against its last parts."""
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def default_search_root(model: nn.Module) -> str:
+    """The encoder of a Hugging Face model (``model.base_model``): every Linear but the head."""
+    base = getattr(model, "base_model", model)
+    for name, module in model.named_modules():
+        if module is base:
+            return name
+    return ""
+
+
+def target_linear_names(model: nn.Module, target_modules: str | Iterable[str] | None = None) -> list[str]:
+    """The names of the ``nn.Linear`` modules that ``target_modules`` selects: ``None`` every Linear
+    inside the encoder (the pooler included, the classification head not); a string is a regex on
+    the full module name; a list names modules by their last dotted parts (``["query", "value"]``)."""
+    if isinstance(target_modules, (list, tuple)) and not target_modules:
+        raise ValueError("target_modules is empty: name at least one module, or pass None")
+    root = default_search_root(model) if target_modules is None else ""
+    names = [
+        name for name, module in model.named_modules()
+        if type(module) is nn.Linear
+        and (target_modules is None and (not root or name.startswith(root + "."))
+             or target_modules is not None and _matches(name, target_modules))
+    ]
+    if not names:
+        raise ValueError(f"no nn.Linear module matches target_modules={target_modules!r}")
+    return names
+
+
+def merge_layers(model: nn.Module, kind: type[TaskWeightLayer]) -> nn.Module:
+    """Replace every layer of ``kind`` by its merged ``nn.Linear`` (in place); the state dict then
+    has the original names, so ``save_pretrained`` writes a stock Hugging Face folder."""
+    for name, layer in [(n, m) for n, m in model.named_modules() if isinstance(m, kind)]:
+        replace_module(model, name, layer.merged_linear())
+    return model
 
 
 class MixupLinear(TaskWeightLayer):
@@ -189,27 +343,12 @@ def save_alphas(model: nn.Module, directory: str) -> None:
     write_json(layers_settings(model), os.path.join(directory, ALPHA_CONFIG_NAME))
 
 
-def save_tensors(tensors: dict[str, torch.Tensor], path: str) -> None:
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp)
-
-
-def write_json(obj, path: str) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, allow_nan=False)  # strict JSON: an undefined value is null
-
-
 def read_alpha_settings(weights_path: str) -> dict:
     """The ``alphas.json`` beside an ``alphas.safetensors`` file."""
     config_path = os.path.join(os.path.dirname(weights_path) or ".", ALPHA_CONFIG_NAME)
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"{config_path} (written beside {weights_path} by save_alphas) is missing")
     return read_json(config_path)
-
-
-def read_json(path: str):
-    with open(path) as f:
-        return json.load(f)
 
 
 def load_alphas(model: nn.Module, weights_path: str) -> None:
@@ -245,3 +384,101 @@ def inject_from_settings(model: nn.Module, settings: dict) -> list[str]:
     """Wrap exactly the layers of ``settings`` (:func:`layers_settings`: names, rank, formulation)."""
     return inject_mixup(model, target_modules="|".join(re.escape(n) for n in settings["layers"]),
                         rank=settings["rank"], formulation=settings["formulation"])
+
+
+def save_mixup_model(model: nn.Module, directory: str, tokenizer=None) -> None:
+    os.makedirs(directory, exist_ok=True)
+    model.config.save_pretrained(directory)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory)
+    write_json(layers_settings(model), os.path.join(directory, ALPHA_CONFIG_NAME))
+    with atomic_path(os.path.join(directory, WEIGHTS_NAME)) as tmp:
+        save_model(model, tmp)
+
+
+class MixupModel(nn.Module):
+    """A model whose targeted Linear layers are mixup layers, for your own training loop or a Hugging
+    Face ``Trainer`` (as PEFT's ``PeftModel``): it calls the wrapped model and otherwise behaves as it
+    (``model.config``, ...). A and B are frozen unless ``train_alphas`` is set; W, the biases and
+    the head train. ``save_pretrained`` / ``from_pretrained`` keep it unmerged and exact;
+    ``merge_and_unload`` gives a plain Hugging Face model computing W~."""
+
+    def __init__(self, model: nn.Module, config: MixupConfig | None = None, seed: int | None = None,
+                 layers: dict | None = None):
+        super().__init__()
+        self.base_model = model
+        if layers is not None:  # exactly the layers of a saved alphas.json (:func:`layers_settings`)
+            inject_from_settings(model, layers)
+        else:
+            c = config or MixupConfig()
+            inject_mixup(model, c.target_modules, c.rank, c.formulation, c.init_mean, c.init_std, seed)
+        self.train_alphas(False)
+        self._show_wrapped_signature()
+
+    def forward(self, *args, **kwargs):
+        return self.base_model(*args, **kwargs)
+
+    def _show_wrapped_signature(self) -> None:
+        """``forward``'s signature is the wrapped model's (a Trainer keeps the dataset columns it names)."""
+        def forward(*args, **kwargs):
+            return self.base_model(*args, **kwargs)
+
+        forward.__wrapped__ = self.base_model.forward
+        self.__dict__["forward"] = forward
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.base_model, name)
+
+    def train_alphas(self, enabled: bool = True) -> None:
+        """Whether the optimizer's gradients reach A and B (the search, or the ``joint`` ablation);
+        with it, call :meth:`project_alphas` after each step."""
+        for p in alpha_parameters(self.base_model):
+            p.requires_grad_(enabled)
+
+    def alpha_parameters(self) -> list[nn.Parameter]:
+        return alpha_parameters(self.base_model)
+
+    def project_alphas(self) -> None:
+        project_alphas(self.alpha_parameters())
+
+    def load_alphas(self, path: str) -> None:
+        """A and B from an ``alphas.safetensors`` (a search's output); layers and shapes must match."""
+        load_alphas(self.base_model, path)
+
+    def save_alphas(self, directory: str) -> None:
+        save_alphas(self.base_model, directory)
+
+    def save_pretrained(self, directory: str, tokenizer=None) -> None:
+        """Every weight unmerged (W, A, B, W0, head) with the model's config and the layers' settings."""
+        save_mixup_model(self.base_model, directory, tokenizer)
+
+    @classmethod
+    def from_pretrained(cls, directory: str) -> MixupModel:
+        """The model :meth:`save_pretrained` wrote, every tensor as saved."""
+        wrapper = cls.__new__(cls)
+        nn.Module.__init__(wrapper)
+        wrapper.base_model = load_mixup_model(directory)
+        wrapper.train_alphas(False)
+        wrapper._show_wrapped_signature()
+        return wrapper
+
+    def merge_and_unload(self) -> nn.Module:
+        """The wrapped model with each mixup layer replaced by a plain ``nn.Linear`` of weight W~."""
+        return merge_mixup(self.base_model)
+
+
+def get_mixup_model(model: nn.Module, config: MixupConfig | None = None, seed: int | None = None) -> MixupModel:
+    """``model`` (changed in place) with mixup layers where ``config`` targets them, A and B drawn
+    with ``seed``; then ``load_alphas`` for a search's alphas."""
+    return MixupModel(model, config, seed)
+
+
+def load_mixup_model(directory: str) -> nn.Module:
+    """The model :func:`save_mixup_model` wrote, every tensor as saved (strict: no key missing or left over)."""
+    model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(directory))
+    inject_from_settings(model, read_json(os.path.join(directory, ALPHA_CONFIG_NAME)))
+    load_model(model, os.path.join(directory, WEIGHTS_NAME), strict=True)
+    return model

@@ -10,32 +10,20 @@ solved by Betty (one inner step per outer step by default; the outer gradient go
 the method of the engine config), then A_bar = mean_k A_k, B_bar = mean_k B_k. The ``joint``
 problem instead minimises L(W, A, B) over W, A, B together on the whole sample; ``inner_only``
 keeps the inner level alone (W*(A0, B0) on each D_tr^k, alpha at its initial draw): the control
-for what the outer level adds to the fold-averaged finetune start.
-"""
+for what the outer level adds to the fold-averaged finetune start."""
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import time
 
 import torch
 from betty.configs import Config
-from betty.engine import Engine
-from betty.logging.logger_base import get_logger
 from tqdm.auto import tqdm
 
-from problems import AttentionProblem, JointProblem, TaskWeightProblem, attention_kernels
-
-from .artefacts import model_config
-from .averaging import UniformSoup
-from .data import random_splits, stream_seed
-from .devices import autocast, resolve_device
-from .engine_settings import EngineSettings, engine_config_on
-from .guards import check_box, check_loss, check_parameters
-from .logs import RunLog
-from .mixup import (
+from agwm.data import random_splits, stream_seed
+from agwm.mixup import (
     alpha_parameters,
     alpha_state_dict,
     load_alpha_state,
@@ -46,25 +34,29 @@ from .mixup import (
     save_tensors,
     task_parameters,
 )
-from .optim import adamw, schedule, steps_for, weights_and_alphas_optimizer
-from .outputs import TASK_WEIGHTS_NAME, check_output_dir, prepare_output_dir, write_metrics
-from .records import write_resolved
-from .runtime import RunData, build_model, load_run_data, loader, model_loss, set_aside_holdout
-from .settings import ConfigError, RunConfig
-
-get_logger().setLevel(logging.WARNING)  # Betty prints its graph at INFO for every engine
-
-
-class ProgressEngine(Engine):
-    """Betty's engine with a callback after every iteration (progress bar, log)."""
-
-    def __init__(self, problems, config, dependencies, on_step):
-        self.on_step = on_step
-        super().__init__(problems, config, dependencies)
-
-    def train_step(self):
-        super().train_step()
-        self.on_step(self.global_step)
+from agwm.run_folder import TASK_WEIGHTS_NAME, prepare_output_dir, write_metrics
+from agwm.runtime import (
+    RunData,
+    RunLog,
+    UniformSoup,
+    adamw,
+    autocast,
+    build_model,
+    check_box,
+    check_loss,
+    check_parameters,
+    load_run_data,
+    loader,
+    model_loss,
+    resolve_device,
+    schedule,
+    set_aside_holdout,
+    steps_for,
+    weights_and_alphas_optimizer,
+)
+from agwm.settings import RunConfig, check_search_inputs, write_resolved
+from problems import AttentionProblem, JointProblem, TaskWeightProblem, build_engine, engine_config_on
+from problems.engine_settings import EngineSettings
 
 
 def alpha_summary(model) -> dict[str, float]:
@@ -115,7 +107,7 @@ def _inner_problem(cfg: RunConfig, settings: EngineSettings, data: RunData, mode
     return inner, inner_steps
 
 
-def _bilevel_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, model, fold, train_idx, val_idx):
+def bilevel_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, model, fold, train_idx, val_idx):
     s = cfg.search
     inner, inner_steps = _inner_problem(cfg, settings, data, model, fold, train_idx)
     outer_steps = max(1, inner_steps // settings.inner.unroll_steps)
@@ -126,7 +118,7 @@ def _bilevel_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, m
         "outer", settings.outer, model, model_loss, alphas, a_opt,
         loader(data, data.train.select(val_idx), cfg, f"order/outer{fold}"),
         schedule(a_opt, "cosine", outer_steps, s.alpha_warmup_ratio), projection=project_alphas)
-    return [inner, outer], {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}}, inner_steps
+    return [inner, outer], inner_steps
 
 
 def _inner_only_problems(cfg: RunConfig, settings: EngineSettings, data: RunData, model, fold, train_idx, val_idx):
@@ -134,7 +126,7 @@ def _inner_only_problems(cfg: RunConfig, settings: EngineSettings, data: RunData
     bi-level search's inner level is (same split, data order, schedule and start), alpha kept at
     its initial draw, the held-out part unused."""
     inner, inner_steps = _inner_problem(cfg, settings, data, model, fold, train_idx)
-    return [inner], {"u2l": {}, "l2u": {}}, inner_steps
+    return [inner], inner_steps
 
 
 def _joint_problems(cfg: RunConfig, data: RunData, model):
@@ -149,7 +141,7 @@ def _joint_problems(cfg: RunConfig, data: RunData, model):
         "joint", Config(), model, model_loss, weights + alphas, optimizer,
         loader(data, data.train, cfg, "order/joint"), scheduler,
         projection=project_alphas, constrained_parameters=alphas)
-    return [joint], {"u2l": {}, "l2u": {}}, steps
+    return [joint], steps
 
 
 def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: int, split, log: RunLog):
@@ -157,10 +149,10 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
     model = build_model(cfg, data.task, with_mixup=True, device=data.device)
     torch.manual_seed(stream_seed(cfg.seed, f"dropout/search{fold}"))
     if cfg.search.problem == "joint":
-        problems, dependencies, iterations = _joint_problems(cfg, data, model)
+        problems, iterations = _joint_problems(cfg, data, model)
     else:
-        build = _bilevel_problems if cfg.search.problem == "bilevel" else _inner_only_problems
-        problems, dependencies, iterations = build(cfg, settings, data, model, fold, *split)
+        build = bilevel_problems if cfg.search.problem == "bilevel" else _inner_only_problems
+        problems, iterations = build(cfg, settings, data, model, fold, *split)
     progress = tqdm(total=iterations, desc=f"search fold {fold + 1}/{cfg.search.folds if split else 1}")
     trained = [p for p in model.parameters() if p.requires_grad]
     losses: dict[str, float] = {}
@@ -179,11 +171,10 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
         progress.update(1)
         progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
 
-    config = dataclasses.replace(settings.engine, train_iters=iterations)
     start = time.perf_counter()
-    with progress, attention_kernels(settings.inner.type if cfg.search.problem == "bilevel" else None,
-                                     data.device), autocast(cfg.bf16, data.device):
-        ProgressEngine(problems, config, dependencies, on_step).run()  # a failed run's error line after the bar
+    with progress, autocast(cfg.bf16, data.device):  # a failed run's error line after the bar
+        inner, outer = (problems + [None])[:2]  # one level for joint and inner_only
+        build_engine(inner, outer, settings.engine, iterations, data.device, on_step).run()
     summary = {"fold": fold, "iterations": iterations, **{f"final_{k}": v for k, v in losses.items()},
                **alpha_summary(model), "wall_time_s": time.perf_counter() - start}
     return model, summary
@@ -194,11 +185,7 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     the averaged ``alphas.safetensors`` / ``alphas.json``, each fold's under ``fold<k>/``, the
     fold-averaged task weights when ``finetune_start`` is ``fold_average``, ``config.yaml``,
     ``log.csv`` and, last, ``metrics.json``."""
-    if cfg.body != "pretrained":
-        raise ConfigError(f"body={cfg.body} is not allowed here: it is a grid method's start (experiment.py, "
-                          "select_method.py); here give --model the folder of the body to start from")
-    check_output_dir(cfg.output_dir, cfg.overwrite, "search")
-    model_config(cfg.model)
+    check_search_inputs(cfg)
     device = resolve_device(cfg.device)
     settings = dataclasses.replace(settings, engine=engine_config_on(settings.engine, device))
     start = time.perf_counter()

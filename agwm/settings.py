@@ -1,14 +1,49 @@
-"""A run's settings: the schema (one dataclass per section, each field with its default), the
-choices allowed, and how each field is spelt on the command line."""
+"""A run's settings, in one place: the schema (one dataclass per section, each field with its
+default, and for the fields that have one its command-line flag and help), the choices allowed, how
+flags and ``key=value`` overrides build a :class:`RunConfig`, and one validation pass that checks
+every value, and every saved file a setting names, before any work. Every bad value stops with a
+:class:`ConfigError` that names the option as it was written, the value, and what is allowed.
+Checks do not change the settings: what a saved file decides (its alphas' rank and formulation) is
+returned, and applied by :func:`with_saved_alphas`.
+
+Also here: the hypergradient method's engine settings for a run (the shipped YAML files, the
+overrides, Betty's strategy for the device), and settings as records keep them."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from problems.overrides import ConfigError  # noqa: F401  (the one error class of settings, here and in problems)
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification
 
-HYPERGRADS = ("darts", "opt_darts", "sama", "reverse", "neumann", "cg")
+from agwm.baselines import ENCODER_METHODS, FINETUNE_METHODS
+from agwm.baselines.consistency import R3fConfig, RDropConfig
+from agwm.baselines.mixout import MixoutConfig
+from agwm.baselines.peft_tuning import PeftConfig
+from agwm.baselines.reinit import ReinitConfig
+from agwm.baselines.sentence_encoder import SETFIT_NEEDED, ProbeConfig, SetFitConfig, setfit_installed
+from agwm.baselines.subnetworks import ChildTuningConfig, DpsConfig
+from agwm.data import METRICS, TASK_ALIASES, TASK_TYPES, TASKS, metric_error
+from agwm.mixup import ALPHA_CONFIG_NAME, FORMULATIONS, MixupConfig, read_alpha_settings
+from agwm.run_folder import TASK_WEIGHTS_NAME, atomic_path, check_output_dir
+from agwm.runtime import REPORTERS, default_model, tensorboard_installed
+from problems.engine import HYPERGRADS, engine_config_dir
+from problems.engine_settings import EngineSettings, load_engine_settings
+from problems.overrides import (
+    ConfigError,  # noqa: F401  (the one error class of settings, here and in problems)
+    parse_overrides,
+    set_path,
+)
+
 PROBLEMS = ("bilevel", "joint", "inner_only")
 FINETUNE_STARTS = ("pretrained", "fold_average")
 ALPHA_MODES = ("fixed", "random", "joint")
@@ -17,24 +52,32 @@ FOLD_DATA = ("split", "whole")
 R3F_NOISES = ("uniform", "normal")
 
 
-@dataclass
-class MixupConfig:
-    rank: int = 1
-    formulation: str = "factored"
-    init_mean: float = 1.0
-    init_std: float = 0.005
-    target_modules: Any = None  # None: every Linear of the encoder; a regex; or a list of names
+BOTH = ("search", "finetune")
+
+
+def option(default: Any, flag: str, help: str, commands: tuple[str, ...] = BOTH, group: str | None = None,
+           metavar: str | None = None) -> Any:
+    """A setting with a command-line flag: the one place its flag, help and commands are stated
+    (:func:`agwm.cli.add_setting_flags` builds the parser from these; a non-None default is shown
+    in the help by itself)."""
+    meta = {"flag": flag, "help": help, "commands": commands, "group": group, "metavar": metavar,
+            "required": flag == "--output-dir"}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class SearchConfig:
-    problem: str = "bilevel"
-    folds: int = 2
-    split_ratio: float = 0.8
+    problem: str = option("bilevel", "--problem", "bilevel, joint (W and alpha trained together) or inner_only "
+                          "(W alone on each split's train part, alpha at its initial draw)", ("search",))
+    folds: int = option(2, "--folds", "random splits K of the sample", ("search",))
+    split_ratio: float = option(0.8, "--split-ratio", "training part of each split", ("search",))
     epochs: float = 3.0
-    max_steps: int | None = None  # stop each fold after this many outer iterations
-    alpha_every: int | None = None  # one outer (alpha) step every N inner steps; None: the engine config's
-    # inner.unroll_steps (1 in every shipped one). Sets inner.unroll_steps: reverse mode goes through all N steps
+    max_steps: int | None = option(None, "--max-steps", "stop each fold after N outer iterations", ("search",))
+    alpha_every: int | None = option(None, "--alpha-every", "one alpha (outer) step every N inner steps (default: "
+                                     "the engine config's inner.unroll_steps, 1 in every shipped one); reverse mode "
+                                     "goes through all N", ("search",))
     w_lr: float = 1e-4
     w_weight_decay: float = 0.01
     w_warmup_ratio: float = 0.1
@@ -57,72 +100,16 @@ class FinetuneConfig:
     swa_epochs: int = 0  # > 0: the weights averaged over the ends of the last swa_epochs epochs (SWA)
     holdout: bool = False  # train on split 0's training part, score on its held-out part, not dev
     alpha_mode: str = "fixed"  # fixed: --alphas (or none: vanilla); random: fresh draw, fixed; joint: trained with W
-    method: str = "vanilla"  # vanilla or another method of agwm.recipes.FINETUNE_METHODS
-
-
-# The baselines' own settings: each paper's default; the search space of each is in experiments/baselines-space.yaml.
-@dataclass
-class MixoutConfig:
-    p: float = 0.7  # probability of replacing a weight by its pretrained value (Lee et al. 2019 use 0.7-0.9)
-
-
-@dataclass
-class ChildTuningConfig:
-    reserve_p: float = 0.3  # fraction of weights in the child network (D) or kept per step (F)
-    target: str = r".*\.layer\.\d+\..*"  # parameters masked: a regex on their names (the reference code's layers)
-
-
-@dataclass
-class DpsConfig:
-    reserve_p: float = 0.3  # fraction of the target weights updated in stage II
-    update_ratio: float = 0.5  # length of each stage as a fraction of an epoch's steps
-    target: str = r".*\.layer\.\d+\..*"
-
-
-@dataclass
-class R3fConfig:
-    noise: str = "uniform"  # uniform U(-eps, eps) or normal N(0, eps^2) on the input embeddings
-    eps: float = 1e-5
-    kl_lambda: float = 1.0  # lambda, the weight of the symmetric KL term
-
-
-@dataclass
-class RDropConfig:
-    kl_alpha: float = 1.0  # alpha, the weight of the symmetric KL between the two dropout passes
-
-
-@dataclass
-class ReinitConfig:
-    layers: int = 1  # top L transformer layers re-initialised (with the pooler)
-
-
-@dataclass
-class PeftConfig:
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    virtual_tokens: int = 20  # prefix and prompt tuning
+    method: str = option("vanilla", "--method", "vanilla, vanilla-tuned (lr and epochs chosen on a held-out part "
+                         "of the sample), probe (logistic regression on the frozen sentence embeddings), setfit "
+                         "(pip install \"agwm[setfit]\"), or a baseline: mixout, child-tuning-d, child-tuning-f, "
+                         "dps, r3f, r-dropout, re-init, lora, prefix, prompt, soup; their settings as key=value "
+                         "(e.g. mixout.p=0.5)", ("finetune",))
 
 
 @dataclass
 class SoupConfig:
     members: int = 5  # vanilla runs with different training seeds, averaged uniformly
-
-
-@dataclass
-class ProbeConfig:
-    c: float = 1.0  # inverse L2 strength of the logistic regression (scikit-learn's default)
-    ridge_alpha: float = 1.0  # L2 strength of the ridge regression, for regression tasks (scikit-learn's default)
-
-
-@dataclass
-class SetFitConfig:
-    # pairs drawn per example and kind (positive, negative): 2 * num_iterations * n pairs in all. Chosen
-    # on held-out training splits between 5 and the SetFit paper's 20 (experiments/setfit-space.yaml: a
-    # tie, so the cheaper); the library's own default (every pair, oversampled) is ~45,000 pairs at 300
-    num_iterations: int = 5
-    epochs: int = 1  # contrastive epochs over the pairs (the library's default)
-    body_lr: float = 2e-5  # the library's default
 
 
 @dataclass
@@ -134,33 +121,48 @@ class TunedConfig:
 
 
 GLUE_TRAIN_SIZE = 300  # a GLUE preset's default sample; a user's file is used whole
+DATA = "data: a GLUE task (--task), or your own files (--train-file and the rest)"
 
 
 @dataclass
 class RunConfig:
-    task: str | None = None  # a GLUE preset; or the user's files below
-    train_size: int | None = None  # None: 300 for a GLUE preset, every training row of a user's file
-    seed: int = 1
-    data_dir: str | None = None
-    train_file: str | None = None
-    validation_file: str | None = None  # None: validation_split of the training file is held out
-    test_file: str | None = None  # labels optional; its predictions are written
-    text_columns: list | None = None  # one or two; None: text, sentence, or sentence1 and sentence2
-    label_column: str | None = None  # None: label
-    task_type: str = "auto"  # auto: guessed from the training labels
-    metric: str | None = None  # None: the preset's; accuracy (classification) or spearman (regression)
-    validation_split: float | None = None  # None: 0.2 when there is no validation file
-    model: str | None = None  # None: the bundled all-MiniLM-L6-v2, else the hub copy
-    output_dir: str = "runs/default"
-    overwrite: bool = False  # replace a finished run in output_dir
-    max_length: int = 128
-    batch_size: int = 16
-    device: str = "auto"  # auto: the first CUDA device if there is one, else the CPU
-    bf16: bool = False  # forward passes of both phases under bfloat16 autocast (hypergradients stay float32)
-    report_to: list | None = None  # csv, tensorboard, none; None: csv and tensorboard where it is installed
-    body: str = "pretrained"  # a grid method's start: the pretrained encoder, or setfit's contrastive stage on the sample
-    hypergrad: str = "darts"
-    engine_config: str | None = None  # a YAML path; None: engine_configs/<hypergrad>.yaml
+    task: str | None = option(None, "--task", "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte", group=DATA)
+    data_dir: str | None = option(None, "--data-dir", "with --task: folder in the GLUE layout (default $GLUE_DIR, "
+                                  "else the hub)", group=DATA)
+    train_file: str | None = option(None, "--train-file", "labelled examples: .csv, .tsv, .json, .jsonl or .parquet",
+                                    group=DATA)
+    validation_file: str | None = option(None, "--validation-file", "labelled examples to score on (default: "
+                                         "--validation-split of the training file)", group=DATA)
+    validation_split: float | None = option(None, "--validation-split", "without --validation-file: the fraction "
+                                            "of the training file held out, stratified by --seed (default 0.2)",
+                                            group=DATA)
+    test_file: str | None = option(None, "--test-file", "examples to predict (labels not needed): "
+                                   "<output-dir>/predictions.csv", ("finetune",), group=DATA)
+    text_columns: list | None = option(None, "--text-columns", "one text column, or two for a pair (default: text, "
+                                       "sentence, or sentence1 sentence2)", group=DATA, metavar="COLUMN")
+    label_column: str | None = option(None, "--label-column", "default: label", group=DATA)
+    task_type: str = option("auto", "--task-type", "classification, regression, or auto: guessed from the labels, "
+                            "and printed", group=DATA)
+    metric: str | None = option(None, "--metric", "headline metric: accuracy, f1 (two classes), macro-f1, mcc, "
+                                "spearman, pearson (default: the preset's; accuracy or spearman)", group=DATA)
+    train_size: int | None = option(None, "--train-size", "training examples drawn by --seed (default: 300 for a "
+                                    "GLUE task, every row of --train-file)")
+    seed: int = option(1, "--seed", "seed of the sample, splits and every draw")
+    model: str | None = option(None, "--model", "model folder or hub name (default: the bundled all-MiniLM-L6-v2)")
+    output_dir: str = option("runs/default", "--output-dir", "the run's folder (agwm's alone: a new or empty "
+                             "folder, or an earlier run's)")
+    overwrite: bool = option(False, "--overwrite", "replace a finished run in --output-dir")
+    max_length: int = option(128, "--max-length", "tokens per example")
+    batch_size: int = option(16, "--batch-size", "examples per training step")
+    device: str = option("auto", "--device", "auto (the GPU if there is one), cpu, cuda or cuda:N")
+    bf16: bool = option(False, "--bf16", "bfloat16 autocast for the forward passes (hypergradients stay float32)")
+    report_to: list | None = option(None, "--report-to", "csv, tensorboard or none (default: csv, and tensorboard "
+                                    "where it is installed)", metavar="LOG")
+    body: str = "pretrained"  # a grid method's start: the pretrained encoder, or setfit's contrastive stage
+    hypergrad: str = option("darts", "--hypergrad", "darts, opt_darts, sama, reverse, neumann or cg: "
+                            "engine_configs/<name>.yaml", ("search",))
+    engine_config: str | None = option(None, "--engine-config", "any engine YAML file (instead of --hypergrad)",
+                                       ("search",))
     mixup: MixupConfig = field(default_factory=MixupConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -177,16 +179,456 @@ class RunConfig:
     tuned: TunedConfig = field(default_factory=TunedConfig)
 
 
+def setting_fields(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:
+    """Every field of the schema as ``(dotted path, field)``, sections expanded."""
+    out = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
+            out += setting_fields(f.default_factory, f"{prefix}{f.name}.")
+        else:
+            out.append((prefix + f.name, f))
+    return out
+
+
+def flag_settings() -> dict[str, dict]:
+    """Dotted path -> its flag's metadata (flag, help, commands, group, metavar, default)."""
+    flagged = {}
+    for path, f in setting_fields():
+        meta = dict(f.metadata)
+        if meta:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            flagged[path] = {**meta, "default": default}
+    return flagged
+
+
 # How each field is spelt on the command line, for messages.
-FLAGS = {
-    "task": "--task", "train_size": "--train-size", "train_file": "--train-file",
-    "validation_file": "--validation-file", "test_file": "--test-file", "text_columns": "--text-columns",
-    "label_column": "--label-column", "task_type": "--task-type", "metric": "--metric",
-    "validation_split": "--validation-split", "seed": "--seed", "data_dir": "--data-dir",
-    "model": "--model", "output_dir": "--output-dir", "overwrite": "--overwrite", "hypergrad": "--hypergrad",
-    "engine_config": "--engine-config", "search.folds": "--folds", "search.split_ratio": "--split-ratio",
-    "search.max_steps": "--max-steps", "search.alpha_every": "--alpha-every", "search.problem": "--problem",
-    "mixup.rank": "--rank",
-    "mixup.formulation": "--formulation", "max_length": "--max-length", "batch_size": "--batch-size",
-    "device": "--device", "bf16": "--bf16", "finetune.method": "--method", "report_to": "--report-to",
-}
+FLAGS = {path: meta["flag"] for path, meta in flag_settings().items()}
+
+
+def build_run_config(flags: dict[str, Any], overrides: list[str] = (), base: RunConfig | None = None) -> RunConfig:
+    """``base`` (defaults) updated by ``flags`` (dotted field -> value, None meaning not given)
+    and then by ``overrides`` that are not engine keys; validated."""
+    cfg = base or RunConfig()
+    written: dict[str, str] = {}
+    for path, value in flags.items():
+        if value is not None:
+            set_path(cfg, path, value, FLAGS.get(path, path))
+    for key, value, text in parse_overrides(list(overrides)):
+        if key.split(".")[0] not in ("inner", "outer", "engine"):
+            set_path(cfg, key, value, text)
+            written[key] = text
+    normalise(cfg)
+    validate_run_config(cfg, written)
+    return cfg
+
+
+def normalise(cfg: RunConfig) -> None:
+    """What a value means, spelt one way before the checks: one name for a list setting given as a
+    string, and a GLUE preset's default sample size."""
+    for name in ("text_columns", "report_to"):
+        if isinstance(getattr(cfg, name), str):
+            setattr(cfg, name, [getattr(cfg, name)])
+    if cfg.task is not None and cfg.train_file is None and cfg.train_size is None:
+        cfg.train_size = GLUE_TRAIN_SIZE
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def refuse_unknown(flag: str, wanted: list | None, known: list, known_are: str) -> None:
+    """Refuse the values of ``flag`` that are not in ``known``, naming them and, after ``known_are``, the known ones."""
+    unknown = [str(v) for v in wanted or [] if v not in known]
+    if unknown:
+        raise ConfigError(f"{flag} {' '.join(unknown)} is not allowed: {known_are} {', '.join(map(str, known))}")
+
+
+def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -> None:
+    """``written``: the override text of a field set by ``key=value``, to quote in a message."""
+    written = written or {}
+
+    def _require(ok: bool, path: str, value: Any, allowed: str) -> None:
+        if not ok:
+            flag = FLAGS.get(path)
+            option = written.get(path) or (f"{flag} {value}" if flag else f"{path}={value}")
+            raise ConfigError(f"{option} is not allowed: {allowed}")
+
+    validate_data_settings(cfg, _require)
+    _require(cfg.max_length >= 8, "max_length", cfg.max_length, "at least 8")
+    _require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "at least 1")
+    validate_reporters(cfg, _require)
+    allowed_devices = device_allowed(cfg.device)
+    _require(allowed_devices is None, "device", cfg.device, allowed_devices)
+    if cfg.bf16 and cfg.device != "cpu" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise ConfigError("--bf16 is not allowed on this GPU: it has no bfloat16 (torch.cuda.is_bf16_supported())")
+    _require(cfg.hypergrad in HYPERGRADS, "hypergrad", cfg.hypergrad, f"one of {', '.join(HYPERGRADS)}")
+    _require(cfg.body in BODIES, "body", cfg.body, f"one of {', '.join(BODIES)}")
+    m, s, f = cfg.mixup, cfg.search, cfg.finetune
+    _require(m.rank >= 1, "mixup.rank", m.rank, "at least 1")
+    _require(m.formulation in FORMULATIONS, "mixup.formulation", m.formulation, f"one of {', '.join(FORMULATIONS)}")
+    _require(0.0 <= m.init_mean <= 1.0, "mixup.init_mean", m.init_mean, "between 0 and 1")
+    _require(m.init_std >= 0.0, "mixup.init_std", m.init_std, "at least 0")
+    _require(s.problem in PROBLEMS, "search.problem", s.problem, f"one of {', '.join(PROBLEMS)}")
+    _require(s.folds >= 1, "search.folds", s.folds, "at least 1")
+    _require(0.0 < s.split_ratio < 1.0, "search.split_ratio", s.split_ratio, "strictly between 0 and 1")
+    _require(s.max_steps is None or s.max_steps >= 1, "search.max_steps", s.max_steps, "at least 1")
+    _require(s.alpha_every is None or s.alpha_every >= 1, "search.alpha_every", s.alpha_every, "at least 1")
+    _require(s.finetune_start in FINETUNE_STARTS, "search.finetune_start", s.finetune_start,
+             f"one of {', '.join(FINETUNE_STARTS)}")
+    _require(s.fold_data in FOLD_DATA, "search.fold_data", s.fold_data, f"one of {', '.join(FOLD_DATA)}")
+    _require(s.fold_data == "split" or s.problem == "inner_only", "search.fold_data", s.fold_data,
+             "split with search.problem=" + s.problem
+             + " (whole needs inner_only: the outer level needs a held-out part)")
+    _require(f.swa_epochs >= 0, "finetune.swa_epochs", f.swa_epochs, "at least 0")
+    for path in ("search.epochs", "search.w_lr", "search.alpha_lr", "finetune.epochs", "finetune.lr"):
+        value = get_path(cfg, path)
+        _require(value > 0, path, value, "greater than 0")
+    for path in ("search.w_weight_decay", "search.alpha_weight_decay", "finetune.weight_decay"):
+        value = get_path(cfg, path)
+        _require(value >= 0, path, value, "at least 0")
+    for path in ("search.w_warmup_ratio", "search.alpha_warmup_ratio", "finetune.warmup_ratio",
+                 "search.alpha_beta1", "search.alpha_beta2"):
+        value = get_path(cfg, path)
+        _require(0 <= value < 1, path, value, "in [0, 1)")
+    _require(f.alpha_mode in ALPHA_MODES, "finetune.alpha_mode", f.alpha_mode, f"one of {', '.join(ALPHA_MODES)}")
+    _require(f.eval_batch_size >= 1, "finetune.eval_batch_size", f.eval_batch_size, "at least 1")
+    _require(f.method in FINETUNE_METHODS, "finetune.method", f.method, f"one of {', '.join(FINETUNE_METHODS)}")
+    for option, used in (("--method setfit", f.method == "setfit"), ("body=setfit", cfg.body == "setfit")):
+        if used and not setfit_installed():
+            raise ConfigError(f"{option} is not allowed: {SETFIT_NEEDED}")
+    _require(f.method == "vanilla" or f.alpha_mode == "fixed", "finetune.alpha_mode", f.alpha_mode,
+             f"fixed with finetune.method={f.method} (alpha is mixup's)")
+    _require(0.0 <= cfg.mixout.p < 1.0, "mixout.p", cfg.mixout.p, "in [0, 1)")
+    for path in ("child_tuning.reserve_p", "dps.reserve_p"):
+        value = get_path(cfg, path)
+        _require(0.0 < value <= 1.0, path, value, "in (0, 1]")
+    _require(cfg.dps.update_ratio > 0, "dps.update_ratio", cfg.dps.update_ratio, "greater than 0")
+    for path in ("child_tuning.target", "dps.target"):
+        _require(_is_regex(get_path(cfg, path)), path, get_path(cfg, path), "a regular expression")
+    _require(cfg.r3f.noise in R3F_NOISES, "r3f.noise", cfg.r3f.noise, f"one of {', '.join(R3F_NOISES)}")
+    for path in ("r3f.eps", "r3f.kl_lambda", "rdrop.kl_alpha", "peft.lora_dropout"):
+        value = get_path(cfg, path)
+        _require(value >= 0, path, value, "at least 0")
+    _require(cfg.peft.lora_dropout < 1, "peft.lora_dropout", cfg.peft.lora_dropout, "in [0, 1)")
+    for path in ("probe.c", "probe.ridge_alpha", "setfit.body_lr"):
+        value = get_path(cfg, path)
+        _require(value > 0, path, value, "greater than 0")
+    for path in ("tuned.lrs", "tuned.epochs"):
+        values = get_path(cfg, path)
+        _require(isinstance(values, list) and values and all(v > 0 for v in values), path, values,
+                 "a list of numbers greater than 0")
+    for path in ("reinit.layers", "peft.lora_r", "peft.lora_alpha", "peft.virtual_tokens", "soup.members",
+                 "setfit.num_iterations", "setfit.epochs"):
+        value = get_path(cfg, path)
+        _require(value >= 1, path, value, "at least 1")
+
+
+def validate_data_settings(cfg: RunConfig, require) -> None:
+    """A GLUE preset (``task``) or the user's files (``train_file`` and what describes them), not
+    both; a preset's default sample size is filled in."""
+    if cfg.task is None and cfg.train_file is None:
+        raise ConfigError("no data: give --task NAME (a GLUE task) or --train-file FILE (your own data)")
+    if cfg.task is not None:
+        require(cfg.train_file is None, "train_file", cfg.train_file, f"with --task {cfg.task}: give one of the two")
+        known = [*TASKS, *TASK_ALIASES]
+        require(cfg.task.lower() in known, "task", cfg.task, f"one of {', '.join(TASKS)}")
+        for path in ("validation_file", "text_columns", "label_column", "validation_split"):
+            value = getattr(cfg, path)
+            require(value is None, path, value, f"with --task {cfg.task} (the preset has its files and columns)")
+        require(cfg.task_type == "auto", "task_type", cfg.task_type,
+                f"with --task {cfg.task} (the preset has its type)")
+    else:
+        require(cfg.data_dir is None, "data_dir", cfg.data_dir, "with --train-file (it is for --task)")
+    require(cfg.train_size is None or cfg.train_size >= 2, "train_size", cfg.train_size, "at least 2")
+    columns = cfg.text_columns
+    shown = " ".join(map(str, columns or []))
+    require(columns is None or isinstance(columns, list) and all(isinstance(c, str) and c for c in columns),
+            "text_columns", shown, "column names")
+    require(columns is None or 1 <= len(columns) <= 2, "text_columns", shown, "one column, or two for a pair")
+    require(columns is None or len(set(columns)) == len(columns), "text_columns", shown, "each column once")
+    require(not (columns and cfg.label_column in columns), "label_column", cfg.label_column,
+            "a column other than the text columns")
+    require(cfg.task_type in ("auto", *TASK_TYPES), "task_type", cfg.task_type, "auto, " + ", ".join(TASK_TYPES))
+    require(cfg.metric is None or cfg.metric in METRICS, "metric", cfg.metric, f"one of {', '.join(METRICS)}")
+    if cfg.metric is not None and (cfg.task is not None or cfg.task_type != "auto"):
+        if cfg.task is not None:
+            preset = TASKS[TASK_ALIASES.get(cfg.task.lower(), cfg.task.lower())].task
+            regression, classes = preset.is_regression, preset.num_labels
+        else:
+            regression, classes = cfg.task_type == "regression", None
+        error = metric_error(cfg.metric, regression, classes)
+        if error:
+            raise ConfigError(error)
+    split = cfg.validation_split
+    require(split is None or 0.0 < split < 1.0, "validation_split", split, "strictly between 0 and 1")
+    require(split is None or cfg.validation_file is None, "validation_split", split,
+            "without --validation-file (give one of the two)")
+
+
+def validate_reporters(cfg: RunConfig, require) -> None:
+    """``report_to``: a list of csv and tensorboard, or none; tensorboard only where it is installed."""
+    if cfg.report_to is None:
+        return
+    shown = " ".join(map(str, cfg.report_to))
+    require(all(r in (*REPORTERS, "none") for r in cfg.report_to), "report_to", shown,
+            f"{', '.join(REPORTERS)} or none")
+    require("none" not in cfg.report_to or cfg.report_to == ["none"], "report_to", shown, "none alone")
+    require("tensorboard" not in cfg.report_to or tensorboard_installed(), "report_to", shown,
+            "tensorboard needs the tensorboard package (pip install tensorboard)")
+
+
+def device_allowed(name: str) -> str | None:
+    """None if ``name`` is a device setting this machine has (auto, cpu, cuda or cuda:N with N below
+    its CUDA device count), else what is allowed, for the error message."""
+    if DEVICE_PATTERN.fullmatch(name) is None:
+        return "auto, cpu, cuda or cuda:N"
+    cuda = _cuda_devices()
+    if name.startswith("cuda") and cuda <= int(name.partition(":")[2] or 0):
+        return f"auto, cpu or cuda:0 to cuda:{cuda - 1}" if cuda else "auto or cpu (this machine has no CUDA device)"
+    return None
+
+
+def _cuda_devices() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _is_regex(text: Any) -> bool:
+    try:
+        re.compile(text)
+    except (re.error, TypeError):
+        return False
+    return True
+
+
+def get_path(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def engine_config_path(cfg: RunConfig) -> str:
+    if cfg.engine_config:
+        if not os.path.isfile(cfg.engine_config):
+            raise ConfigError(f"--engine-config {cfg.engine_config} is not allowed: no such file")
+        return cfg.engine_config
+    return os.path.join(engine_config_dir(), f"{cfg.hypergrad}.yaml")
+
+
+def run_engine_settings(cfg: RunConfig, overrides: list[str] = ()) -> EngineSettings:
+    """The engine settings of a run: its engine YAML (:func:`engine_config_path`), the ``inner.*`` /
+    ``outer.*`` / ``engine.*`` overrides, then ``search.alpha_every`` N as ``inner.unroll_steps``: one
+    outer step every N inner steps, its schedule counted in outer steps. An unroll_steps other than 1
+    from the file or an override that disagrees with N stops."""
+    settings = load_engine_settings(engine_config_path(cfg), overrides)
+    every = cfg.search.alpha_every
+    if every is None or every == settings.inner.unroll_steps:
+        return settings
+    if settings.inner.unroll_steps != 1:
+        raise ConfigError(f"search.alpha_every={every} is not allowed with inner.unroll_steps="
+                          f"{settings.inner.unroll_steps} ({settings.path} or an override): give one of the two")
+    return dataclasses.replace(settings, inner=dataclasses.replace(settings.inner, unroll_steps=every))
+
+
+def to_dict(obj: Any) -> dict:
+    return dataclasses.asdict(obj)
+
+
+# A setting that only some kinds of method read -> those kinds; for every other kind its value is
+# no change (a grid resumes over it, a report does not list it).
+READ_ONLY_BY = {"search.finetune_start": ("mixup",)}
+
+
+def read_by(key: str, kind: str) -> bool:
+    """Whether a method of this kind reads the dotted setting ``key``."""
+    return kind in READ_ONLY_BY.get(key, (kind,))
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+    """A nested config as ``{dotted key: value}``."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def changed_settings(recorded: dict, current: dict, kind: str) -> dict[str, tuple[Any, Any]]:
+    """The dotted settings of a recorded run of this kind of method whose value differs in
+    ``current``, as ``key: (recorded, current)``. A setting only one of the two holds is no change (one
+    the record lacks was added to the project after the run, which had its default), nor is one this
+    kind does not read (:func:`read_by`)."""
+    now = flatten(current)
+    return {key: (value, now[key]) for key, value in flatten(recorded).items()
+            if key in now and value != now[key] and read_by(key, kind)}
+
+
+def as_recorded(cfg: RunConfig) -> dict:
+    """``cfg`` as a results record stores it: JSON values (a tuple becomes a list)."""
+    return json.loads(json.dumps(to_dict(cfg)))
+
+
+def write_resolved(path: str, cfg: RunConfig, engine: EngineSettings | None = None) -> None:
+    data = {"run": to_dict(cfg)}
+    if engine is not None:
+        data.update(engine_config=engine.path, inner=to_dict(engine.inner),
+                    outer=to_dict(engine.outer), engine=to_dict(engine.engine))
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+
+
+def read_tensors(path: str, option: str) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file, each finite."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"{option} {path} is not allowed: no such file")
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"{option} {path} is not allowed: not a readable safetensors file (truncated or "
+                          f"another format: {reason})") from None
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ConfigError(f"{option} {path} is not allowed: {name} holds NaN or infinite values")
+    return tensors
+
+
+def model_config(model: str | None):
+    """The model's configuration, read before any work: a ``--model`` that is a missing folder, a
+    folder without a model, or a hub name that cannot be loaded (offline, or no such model) stops
+    with one line."""
+    name = model or default_model()
+    if os.path.isdir(name) and not os.path.isfile(os.path.join(name, "config.json")):
+        raise ConfigError(f"--model {name} is not allowed: the folder holds no model (no config.json)")
+    try:
+        return AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        if os.path.isabs(name) or name.startswith(".") or os.path.exists(name):
+            raise ConfigError(f"--model {name} is not allowed: no such folder") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"--model {name} is not allowed: no such folder here, and the hub did not give it "
+                          f"(offline, or no such model: {reason[:160]})") from None
+
+
+def model_skeleton(model: str | None) -> nn.Module:
+    """The model's modules on the meta device: names and shapes, no weights read."""
+    config = model_config(model)
+    with torch.device("meta"):
+        return AutoModelForSequenceClassification.from_config(config)
+
+
+def checked_alpha_settings(path: str, option: str = "--alphas") -> dict:
+    """The ``alphas.json`` beside ``path`` (:func:`agwm.mixup.read_alpha_settings`): its layers, rank
+    and formulation, checked."""
+    try:
+        settings = read_alpha_settings(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{option} {path} is not allowed: no {ALPHA_CONFIG_NAME} beside it (search.py writes "
+                          "both)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConfigError(f"{option} {path} is not allowed: its {ALPHA_CONFIG_NAME} is not JSON") from None
+    ok = (isinstance(settings, dict) and isinstance(settings.get("layers"), list) and settings["layers"]
+          and all(isinstance(n, str) for n in settings["layers"])
+          and isinstance(settings.get("rank"), int) and settings["rank"] >= 1
+          and settings.get("formulation") in FORMULATIONS)
+    if not ok:
+        raise ConfigError(f"{option} {path} is not allowed: its {ALPHA_CONFIG_NAME} needs layers (names), rank "
+                          f"(at least 1) and formulation ({', '.join(FORMULATIONS)})")
+    return settings
+
+
+def check_alphas(path: str, cfg: RunConfig, option: str = "--alphas") -> dict:
+    """The alphas at ``path`` fit ``cfg.model`` (every layer an ``nn.Linear`` of it, A of shape
+    (out, r) and B (r, in)), are finite and in [0, 1], and agree with ``cfg.mixup``: a rank or
+    formulation set to another value than the file's is refused (one left at its default takes the
+    file's: :func:`with_saved_alphas`). Returns the file's ``alphas.json``."""
+    settings = checked_alpha_settings(path, option)
+    tensors = read_tensors(path, option)
+    rank, layers = settings["rank"], settings["layers"]
+    expected = {f"{layer}.{factor}" for layer in layers for factor in ("A", "B")}
+    if set(tensors) != expected:
+        missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        raise ConfigError(f"{option} {path} is not allowed: its tensors do not match {ALPHA_CONFIG_NAME} "
+                          f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    skeleton = model_skeleton(cfg.model)
+    for layer in layers:
+        try:
+            module = skeleton.get_submodule(layer)
+        except AttributeError:
+            module = None
+        if not isinstance(module, nn.Linear):
+            raise ConfigError(f"{option} {path} is not allowed: layer {layer} is not a Linear layer of the model "
+                              f"{cfg.model or 'all-MiniLM-L6-v2'} (alphas of another model?)")
+        out_features, in_features = module.weight.shape
+        for factor, shape in (("A", (out_features, rank)), ("B", (rank, in_features))):
+            got = tuple(tensors[f"{layer}.{factor}"].shape)
+            if got != shape:
+                raise ConfigError(f"{option} {path} is not allowed: {layer}.{factor} has shape {got}, the model "
+                                  f"needs {shape} (rank {rank}; alphas of another model?)")
+    for name, tensor in tensors.items():
+        if tensor.min() < 0 or tensor.max() > 1:
+            raise ConfigError(f"{option} {path} is not allowed: {name} has values outside [0, 1] "
+                              f"({tensor.min().item():g} to {tensor.max().item():g})")
+    default = MixupConfig()
+    for key, saved in (("rank", rank), ("formulation", settings["formulation"])):
+        value = getattr(cfg.mixup, key)
+        if value != getattr(default, key) and value != saved:
+            raise ConfigError(f"mixup.{key}={value} is not allowed with {option} {path}: the alphas were learned "
+                              f"with {key} {saved}")
+    return settings
+
+
+def with_saved_alphas(cfg: RunConfig, saved: dict) -> RunConfig:
+    """``cfg`` with the rank and formulation of the alphas it finetunes with (``saved``: their
+    ``alphas.json``, checked by :func:`check_alphas`)."""
+    mixup = dataclasses.replace(cfg.mixup, rank=saved["rank"], formulation=saved["formulation"])
+    return dataclasses.replace(cfg, mixup=mixup)
+
+
+def check_start_weights(path: str, option: str = "--start-weights") -> None:
+    """A readable safetensors file of finite tensors (whether they fit the model is checked when
+    they are loaded into it, every key and shape)."""
+    read_tensors(path, option)
+
+
+def check_search_inputs(cfg: RunConfig) -> None:
+    """What a search reads before any work: its output folder and the model."""
+    _refuse_body(cfg)
+    check_output_dir(cfg.output_dir, cfg.overwrite, "search")
+    model_config(cfg.model)
+
+
+def check_finetune_inputs(cfg: RunConfig, alphas: str | None,
+                          start_weights: str | None) -> tuple[dict | None, str | None]:
+    """What a finetune reads before any work: the combination of method, alphas and start weights,
+    its output folder, the model, the alphas and the start weights. Returns the alphas' ``alphas.json``
+    (for :func:`with_saved_alphas`) and the start weights: those given, else with ``alphas`` and
+    ``search.finetune_start=fold_average`` the search's fold-averaged task weights beside them."""
+    f = cfg.finetune
+    if alphas is not None and f.alpha_mode != "fixed":
+        raise ConfigError(f"finetune.alpha_mode={f.alpha_mode} is not allowed with --alphas: "
+                          "saved alphas are used fixed (alpha_mode=fixed)")
+    if alphas is not None and f.method != "vanilla":
+        raise ConfigError(f"--method {f.method} is not allowed with --alphas: the mixup finetune "
+                          "trains W plainly (finetune.method=vanilla)")
+    if start_weights is not None and f.method in ENCODER_METHODS:
+        raise ConfigError(f"--start-weights is not allowed with --method {f.method}: it starts from the encoder")
+    if alphas is not None and start_weights is None and cfg.search.finetune_start == "fold_average":
+        start_weights = os.path.join(os.path.dirname(alphas), TASK_WEIGHTS_NAME)
+        if not os.path.isfile(start_weights):
+            raise ConfigError(f"--alphas {alphas} is not allowed with search.finetune_start=fold_average (the "
+                              f"default): no {TASK_WEIGHTS_NAME} beside it to start from; give --start-weights, "
+                              "or search.finetune_start=pretrained to start from the pretrained weights")
+    _refuse_body(cfg)
+    check_output_dir(cfg.output_dir, cfg.overwrite, "finetune")
+    model_config(cfg.model)
+    saved = check_alphas(alphas, cfg) if alphas is not None else None
+    if start_weights is not None:
+        check_start_weights(start_weights)
+    return saved, start_weights
+
+
+def _refuse_body(cfg: RunConfig) -> None:
+    if cfg.body != "pretrained":
+        raise ConfigError(f"body={cfg.body} is not allowed here: it is a grid method's start (agwm experiment, "
+                          "agwm select); here give --model the folder of the body to start from")

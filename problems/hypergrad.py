@@ -20,8 +20,6 @@ exact answer.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 from betty.utils import to_vec
 from torch.func import functional_call
@@ -271,24 +269,6 @@ def neumann(vector, curr, prev, sync):
     x = [alpha * s for s in total]
     indirect = [-g for g in _grad(inner_grad, outer, grad_outputs=x)]
     return _deliver(indirect, prev, sync)
-
-
-FIRST_DERIVATIVES_ONLY = ("agwm_darts", "agwm_sama", "darts")  # finite differences of gradients
-
-
-def attention_kernels(method: str | None, device: torch.device):
-    """The attention kernels a search with ``method`` (a Betty ``Config.type``; None for a
-    single-level problem) may run on.
-
-    Neumann and CG take Hessian-vector products, a backward pass through a backward pass, and
-    CUDA's fused attention kernels (flash, memory-efficient) have no derivative of their backward:
-    on a GPU those methods run with PyTorch's math attention. The finite-difference methods and
-    every method on the CPU keep the default kernels."""
-    if device.type != "cuda" or method is None or method in FIRST_DERIVATIVES_ONLY:
-        return nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel(SDPBackend.MATH)
 
 
 register_hypergradient("agwm_darts", darts, steps_kept=1,

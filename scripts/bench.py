@@ -39,16 +39,22 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from agwm.cli import require_at_least
-from agwm.devices import machine_description, resolve_device
-from agwm.engine_settings import engine_config_dir, engine_config_on, load_engine_settings
 from agwm.mixup import alpha_parameters, inject_mixup, project_alphas, task_parameters
-from agwm.optim import adamw
-from agwm.peak_memory import peak_mib_since, release_freed_memory, reset_peak
-from agwm.runtime import default_model, model_loss
-from agwm.search import ProgressEngine
-from agwm.speed import synchronize
-from agwm.validation import device_allowed
-from problems import AttentionProblem, TaskWeightProblem, attention_kernels
+from agwm.run_folder import machine_description
+from agwm.runtime import (
+    adamw,
+    default_model,
+    model_loss,
+    peak_mib_since,
+    release_freed_memory,
+    reset_peak,
+    resolve_device,
+    synchronize,
+)
+from agwm.settings import device_allowed
+from problems import AttentionProblem, TaskWeightProblem, build_engine, engine_config_dir
+from problems.engine import attention_kernels
+from problems.engine_settings import load_engine_settings
 
 SEARCHES = {  # configuration: (engine YAML, overrides)
     "search-darts": ("darts", []), "search-opt_darts": ("opt_darts", []), "search-sama": ("sama", []),
@@ -107,9 +113,7 @@ def make_step(name: str, args):
     inner = TaskWeightProblem("inner", settings.inner, model, model_loss, weights, w_opt, forever)
     outer = AttentionProblem("outer", settings.outer, model, model_loss, alphas, a_opt, forever,
                              projection=project_alphas)
-    engine = ProgressEngine([inner, outer], engine_config_on(settings.engine, args.device),
-                            {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}},
-                            on_step=lambda _: None)
+    engine = build_engine(inner, outer, settings.engine, device=args.device)
 
     def step():
         with attention_kernels(settings.inner.type, args.device):

@@ -27,13 +27,12 @@ from torch.nn.functional import cosine_similarity as cosine
 
 from agwm.cli import main_guard, parser, run_config
 from agwm.data import random_splits, stream_seed
-from agwm.devices import machine_description, resolve_device
-from agwm.engine_settings import engine_config_dir, engine_config_on, load_engine_settings
-from agwm.peak_memory import peak_mib_since, reset_peak
-from agwm.runtime import build_model, load_run_data
-from agwm.search import ProgressEngine, _bilevel_problems, alpha_summary
-from agwm.speed import synchronize
-from problems import attention_kernels
+from agwm.run_folder import machine_description
+from agwm.runtime import build_model, load_run_data, peak_mib_since, reset_peak, resolve_device, synchronize
+from agwm.search import alpha_summary, bilevel_problems
+from problems import build_engine, engine_config_dir
+from problems.engine import attention_kernels
+from problems.engine_settings import load_engine_settings
 
 REFERENCE = "reverse-T5"
 METHODS = {  # row: (engine YAML, settings of the inner level for the call)
@@ -59,12 +58,8 @@ def point_rows(cfg, data, device, at: int) -> list[dict]:
     model = build_model(cfg, data.task, with_mixup=True, device=device)
     torch.manual_seed(stream_seed(cfg.seed, "dropout/search0"))
     split = random_splits(len(data.train), cfg.search.folds, cfg.search.split_ratio, cfg.seed)[0]
-    problems, dependencies, _ = _bilevel_problems(cfg, darts, data, model, 0, *split)
-    inner, outer = problems
-    engine = dataclasses.replace(engine_config_on(darts.engine, device), train_iters=at)
-    search = ProgressEngine(problems, engine, dependencies, on_step=lambda _: None)  # sets the problems up
-    with attention_kernels("agwm_darts", device):
-        search.run()
+    (inner, outer), _ = bilevel_problems(cfg, darts, data, model, 0, *split)
+    build_engine(inner, outer, darts.engine, at, device).run()
     take_inner_steps(inner, 5)
     outer.cur_batch = outer.get_batch()
     alphas, weights = outer.trainable_parameters(), inner.trainable_parameters()
@@ -115,13 +110,13 @@ def markdown(rows: list[dict], machine: str, command: str) -> str:
 
 
 def main() -> None:
-    p = parser(__doc__.splitlines()[0])
+    p = parser(__doc__.splitlines()[0], "search")
     p.add_argument("--at", type=int, nargs="+", default=[0, 20], help="outer steps of the darts search (default 0 20)")
     args = p.parse_args()
     for at in args.at:
         if at < 0:
             p.error(f"--at {at} is not allowed: at least 0")
-    cfg = run_config(args)
+    cfg = run_config(args, "search")
     device = resolve_device(cfg.device)
     data = load_run_data(cfg, device)
     rows = [row for at in args.at for row in point_rows(cfg, data, device, at)]

@@ -15,9 +15,8 @@ import os
 import pandas as pd
 
 from agwm.cli import main_guard
-from agwm.data import sample_examples
-from agwm.examples import load_split
-from agwm.tasks import get_task
+from agwm.data import get_task, sample_examples
+from agwm.files import load_split
 
 
 def user_style(task_name: str, split: str, data_dir: str, rows: int, seed: int, columns: dict) -> pd.DataFrame:

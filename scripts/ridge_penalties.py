@@ -25,22 +25,15 @@ the learned penalties, and the mean learned penalty of the informative and of th
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import logging
+import sys
 
 import torch
-from betty.engine import Engine
-from betty.logging.logger_base import get_logger
 from torch import nn
 
-from agwm.cli import main_guard
-from agwm.engine_settings import engine_config_dir, engine_config_on, load_engine_settings
-from agwm.settings import HYPERGRADS, ConfigError
-from problems import AttentionProblem, TaskWeightProblem
+from problems import HYPERGRADS, AttentionProblem, ConfigError, TaskWeightProblem, build_engine, shipped_engine_settings
 
 F64 = torch.float64
 MAX_PENALTY = 10.0
-get_logger().setLevel(logging.WARNING)  # Betty prints its graph at INFO
 
 
 class Ridge(nn.Module):
@@ -90,8 +83,7 @@ def learn_penalties(data: dict, settings, steps: int, penalty: float, inner_lr: 
     outer = AttentionProblem("outer", settings.outer, model, lambda m, batch: squared_error(m.w, batch),
                              [model.penalty], torch.optim.Adam([model.penalty], lr=outer_lr), [data["val"]],
                              projection=lambda params: [p.data.clamp_(0.0, MAX_PENALTY) for p in params])
-    engine = dataclasses.replace(engine_config_on(settings.engine, torch.device("cpu")), train_iters=steps)
-    Engine([inner, outer], engine, {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}}).run()
+    build_engine(inner, outer, settings.engine, train_iters=steps).run()
     return model.penalty.detach().clone()
 
 
@@ -106,7 +98,7 @@ def run(hypergrad: str, overrides: list[str] = (), steps: int = 1000, features: 
             raise ConfigError(f"{name} {value} is not allowed: at least {minimum}")
     if not 1 <= informative < features:
         raise ConfigError(f"--informative {informative} is not allowed: 1 to {features - 1} (--features - 1)")
-    settings = load_engine_settings(f"{engine_config_dir()}/{hypergrad}.yaml", list(overrides))
+    settings = shipped_engine_settings(hypergrad, list(overrides))
     data = make_data(features, informative, rows, noise, seed)
 
     def test_error(penalties: torch.Tensor) -> float:
@@ -136,14 +128,15 @@ def main() -> None:
                    help="engine settings, e.g. inner.neumann_iterations=10")
     args = p.parse_args()
 
-    def body() -> None:
+    try:
         r = run(args.hypergrad, args.overrides, args.steps, args.features, args.informative, args.rows, seed=args.seed)
-        print(f"{r['hypergrad']}: test error {r['initial']:.4f} at penalty {r['initial_penalty']:g}, "
-              f"{r['uniform']:.4f} at the best uniform penalty {r['uniform_penalty']:.3g}, "
-              f"{r['learned']:.4f} at the learned penalties "
-              f"(mean {r['informative_mean']:.3f} on the informative features, {r['noise_mean']:.3f} on the rest)")
-
-    main_guard(body)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(f"{r['hypergrad']}: test error {r['initial']:.4f} at penalty {r['initial_penalty']:g}, "
+          f"{r['uniform']:.4f} at the best uniform penalty {r['uniform_penalty']:.3g}, "
+          f"{r['learned']:.4f} at the learned penalties "
+          f"(mean {r['informative_mean']:.3f} on the informative features, {r['noise_mean']:.3f} on the rest)")
 
 
 if __name__ == "__main__":

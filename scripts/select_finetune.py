@@ -16,7 +16,7 @@ import os
 import statistics
 
 from agwm.cli import main_guard
-from agwm.config import build_run_config
+from agwm.settings import build_run_config
 
 
 def main() -> None:

@@ -1,4 +1,6 @@
 import os
+import runpy
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,12 @@ def tiny_model_dir(tmp_path_factory):
     AutoModelForSequenceClassification.from_config(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+def run_script(name, args, monkeypatch, capsys):
+    """Run ``scripts/<name>`` in this process with ``args``; its exit code and stderr (it must exit)."""
+    monkeypatch.setattr(sys, "argv", [name, *args])
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(str(REPO / "scripts" / name), run_name="__main__")
+    err = capsys.readouterr().err
+    return stopped.value.code, err

@@ -7,21 +7,17 @@ import pytest
 import torch
 from torch import nn
 
-from agwm.averaging import UniformSoup
+from agwm.baselines import make_recipe
 from agwm.baselines.consistency import r3f_loss, r_dropout_loss, symmetric_divergence
 from agwm.baselines.mixout import MixoutLinear
 from agwm.baselines.peft_tuning import PrefixTuningUnsupported, wrap_with_peft
 from agwm.baselines.reinit import reinit_top_layers
 from agwm.baselines.subnetworks import BernoulliGradientMask, DynamicSelection, top_fraction_masks
-from agwm.config import build_run_config
-from agwm.data import make_loader
-from agwm.devices import device_of
+from agwm.data import get_task, make_loader
 from agwm.finetune import run_finetune, train
-from agwm.logs import RunLog
-from agwm.recipes import make_recipe
-from agwm.runtime import build_model, load_run_data, model_loss
-from agwm.settings import ConfigError
-from agwm.tasks import get_task
+from agwm.runtime import RunLog, UniformSoup, build_model, device_of, load_run_data, model_loss
+from agwm.settings import build_run_config
+from problems.overrides import ConfigError
 
 CPU = torch.device("cpu")
 
@@ -258,7 +254,7 @@ def test_each_method_runs_through_the_finetune_entry_point(run, method):
     assert metrics["method"] == method and metrics["score"] == metrics["dev"][metrics["metric"]]
     if method == "soup":
         assert len(metrics["member_scores"]) == 2
-        from agwm.methods import METHODS
+        from agwm.experiments.methods import METHODS
 
         outcome = METHODS["soup"](cfg, [])  # what the grid records
         assert outcome["member_scores"] == metrics["member_scores"] and outcome["score"] == metrics["score"]

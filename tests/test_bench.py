@@ -10,8 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
-from tests.test_cli import run_script
+from tests.conftest import REPO, run_script
 
 
 def run_bench(script, *args):

@@ -6,15 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
-
-
-def run_script(name, args, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", [name, *args])
-    with pytest.raises(SystemExit) as stopped:
-        runpy.run_path(str(REPO / "scripts" / name), run_name="__main__")
-    err = capsys.readouterr().err
-    return stopped.value.code, err
+from tests.conftest import REPO, run_script
 
 
 def base(glue_dir, out):
@@ -121,9 +113,8 @@ def test_alpha_every_steps_alpha_once_every_n_inner_steps(glue_dir, tiny_model_d
 
 
 def test_alpha_every_sets_unroll_steps_and_refuses_a_conflict(tmp_path):
-    from agwm.config import build_run_config
-    from agwm.engine_settings import run_engine_settings
-    from agwm.settings import ConfigError
+    from agwm.settings import build_run_config, run_engine_settings
+    from problems.overrides import ConfigError
 
     cfg = build_run_config({"task": "stsb"}, ["search.alpha_every=5"])
     assert run_engine_settings(cfg).inner.unroll_steps == 5

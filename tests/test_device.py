@@ -7,14 +7,14 @@ import pytest
 import torch
 from betty.configs import EngineConfig
 
-from agwm.config import build_run_config
-from agwm.devices import resolve_device
-from agwm.engine_settings import engine_config_on
+from agwm.experiments.methods import METHODS
 from agwm.finetune import run_finetune
-from agwm.methods import METHODS
-from agwm.settings import HYPERGRADS, ConfigError
-from agwm.speed import speed_probe
-from tests.test_cli import base, run_script
+from agwm.runtime import resolve_device, speed_probe
+from agwm.settings import build_run_config
+from problems import HYPERGRADS, engine_config_on
+from problems.overrides import ConfigError
+from tests.conftest import run_script
+from tests.test_cli import base
 
 CUDA_DEVICES = torch.cuda.device_count() if torch.cuda.is_available() else 0
 needs_cuda = pytest.mark.skipif(not CUDA_DEVICES, reason="no CUDA device on this machine")

@@ -11,12 +11,11 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from agwm.baselines.sentence_encoder import SETFIT_MISSING, class_probabilities, load_encoder_model
-from agwm.config import build_run_config
+from agwm.experiments.methods import METHODS
 from agwm.finetune import run_finetune
-from agwm.methods import METHODS
-from agwm.settings import ConfigError
-from tests.conftest import REPO
-from tests.test_cli import run_script
+from agwm.settings import build_run_config
+from problems.overrides import ConfigError
+from tests.conftest import REPO, run_script
 
 TEXTCLS = REPO.parent / "shared" / "textcls"
 
@@ -164,7 +163,7 @@ def test_a_grid_method_can_start_from_setfits_contrastive_body(trec, tiny_model_
     pytest.importorskip("setfit")
     import yaml
 
-    from agwm.grid import load_grid, read_records, run_grid
+    from agwm.experiments.grid import load_grid, read_records, run_grid
 
     grid = tmp_path / "grid.yaml"
     grid.write_text(f"""

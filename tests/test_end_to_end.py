@@ -8,14 +8,14 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
-from agwm.config import build_run_config
-from agwm.engine_settings import engine_config_path, load_engine_settings
-from agwm.evaluation import evaluate
+from agwm.data import get_task
 from agwm.finetune import run_finetune
+from agwm.metrics import evaluate
 from agwm.mixup import alpha_state_dict
 from agwm.runtime import build_model, load_dev, load_run_data
 from agwm.search import run_search
-from agwm.tasks import get_task
+from agwm.settings import build_run_config, engine_config_path
+from problems.engine_settings import load_engine_settings
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.slow  # the real default model, several searches

@@ -2,7 +2,7 @@
 not hours into a grid."""
 import pytest
 
-from agwm.grid import load_grid
+from agwm.experiments.grid import load_grid
 from tests.conftest import REPO
 
 GRIDS = sorted((REPO / "experiments").glob("*.yaml"))

@@ -18,11 +18,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from agwm.data import get_task
+from agwm.experiments.report import merge_records, split_unscored
 from agwm.metrics import compute_metrics
-from agwm.report import merge_records, split_unscored
-from agwm.tasks import get_task
-from tests.conftest import REPO
-from tests.test_cli import run_script
+from tests.conftest import REPO, run_script
 
 STSB_HEADER = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
 
@@ -412,7 +411,7 @@ def test_the_same_finetune_and_search_twice_give_the_same_scores_and_alphas(glue
 
 
 def test_a_grid_records_a_diverged_run_as_failed_not_as_a_score(glue_dir, tiny_model_dir, tmp_path):
-    from agwm.grid import load_grid, read_records, run_grid
+    from agwm.experiments.grid import load_grid, read_records, run_grid
 
     grid = tmp_path / "grid.yaml"
     grid.write_text(f"tasks: [stsb]\nsizes: [16]\nseeds: [1]\ndata_dir: {glue_dir}\nmodel: {tiny_model_dir}\n"

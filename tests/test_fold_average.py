@@ -8,14 +8,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification
 
-from agwm.config import build_run_config
-from agwm.engine_settings import engine_config_path, load_engine_settings
+from agwm.data import get_task
 from agwm.finetune import load_start_weights, run_finetune
 from agwm.mixup import inject_from_saved, mixup_layers
-from agwm.outputs import TASK_WEIGHTS_NAME
+from agwm.run_folder import TASK_WEIGHTS_NAME
 from agwm.search import run_search
-from agwm.settings import ConfigError
-from agwm.tasks import get_task
+from agwm.settings import build_run_config, engine_config_path
+from problems.engine_settings import load_engine_settings
+from problems.overrides import ConfigError
 
 CPU = torch.device("cpu")
 
@@ -76,7 +76,7 @@ def test_a_rerun_that_fails_leaves_no_finished_looking_outputs(tiny_model_dir, g
 
 def test_holdout_runs_search_and_finetune_on_the_training_part_and_score_on_the_rest(
         tiny_model_dir, glue_dir, tmp_path, monkeypatch):
-    import agwm.evaluation
+    import agwm.metrics
     import agwm.runtime
     from agwm.data import tokenize
     from agwm.runtime import load_run_data, set_aside_holdout
@@ -100,7 +100,7 @@ def test_holdout_runs_search_and_finetune_on_the_training_part_and_score_on_the_
         return original_loader(dataset, *args, **kwargs)
 
     monkeypatch.setattr(agwm.runtime, "make_loader", recording_loader)  # training batches
-    monkeypatch.setattr(agwm.evaluation, "make_loader", recording_loader)  # evaluation batches
+    monkeypatch.setattr(agwm.metrics, "make_loader", recording_loader)  # evaluation batches
     run_search(cfg, load_engine_settings(engine_config_path(cfg)))
     finetune_cfg = build_run_config({**flags, "output_dir": str(tmp_path / "f")}, overrides)
     metrics = run_finetune(finetune_cfg, str(tmp_path / "s" / "alphas.safetensors"))
@@ -113,7 +113,7 @@ def test_holdout_runs_search_and_finetune_on_the_training_part_and_score_on_the_
 def test_the_finetune_starts_from_the_task_weights_beside_the_alphas_unless_told_pretrained(
         tiny_model_dir, glue_dir, tmp_path, monkeypatch):
     import agwm.finetune
-    from agwm.settings import ConfigError
+    from problems.overrides import ConfigError
 
     flags = {"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
              "search.folds": 1, "search.max_steps": 1}

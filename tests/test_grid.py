@@ -7,15 +7,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from agwm import grid as grid_module
-from agwm.config import build_run_config
-from agwm.grid import append_record, config_changes, load_grid, part_of, read_records, run_grid
-from agwm.methods import METHODS, joint, random_alpha, vanilla
+from agwm.experiments import grid as grid_module
+from agwm.data import get_task
+from agwm.experiments.grid import append_record, config_changes, load_grid, part_of, read_records, run_grid
+from agwm.experiments.methods import METHODS, joint, random_alpha, vanilla
 from agwm.mixup import alpha_state_dict
-from agwm.runtime import build_model
-from agwm.settings import ConfigError
-from agwm.speed import WORKLOAD, speed_probe
-from agwm.tasks import get_task
+from agwm.runtime import WORKLOAD, build_model, speed_probe
+from agwm.settings import build_run_config
+from problems.overrides import ConfigError
 
 CPU = torch.device("cpu")
 

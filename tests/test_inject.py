@@ -159,7 +159,7 @@ def test_a_non_finite_weight_is_never_merged(tmp_path):
 
 
 def test_a_finetuned_mixup_model_restores_exactly(tmp_path):
-    from agwm.model_io import load_mixup_model, save_mixup_model
+    from agwm.mixup import load_mixup_model, save_mixup_model
 
     model = tiny_model("bert")
     inject_mixup(model, target_modules=["query", "dense"], rank=3, formulation="convex")

@@ -1,4 +1,5 @@
-"""A plain (non-editable) install works from any folder: the engine YAML files travel as package data."""
+"""A plain (non-editable) install works from any folder: the `agwm` command is installed, and the engine
+YAML files travel as package data."""
 
 import os
 import subprocess
@@ -16,13 +17,15 @@ def test_a_plain_install_runs_a_search_from_another_folder(tmp_path, tiny_model_
     built = subprocess.run(pip, capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-2000:]
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
-    code = ("import agwm; from agwm.engine_settings import engine_config_dir; "
-            "print(agwm.__file__); print(engine_config_dir())")
+    code = ("import agwm, problems; print(agwm.__file__); print(problems.__file__); "
+            "print(problems.engine_config_dir())")
     found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert found.returncode == 0, found.stderr[-2000:]
     where = found.stdout.split()
     assert all(path.startswith(str(site)) for path in where), where
-    run = subprocess.run([sys.executable, str(REPO / "scripts" / "search.py"), "--task", "rte", "--train-size", "16",
+    command = site / "bin" / "agwm"  # [project.scripts]: the installed command, run from another folder
+    assert command.is_file()
+    run = subprocess.run([sys.executable, str(command), "search", "--task", "rte", "--train-size", "16",
                           "--data-dir", glue_dir, "--model", tiny_model_dir, "--hypergrad", "cg", "--max-steps", "1",
                           "--folds", "1", "--output-dir", str(tmp_path / "out")],
                          cwd=tmp_path, env=env, capture_output=True, text=True)

@@ -10,13 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agwm.examples import load_files, load_split, stratified_holdout
-from agwm.grid import load_grid, read_records, run_grid
-from agwm.selection import select
-from agwm.settings import ConfigError
-from agwm.tasks import get_task
-from tests.conftest import REPO
-from tests.test_cli import run_script
+from agwm.data import get_task
+from agwm.experiments.grid import load_grid, read_records, run_grid
+from agwm.experiments.selection import select
+from agwm.files import load_files, load_split, stratified_holdout
+from problems.overrides import ConfigError
+from tests.conftest import REPO, run_script
 
 ROWS = pd.DataFrame({"review": ["good film", "bad film", "great plot", "awful acting", "fine", "dull", "superb",
                                 "boring"],
@@ -218,8 +217,7 @@ def test_search_finetune_predict_and_load_with_a_pipeline(user_style_csvs, tmp_p
     accuracy = 100 * (validation["prediction"] == validation["judgement"]).mean()
     assert metrics["dev"]["accuracy"] == pytest.approx(accuracy)
 
-    from agwm.mixup import mixup_layers
-    from agwm.model_io import load_mixup_model
+    from agwm.mixup import load_mixup_model, mixup_layers
 
     restored = load_mixup_model(str(tmp_path / "f" / "mixup_model"))  # the unmerged model beside the merged one
     assert len(list(mixup_layers(restored))) > 0 and restored.config.id2label == {0: "acceptable", 1: "unacceptable"}
@@ -324,8 +322,8 @@ def test_unknown_task_mapping_keys_are_refused(tmp_path):
 def test_a_learnable_task_is_learned_past_its_one_class_score(tiny_model_dir, tmp_path):
     """The whole path from a user's file to a score measures learning: a sentiment word decides the
     label, and training lifts the tiny model's validation accuracy above predicting one class."""
-    from agwm.config import build_run_config
     from agwm.finetune import run_finetune
+    from agwm.settings import build_run_config
 
     words = {"pos": ["good", "great", "nice", "fine"], "neg": ["bad", "awful", "poor", "sad"]}
     rest = ["the film", "a plot", "this show", "my day", "the food", "our trip"]

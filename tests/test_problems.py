@@ -12,9 +12,8 @@ from torch.func import functional_call
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 import problems  # noqa: F401
-from agwm.averaging import UniformSoup
 from agwm.mixup import alpha_parameters, inject_mixup, mixup_layers, project_alphas, task_parameters
-from agwm.runtime import model_loss
+from agwm.runtime import UniformSoup, model_loss
 from problems import AttentionProblem, JointProblem, TaskWeightProblem
 from problems.engine_settings import LevelConfig, load_engine_settings
 from problems.overrides import ConfigError

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from agwm.guards import Interrupted
-from agwm.process_pool import run_in_processes
+from agwm.cli import Interrupted
+from agwm.experiments.executors import run_in_processes
 
 
 def square(x):

@@ -6,9 +6,9 @@ import types
 
 import pytest
 
-from agwm.grid import RayOptions, load_grid, read_records, run_grid
-from agwm.guards import RunFailed
-from agwm.ray_grid import run_on_ray
+from agwm.experiments.executors import run_on_ray
+from agwm.experiments.grid import RayOptions, load_grid, read_records, run_grid
+from agwm.runtime import RunFailed
 
 ray = pytest.importorskip("ray")
 
@@ -99,7 +99,7 @@ def test_an_error_inside_a_run_stops_the_grid_as_it_does_in_the_pool(local_ray):
 def test_ray_options_are_checked_before_any_run(tmp_path, glue_dir, tiny_model_dir):
     (tmp_path / "grid.yaml").write_text(TINY_GRID.format(glue=glue_dir, model=tiny_model_dir, out=tmp_path))
     grid = load_grid(str(tmp_path / "grid.yaml"))
-    from agwm.settings import ConfigError
+    from problems.overrides import ConfigError
 
     with pytest.raises(ConfigError, match="--retries -1 is not allowed: at least 0"):
         run_grid(grid, ray=RayOptions(retries=-1))
@@ -107,7 +107,7 @@ def test_ray_options_are_checked_before_any_run(tmp_path, glue_dir, tiny_model_d
 
 
 def test_ray_flags_without_the_ray_executor_are_refused(monkeypatch, capsys):
-    from tests.test_cli import run_script
+    from tests.conftest import run_script
 
     code, err = run_script("experiment.py", ["--grid", "experiments/reference.yaml", "--address", "auto"],
                            monkeypatch, capsys)

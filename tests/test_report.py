@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from agwm import plots
-from agwm.grid import append_record
-from agwm.report import (
+from agwm.experiments import plots
+from agwm.experiments.grid import append_record
+from agwm.experiments.report import (
     ablation_table,
     changes_from_defaults,
     default_mixup,
@@ -25,9 +25,8 @@ from agwm.report import (
     size_time_table,
     time_table,
 )
-from agwm.speed import WORKLOAD
-from tests.conftest import REPO
-from tests.test_cli import run_script
+from agwm.runtime import WORKLOAD
+from tests.conftest import REPO, run_script
 
 
 def record(method, task, size, seed, score, seconds=10.0):
@@ -220,8 +219,8 @@ def test_report_of_an_empty_file_is_refused(tmp_path, monkeypatch, capsys):
 def test_search_plots_from_a_search_folder(tmp_path, monkeypatch):
     from torch import nn
 
-    from agwm.logs import RunLog
     from agwm.mixup import inject_mixup, save_alphas
+    from agwm.runtime import RunLog
 
     model = nn.Sequential(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), nn.Linear(2, 2))
     inject_mixup(model, target_modules=r"0\.\d", seed=0)
@@ -308,7 +307,7 @@ def test_report_of_records_that_disagree_or_of_a_folder_without_alphas_stops_wit
 
 
 def test_comparison_table_gives_each_seeds_difference_and_both_p_values():
-    from agwm.report import comparison_table, wilcoxon_p_value
+    from agwm.experiments.report import comparison_table, wilcoxon_p_value
 
     lines = comparison_table(RECORDS, "mixup", "vanilla").splitlines()
     # rte 300: 53 - 50, 55 - 54; t = 2 / (sqrt(2) / sqrt(2)) = 2 on 1 dof: p = 0.295; Wilcoxon, n = 2,
@@ -338,7 +337,7 @@ def test_report_compare_prints_the_table_and_refuses_a_method_the_results_lack(t
 
 
 def test_each_method_against_the_tasks_best_mean_with_its_interval_and_median_time():
-    from agwm.report import versus_best_table
+    from agwm.experiments.report import versus_best_table
 
     rows = [record("vanilla", "trec", 300, s, v, 10.0) for s, v in ((1, 80.0), (2, 82.0), (3, 84.0))]
     rows += [record("setfit", "trec", 300, s, v, s * 20.0) for s, v in ((1, 83.0), (2, 84.0), (3, 88.0))]

@@ -5,9 +5,8 @@ import runpy
 
 import pytest
 
-from agwm.settings import ConfigError
-from tests.conftest import REPO
-from tests.test_cli import run_script
+from problems.overrides import ConfigError
+from tests.conftest import REPO, run_script
 
 ridge = runpy.run_path(str(REPO / "scripts" / "ridge_penalties.py"), run_name="ridge_penalties")
 

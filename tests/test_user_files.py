@@ -14,13 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agwm.examples import load_files
-from agwm.grid import load_grid, read_records, run_grid
-from agwm.selection import select
-from agwm.settings import ConfigError
-from agwm.tasks import DataError
-from tests.conftest import REPO
-from tests.test_cli import run_script
+from agwm.data import DataError
+from agwm.experiments.grid import load_grid, read_records, run_grid
+from agwm.experiments.selection import select
+from agwm.files import load_files
+from problems.overrides import ConfigError
+from tests.conftest import REPO, run_script
 from tests.test_faults import assert_one_line
 
 ROWS = pd.DataFrame({"text": ["good film", "bad film", "great plot", "awful acting", "fine", "dull"],

@@ -12,9 +12,15 @@ regression task (STS-B) the divergence is the squared difference of the two pred
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from agwm.baselines import Recipe
+from agwm.data import generator
+from agwm.runtime import device_of
 
 
 def symmetric_divergence(a: torch.Tensor, b: torch.Tensor, regression: bool) -> torch.Tensor:
@@ -46,3 +52,33 @@ def r3f_loss(model: nn.Module, batch: dict, noise: str, eps: float, lam: float,
     noisy = model(inputs_embeds=embeddings.detach() + z.to(embeddings.dtype), **inputs)
     regression = clean.logits.shape[-1] == 1
     return clean.loss + lam * symmetric_divergence(clean.logits, noisy.logits, regression)
+
+
+@dataclass
+class R3fConfig:
+    noise: str = "uniform"  # uniform U(-eps, eps) or normal N(0, eps^2) on the input embeddings
+    eps: float = 1e-5
+    kl_lambda: float = 1.0  # lambda, the weight of the symmetric KL term
+
+
+@dataclass
+class RDropConfig:
+    kl_alpha: float = 1.0  # alpha, the weight of the symmetric KL between the two dropout passes
+
+
+class R3f(Recipe):
+    def prepare(self, model, train_batches):
+        self.noise = generator(self.cfg.seed, "r3f", device_of(model))
+        return model
+
+    def loss(self, model, batch):
+        r = self.cfg.r3f
+        return r3f_loss(model, batch, r.noise, r.eps, r.kl_lambda, self.noise)
+
+
+class RDropout(Recipe):
+    def loss(self, model, batch):
+        return r_dropout_loss(model, batch, self.cfg.rdrop.kl_alpha)
+
+
+RECIPES = {"r3f": R3f, "r-dropout": RDropout}

@@ -8,10 +8,14 @@ At evaluation W~ = W; with p = 0 the layer is a plain ``nn.Linear`` with weight 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from ..tuner_layer import TaskWeightLayer, merge_layers, replace_module, target_linear_names
+from agwm.baselines import Recipe
+from agwm.data import stream_seed
+from agwm.mixup import TaskWeightLayer, merge_layers, replace_module, target_linear_names
 
 
 class MixoutLinear(TaskWeightLayer):
@@ -49,3 +53,20 @@ def merge_mixout(model: nn.Module) -> nn.Module:
     training = model.training
     merge_layers(model.eval(), MixoutLinear)  # W~ = W, the evaluation weight
     return model.train(training)
+
+
+@dataclass
+class MixoutConfig:
+    p: float = 0.7  # probability of replacing a weight by its pretrained value (Lee et al. 2019 use 0.7-0.9)
+
+
+class Mixout(Recipe):
+    def prepare(self, model, train_batches):
+        inject_mixout(model, self.cfg.mixout.p, stream_seed(self.cfg.seed, "mixout"), self.cfg.mixup.target_modules)
+        return model
+
+    def finished(self, model):
+        return merge_mixout(model)
+
+
+RECIPES = {"mixout": Mixout}

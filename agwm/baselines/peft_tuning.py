@@ -9,9 +9,13 @@ stay frozen; only the method's new parameters and the classification head are tr
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import transformers
 from torch import nn
+
+from agwm.baselines import Recipe
+from problems.overrides import ConfigError
 
 
 class PrefixTuningUnsupported(ValueError):
@@ -63,3 +67,25 @@ def take_past_key_values_as_cache(backbone: nn.Module) -> None:
 def unwrap_peft(model: nn.Module) -> nn.Module:
     """LoRA merged into the base weights (a stock model); prefix and prompt stay wrapped."""
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+@dataclass
+class PeftConfig:
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    virtual_tokens: int = 20  # prefix and prompt tuning
+
+
+class Peft(Recipe):
+    def prepare(self, model, train_batches):
+        try:
+            return wrap_with_peft(model, self.cfg.finetune.method, self.cfg.peft)
+        except PrefixTuningUnsupported as error:
+            raise ConfigError(str(error)) from None
+
+    def finished(self, model):
+        return unwrap_peft(model)
+
+
+RECIPES = {"lora": Peft, "prefix": Peft, "prompt": Peft}

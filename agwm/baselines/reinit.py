@@ -4,8 +4,13 @@ N(0, initializer_range^2), biases 0, LayerNorm weight 1 and bias 0)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+from agwm.baselines import Recipe
+from agwm.data import stream_seed
 
 
 def transformer_layers(model: nn.Module) -> nn.ModuleList:
@@ -47,3 +52,17 @@ def reinit_top_layers(model: nn.Module, layers: int, seed: int) -> list[str]:
     for module in chosen:
         reinit_module(module, std, generator)
     return [names[id(m)] for m in chosen]
+
+
+@dataclass
+class ReinitConfig:
+    layers: int = 1  # top L transformer layers re-initialised (with the pooler)
+
+
+class Reinit(Recipe):
+    def prepare(self, model, train_batches):
+        reinit_top_layers(model, self.cfg.reinit.layers, stream_seed(self.cfg.seed, "re-init"))
+        return model
+
+
+RECIPES = {"re-init": Reinit}

@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from agwm.baselines import Recipe
+from agwm.data import generator
+from agwm.runtime import device_of, model_loss, steps_for
 
 
 def target_parameters(model: nn.Module, pattern: str) -> dict[str, nn.Parameter]:
@@ -118,3 +123,55 @@ class DynamicSelection:
             self.stage_two = None
             for g in self.accumulated.values():
                 g.zero_()
+
+
+@dataclass
+class ChildTuningConfig:
+    reserve_p: float = 0.3  # fraction of weights in the child network (D) or kept per step (F)
+    target: str = r".*\.layer\.\d+\..*"  # parameters masked: a regex on their names (the reference code's layers)
+
+
+@dataclass
+class DpsConfig:
+    reserve_p: float = 0.3  # fraction of the target weights updated in stage II
+    update_ratio: float = 0.5  # length of each stage as a fraction of an epoch's steps
+    target: str = r".*\.layer\.\d+\..*"
+
+
+class MaskedGradients(Recipe):
+    """A sub-network method: its ``mask`` object masks the gradients around each step."""
+
+    mask = None
+
+    def before_step(self):
+        self.mask.before_step()
+
+    def after_step(self):
+        self.mask.after_step()
+
+
+class ChildTuningD(MaskedGradients):
+    def prepare(self, model, train_batches):
+        params = target_parameters(model, self.cfg.child_tuning.target)
+        fisher = fisher_information(model, params, train_batches, model_loss)
+        self.mask = FixedMask(params, top_fraction_masks(fisher, self.cfg.child_tuning.reserve_p))
+        return model
+
+
+class ChildTuningF(MaskedGradients):
+    def prepare(self, model, train_batches):
+        params = target_parameters(model, self.cfg.child_tuning.target)
+        self.mask = BernoulliGradientMask(params, self.cfg.child_tuning.reserve_p,
+                                          generator(self.cfg.seed, "child-tuning-f", device_of(model)))
+        return model
+
+
+class Dps(MaskedGradients):
+    def prepare(self, model, train_batches):
+        d = self.cfg.dps
+        window = max(1, round(d.update_ratio * steps_for(1, len(train_batches.dataset), self.cfg.batch_size)))
+        self.mask = DynamicSelection(target_parameters(model, d.target), d.reserve_p, window)
+        return model
+
+
+RECIPES = {"child-tuning-d": ChildTuningD, "child-tuning-f": ChildTuningF, "dps": Dps}

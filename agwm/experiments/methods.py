@@ -7,8 +7,7 @@ metrics, or the held-out ones with ``finetune.holdout``, ``evaluated_on`` saying
 wall time of each phase and the ``machine`` the run used, and may add more (``alpha``: the
 search's alpha summary).
 :func:`register` adds one; every method sees the same examples for the same seed, and differs from
-vanilla only by what it does.
-"""
+vanilla only by what it does."""
 
 from __future__ import annotations
 
@@ -18,9 +17,8 @@ import os
 import time
 from collections.abc import Callable
 
-from .engine_settings import run_engine_settings
-from .recipes import FINETUNE_METHODS
-from .settings import RunConfig
+from agwm.baselines import FINETUNE_METHODS
+from agwm.settings import RunConfig, run_engine_settings
 
 Method = Callable[[RunConfig, list], dict]
 METHODS: dict[str, Method] = {}
@@ -53,9 +51,8 @@ def from_body(method: Method) -> Method:
 def setfit_body(cfg: RunConfig) -> str:
     """SetFit's contrastive stage alone on the run's sample (its training part with
     ``finetune.holdout``), saved to ``<output_dir>/body``; returns that folder."""
-    from .baselines.sentence_encoder import SetFitPeer
-    from .devices import resolve_device
-    from .runtime import default_model, load_run_data, set_aside_holdout
+    from agwm.baselines.sentence_encoder import SetFitPeer
+    from agwm.runtime import default_model, load_run_data, resolve_device, set_aside_holdout
 
     data = load_run_data(cfg, resolve_device(cfg.device))
     if cfg.finetune.holdout:
@@ -68,7 +65,7 @@ def setfit_body(cfg: RunConfig) -> str:
 
 
 def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixed", method: str = "vanilla") -> dict:
-    from .finetune import run_finetune
+    from agwm.finetune import run_finetune
 
     cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, alpha_mode=alpha_mode, method=method),
                               output_dir=os.path.join(cfg.output_dir, "finetune"))
@@ -92,7 +89,7 @@ def vanilla(cfg: RunConfig, engine_overrides: list) -> dict:
 def mixup(cfg: RunConfig, engine_overrides: list) -> dict:
     """Search alpha by bi-level optimisation (``hypergrad`` and the engine overrides pick the
     method), then finetune W with alpha fixed."""
-    from .search import run_search
+    from agwm.search import run_search
 
     search_cfg = dataclasses.replace(cfg, output_dir=os.path.join(cfg.output_dir, "search"))
     searched = run_search(search_cfg, run_engine_settings(cfg, engine_overrides))

@@ -13,8 +13,8 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .report import BASELINE, in_order, mean_std, scores_by_cell  # noqa: E402
-from .tasks import TASKS  # noqa: E402
+from agwm.data import TASKS
+from agwm.experiments.report import BASELINE, in_order, mean_std, scores_by_cell
 
 
 def _dodge(i: int, n: int, spread: float = 1.25) -> float:
@@ -94,7 +94,7 @@ def plot_alpha_layers(alphas_path: str, path: str) -> None:
     the mean W0 weight (1 - A)(1 - B) / r, layers down, module types across."""
     from safetensors.torch import load_file  # torch: only the plots of alphas pay for it
 
-    from .mixup import mixing_means, read_alpha_settings
+    from agwm.mixup import mixing_means, read_alpha_settings
 
     tensors, settings = load_file(alphas_path), read_alpha_settings(alphas_path)
     rank = settings["rank"]

@@ -1,18 +1,20 @@
-"""Tables from grid records, in the paper's layout (the plots are in :mod:`agwm.plots`).
+"""Tables from grid records, in the paper's layout (the plots are in :mod:`agwm.experiments.plots`).
 
 Every spread is the sample standard deviation over seeds, s = sqrt(sum_i (x_i - mean)^2 / (n - 1))
 (0 for a single seed). A paired difference is d_i = score(method, seed i) - score(vanilla, seed i)
-over the seeds both have, reported as mean(d) +- s(d).
-"""
+over the seeds both have, reported as mean(d) +- s(d)."""
 
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from collections import defaultdict
 
-from .speed import probe_workload
-from .tasks import TASKS
+from agwm.data import TASKS
+from agwm.runtime import probe_workload
+from agwm.settings import refuse_unknown
+from problems.overrides import ConfigError
 
 BASELINE = "vanilla"
 
@@ -279,7 +281,7 @@ def seeds_needed(spread: float, resolution: float = 3.0, level: float = 0.95) ->
 
 def time_ratios(records: list[dict]) -> tuple[dict, dict]:
     """Each run's total wall time t over vanilla's t_v on the same (task, size, seed), by (method,
-    task, size). Where both records carry a speed probe p of the same workload (:mod:`agwm.speed`)
+    task, size). Where both records carry a speed probe p of the same workload (:mod:`agwm.runtime`)
     the ratio is (t / p) / (t_v / p_v), which roughly cancels a difference in the machine's speed
     between the two runs (``scripts/bench_speed_probe.py`` measures how roughly). Also returns the
     count of those corrected ratios by method."""
@@ -356,9 +358,8 @@ ABLATION_SECTIONS = ("hypergrad", "mixup.", "search.", "finetune.")
 def changes_from_defaults(config: dict, kind: str = "mixup") -> list[str]:
     """The method settings (hypergrad, mixup.*, search.*, finetune.* but the held-out switch) of a
     recorded run of this kind of method that differ from the project's current defaults, as
-    ``key=value``; a setting that only other kinds read (:data:`agwm.config.READ_ONLY_BY`) is not a change."""
-    from .records import as_recorded, changed_settings
-    from .settings import RunConfig
+    ``key=value``; a setting that only other kinds read (:data:`agwm.settings.READ_ONLY_BY`) is not a change."""
+    from agwm.settings import RunConfig, as_recorded, changed_settings
 
     changed = changed_settings(config, as_recorded(RunConfig()), kind)
     return [f"{key}={value}" for key, (value, _) in sorted(changed.items())
@@ -486,3 +487,124 @@ def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | 
                          f"not speed-corrected):\n\n{size_time_table(records)}\n")
     parts.append("![score against size](score_vs_size.png)\n")
     return "\n".join(parts)
+
+
+def write_report(results: list[str] | None, output_dir: str | None, data_dir: str | None = None,
+                 tasks: list[str] | None = None, sizes: list[int] | None = None, search: list[str] = (),
+                 compare: list[str] | None = None, compare_searches: list[str] = ()) -> list[str]:
+    """``agwm report``: ``report.md`` and ``score_vs_size.png`` in ``output_dir`` from the ``results``
+    files' records (only ``tasks`` and ``sizes``), each ``search`` folder's plots, the
+    ``compare_searches`` plot, and the ``compare`` table (METHOD BASE); returns what to print."""
+    from agwm.experiments.grid import read_records
+    from agwm.experiments.plots import plot_alpha_layers, plot_alpha_movement, plot_score_vs_size, plot_search
+
+    lines = []
+
+    def require_search_folder(written: str, folder: str) -> None:
+        for name in ("log.csv", "alphas.safetensors"):
+            if not os.path.isfile(os.path.join(folder, name)):
+                raise ConfigError(f"{written} is not allowed: it has no {name} (not a search folder)")
+
+    for folder in search:
+        require_search_folder(f"--search {folder}", folder)
+        plot_search(os.path.join(folder, "log.csv"), os.path.join(folder, "search.png"))
+        plot_alpha_layers(os.path.join(folder, "alphas.safetensors"), os.path.join(folder, "alpha_layers.png"))
+        lines.append(f"{folder}/search.png, {folder}/alpha_layers.png")
+    if compare_searches:
+        searches = dict(item.partition("=")[::2] for item in compare_searches)
+        for label, folder in searches.items():
+            if not label or not folder:
+                raise ConfigError(f"--compare-searches {label}={folder} is not allowed: expected LABEL=FOLDER")
+            require_search_folder(f"--compare-searches {label}={folder}", folder)
+        if output_dir is None:
+            raise ConfigError("--compare-searches needs --output-dir")
+        os.makedirs(output_dir, exist_ok=True)
+        plot_alpha_movement(searches, os.path.join(output_dir, "alpha_movement.png"))
+        lines.append(f"{output_dir}/alpha_movement.png")
+    if results is None:
+        if compare:
+            raise ConfigError("--compare needs --results")
+        return lines
+    if output_dir is None and not compare:
+        raise ConfigError("--results needs --output-dir (or --compare)")
+    records = []
+    for path in results:
+        found = read_records(path) if os.path.isfile(path) else []
+        if not found:
+            raise ConfigError(f"--results {path} is not allowed: no such file or no records in it")
+        records += found
+    records = only_these(records, "--tasks", "task", tasks)
+    records = only_these(records, "--sizes", "train_size", sizes)
+
+    def not_one_report(error: ValueError) -> ConfigError:  # records that cannot go in one report
+        return ConfigError(f"--results {' '.join(results)} is not allowed: {error}")
+
+    try:
+        records = merge_records(records)
+    except ValueError as error:
+        raise not_one_report(error) from None
+    records, unscored = split_unscored(records)
+    if unscored:
+        lines.append(unscored)
+    if not records:
+        raise ConfigError(f"--results {' '.join(results)} is not allowed: no run in them has a score")
+    if compare:
+        lines.append(comparison(records, *compare))
+        if output_dir is None:
+            return lines
+    try:
+        constant = None if data_dir is None else one_class_scores(
+            {r["task"] for r in records}, data_dir, {r.get("evaluated_on", "dev") for r in records})
+        report = markdown_report(records, constant)
+        if unscored:
+            report = f"{unscored}\n\n{report}"
+    except ConfigError:  # a bad --data-dir: its own message
+        raise
+    except ValueError as error:
+        raise not_one_report(error) from None
+    os.makedirs(output_dir, exist_ok=True)
+    plot_score_vs_size(records, os.path.join(output_dir, "score_vs_size.png"), constant)
+    with open(os.path.join(output_dir, "report.md"), "w") as f:
+        f.write(report)
+    lines.append(f"{len(records)} records -> {output_dir}/report.md, score_vs_size.png")
+    return lines
+
+
+def comparison(records: list[dict], method: str, base: str) -> str:
+    """:func:`agwm.experiments.report.comparison_table` of ``method`` and ``base``; refused, naming the methods the
+    records hold, when either is not among them or they share no task, size and seed."""
+    methods = sorted({r["method"] for r in records})
+    unknown = [m for m in (method, base) if m not in methods]
+    if unknown:
+        raise ConfigError(f"--compare {method} {base} is not allowed: the results hold no "
+                          f"{' or '.join(unknown)}; they hold {', '.join(methods)}")
+    table = comparison_table(records, method, base)
+    if table.count("\n") < 2:  # no row below the header
+        raise ConfigError(f"--compare {method} {base} is not allowed: no task, size and seed has both")
+    return table
+
+
+def only_these(records: list[dict], flag: str, field: str, wanted: list | None) -> list[dict]:
+    """The records whose ``field`` is one of ``wanted`` (all when None); a wanted value that no record
+    has is refused, naming those the records have."""
+    if wanted is None:
+        return records
+    refuse_unknown(flag, wanted, sorted({r[field] for r in records}), "the results hold")
+    return [r for r in records if r[field] in wanted]
+
+
+def one_class_scores(tasks: set[str], data_dir: str, evaluated_on: set[str]) -> dict:
+    """Task -> (best one-class dev score, class), from the dev files under ``data_dir`` (GLUE tasks;
+    a user's task has no file there and is left out)."""
+    from agwm.data import TASKS, get_task
+    from agwm.files import load_split
+    from agwm.metrics import constant_prediction_score
+
+    if not os.path.isdir(data_dir):
+        raise ConfigError(f"--data-dir {data_dir} is not allowed: no such folder")
+    if evaluated_on != {"dev"}:
+        raise ConfigError("--data-dir is not allowed with held-out scores (finetune.holdout): "
+                          "the one-class scores are the dev set's")
+    tasks_by_name = {name: get_task(name) for name in tasks if name in TASKS}
+    return {name: constant_prediction_score(task, load_split(task, "dev", data_dir)["label"])
+            for name, task in tasks_by_name.items()}

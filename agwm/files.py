@@ -1,11 +1,9 @@
 """From files to examples, for a GLUE preset and a user's own files alike.
 
-A file is read by its extension through ``datasets`` (``.csv``, ``.tsv``, ``.json``, ``.jsonl``,
-``.parquet``), checked, and turned into columns ``text_a`` [, ``text_b``] and ``label`` (a class
-index, or a float for regression). The file's own columns are kept beside, so predictions can be
-written next to them. Every bad file or row stops with a :class:`DataError` naming the option,
-the file and the row.
-"""
+A file is read by its extension (``.csv``, ``.tsv``, ``.json``, ``.jsonl``, ``.parquet``), checked,
+and turned into columns ``text_a`` [, ``text_b``] and ``label`` (a class index, or a float for
+regression). The file's own columns are kept beside, so predictions can be written next to them.
+Every bad file or row stops with a :class:`DataError` naming the option, the file and the row."""
 
 from __future__ import annotations
 
@@ -23,8 +21,16 @@ import pandas as pd
 import torch
 from datasets import Dataset, Features, Value
 
-from .data import generator
-from .tasks import HUB_VALIDATION_SPLIT, DataError, GluePreset, Task, get_preset, metric_error, resolve_data_dir
+from agwm.data import (
+    HUB_VALIDATION_SPLIT,
+    DataError,
+    GluePreset,
+    Task,
+    generator,
+    get_preset,
+    metric_error,
+    resolve_data_dir,
+)
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 DEFAULT_TEXT_COLUMNS = (("text",), ("sentence",), ("sentence1", "sentence2"))
@@ -205,7 +211,7 @@ def require_columns(table: Dataset, columns: dict[str, list[str]], path: str) ->
 
 
 def output_columns(task: Task) -> list[str]:
-    """The columns that predictions add beside a file's own (:mod:`agwm.predictions`)."""
+    """The columns that predictions add beside a file's own (:mod:`agwm.run_folder`)."""
     return ["prediction", *([] if task.is_regression else [f"prob_{name}" for name in task.class_names])]
 
 

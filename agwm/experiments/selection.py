@@ -16,8 +16,7 @@ The rule, fixed before any run and printed with the result:
 A first version took "the interval contains 0" for step 2. On its first real use (results/
 select-method-similarity/) it recommended plain finetuning at 10.6 points below the best, because
 5 seeds gave an interval of -22.7 to +1.6: the absence of a resolved difference is no evidence of
-equivalence, so the margin rule replaced it.
-"""
+equivalence, so the margin rule replaced it."""
 
 from __future__ import annotations
 
@@ -25,10 +24,10 @@ import json
 import os
 import statistics
 
-from .grid import Entry, Grid, read_records, run_grid
-from .methods import METHODS
-from .report import mean_interval, split_unscored
-from .settings import ConfigError
+from agwm.experiments.grid import Entry, Grid, read_records, run_grid
+from agwm.experiments.methods import METHODS
+from agwm.experiments.report import mean_interval, split_unscored
+from problems.overrides import ConfigError
 
 MARGIN = 3.0  # points: the resolution the project's experiments are sized for
 
@@ -36,7 +35,7 @@ MARGIN = 3.0  # points: the resolution the project's experiments are sized for
 def rule_text(margin: float) -> str:
     return (f"the cheapest method (mean wall time) whose 95% interval of the paired difference to the best mean "
             f"lies above -{margin:g} points; the best mean when no cheaper one does")
-# The pipelines a user chooses between, as grid entries; any other name is a method of agwm.methods.
+# The pipelines a user chooses between, as grid entries; any other name is a method of agwm.experiments.methods.
 PIPELINES = {"fold-average": Entry("fold-average", "mixup", ["search.problem=inner_only"])}
 
 
@@ -155,8 +154,8 @@ def run_selection(grid: Grid, methods: list[str], metric: str, output_dir: str, 
 def sample_file(task: dict, size: int, seed: int, path: str) -> str:
     """The ``size`` rows of the task's training file that ``seed`` samples (the sample a grid run of
     that seed trains on, :func:`agwm.data.sample_examples`), written as a user's CSV at ``path``."""
-    from .data import sample_examples
-    from .examples import read_table
+    from agwm.data import sample_examples
+    from agwm.files import read_table
 
     if not os.path.isfile(path):
         rows = sample_examples(read_table(task["train_file"], "--train-file"), size, seed).to_pandas()
@@ -215,7 +214,8 @@ def study_text(study: dict, fixed: list[str]) -> str:
                      f"{c['test_scores'][c['recommended']]:.1f} | {estimate} |")
     hits = sum(c["recommended"] == c["best_on_test"] for c in study["cells"])
     lines += ["", f"The recommendation was the test file's best method in {hits} of {len(study['cells'])} cases.",
-              "", "| policy | mean test score | following the recommendation minus it [95% interval] |", "|---|---|---|"]
+              "", "| policy | mean test score | following the recommendation minus it [95% interval] |",
+              "|---|---|---|"]
     followed = [c["test_scores"][c["recommended"]] for c in study["cells"]]
     lines.append(f"| follow the recommendation | {statistics.mean(followed):.1f} | |")
     for m in fixed:
@@ -225,3 +225,26 @@ def study_text(study: dict, fixed: list[str]) -> str:
         shown = f"[{interval[0]:+.1f}, {interval[1]:+.1f}]" if interval else ""
         lines.append(f"| always {m} | {statistics.mean(always):.1f} | {statistics.mean(diffs):+.1f} {shown} |")
     return "\n".join(lines)
+
+
+def select_on_file(fields: dict, methods: list[str], seeds: int, margin: float, model: str | None, workers: int,
+                   output_dir: str, overrides: list[str]) -> list[str]:
+    """``agwm select``: every method of ``methods`` on ``seeds`` held-out splits of the training file
+    that ``fields`` describe (``train_file``, ``text_columns``, ...), in ``output_dir`` (resumable),
+    and the rule's recommendation; returns what to print (the plan is printed before the runs)."""
+    from agwm.run_folder import check_output_dir, prepare_output_dir
+    from agwm.runtime import load_examples
+
+    name = os.path.splitext(os.path.basename(fields["train_file"]))[0]
+    task = {"name": name, **{k: v for k, v in fields.items() if v is not None}}
+    if not margin > 0:
+        raise ConfigError(f"--margin {margin} is not allowed: greater than 0")
+    check_output_dir(output_dir, overwrite=True, phase="selection")  # a selection's folder, or a new one
+    grid = selection_grid(task, methods, seeds, output_dir, overrides, model)
+    runs = grid.runs()  # every setting checked before any run
+    examples = load_examples(runs[0].config)  # every file checked, the metric known
+    print(f"{len(runs)} runs ({len(methods)} methods x {seeds} seeds) on {fields['train_file']}, "
+          f"{len(examples.train)} rows, each scored on its held-out 20%; the rule: {rule_text(margin)}")
+    prepare_output_dir(output_dir, "selection")  # marks it; the records there are kept (resumable)
+    result = run_selection(grid, methods, examples.task.metric, output_dir, workers, margin)
+    return [result["text"]]

@@ -2,8 +2,7 @@
 
 Each finished run appends one JSON line to the results file. A line is written by one ``write``
 and flushed to disk; a line cut short by a crash has no newline, is ignored when reading and cut
-off before the next append. Rerunning a grid skips every run whose record is there.
-"""
+off before the next append. Rerunning a grid skips every run whose record is there."""
 
 from __future__ import annotations
 
@@ -19,21 +18,21 @@ from dataclasses import dataclass, field
 import yaml
 from tqdm.auto import tqdm
 
-from problems.overrides import parse_overrides
-
-from .config import build_run_config
-from .devices import resolve_device
-from .engine_settings import engine_config_on, run_engine_settings
-from .guards import RunFailed
-from .methods import METHODS
-from .peak_memory import peak_mib_since, reset_peak
-from .process_pool import run_in_processes
-from .records import as_recorded, changed_settings
-from .settings import ConfigError, RunConfig
-from .speed import WORKLOAD as PROBE_WORKLOAD
-from .speed import speed_probe
-from .tasks import DataError
-from .validation import refuse_unknown
+from agwm.data import DataError
+from agwm.experiments.executors import run_in_processes
+from agwm.experiments.methods import METHODS
+from agwm.runtime import WORKLOAD as PROBE_WORKLOAD
+from agwm.runtime import RunFailed, peak_mib_since, reset_peak, resolve_device, speed_probe
+from agwm.settings import (
+    RunConfig,
+    as_recorded,
+    build_run_config,
+    changed_settings,
+    refuse_unknown,
+    run_engine_settings,
+)
+from problems import engine_config_on
+from problems.overrides import ConfigError, parse_overrides
 
 GRID_KEYS = {"tasks", "sizes", "seeds", "methods", "data_dir", "model", "output_dir", "results", "overrides"}
 ENTRY_KEYS = {"name", "method", "overrides"}
@@ -171,8 +170,8 @@ def load_grid(path: str) -> Grid:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"--grid {path} is not allowed: not YAML{where} ({getattr(error, 'problem', None) or error})") \
-            from None
+        reason = getattr(error, "problem", None) or error
+        raise ConfigError(f"--grid {path} is not allowed: not YAML{where} ({reason})") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"--grid {path} is not allowed: it cannot be read ({error})") from None
     if not isinstance(raw, dict):
@@ -231,9 +230,9 @@ def check_data(runs: list[Run]) -> None:
     """Before the first run: every task's files and columns read and checked, each size within its
     training rows, the model loadable, and each method able to learn its task; a problem stops the
     grid with one line naming the task, with nothing run."""
-    from .artefacts import model_config
-    from .baselines.sentence_encoder import task_error
-    from .runtime import load_examples
+    from agwm.baselines.sentence_encoder import task_error
+    from agwm.runtime import load_examples
+    from agwm.settings import model_config
 
     tasks, models = {}, set()
     for run in runs:
@@ -258,9 +257,9 @@ def check_data(runs: list[Run]) -> None:
 
 def execute(run: Run) -> dict:
     """Run one grid cell; the record to append. Its ``speed_probe_s`` is the mean of
-    :func:`~agwm.speed.speed_probe` just before and just after the run, the machine's speed while it ran,
+    :func:`~agwm.runtime.speed_probe` just before and just after the run, the machine's speed while it ran,
     and ``speed_probe_workload`` names what the probe timed; ``peak_memory_mib`` is the run's peak above
-    what the worker held at its start (:mod:`agwm.peak_memory`: CUDA's allocator, or the resident set)."""
+    what the worker held at its start (:mod:`agwm.runtime`: CUDA's allocator, or the resident set)."""
     device = resolve_device(run.config.device)
     run_fields = {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
                   "task": run.task, "train_size": run.size, "seed": run.seed, "config": dataclasses.asdict(run.config)}
@@ -309,7 +308,7 @@ def results_lock(results: str):
 
 @dataclass
 class RayOptions:
-    """How :func:`run_grid` runs on Ray (:mod:`agwm.ray_grid`): on the cluster at ``address``, or on
+    """How :func:`run_grid` runs on Ray (:mod:`agwm.experiments.executors`): on the cluster at ``address``, or on
     a local Ray of ``workers`` x ``cpus_per_run`` CPUs; each run's request; retries of a dead worker."""
     address: str | None = None
     cpus_per_run: float = 1
@@ -327,7 +326,7 @@ def run_grid(grid: Grid, workers: int = 1, ray: RayOptions | None = None) -> tup
                                      ("--retries", ray.retries, 0)):
             if not value >= minimum:
                 raise ConfigError(f"{flag} {value} is not allowed: at least {minimum}")
-        from .ray_grid import import_ray
+        from agwm.experiments.executors import import_ray
 
         import_ray()  # not installed: stop before any run
     with results_lock(grid.results):
@@ -353,7 +352,7 @@ def _run_missing(grid: Grid, workers: int, ray: RayOptions | None) -> tuple[int,
 
     try:
         if ray is not None:
-            from .ray_grid import run_on_ray
+            from agwm.experiments.executors import run_on_ray
 
             run_on_ray(pending, execute, record, address=ray.address,
                        local_cpus=max(1, round(workers * ray.cpus_per_run)), cpus_per_run=ray.cpus_per_run,

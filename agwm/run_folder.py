@@ -1,30 +1,62 @@
-"""A run's output folder: agwm's alone (a marker written first; a folder holding anything else is
-refused), checked before any work, cleared of an earlier run's outputs only, and ``metrics.json``
-written last (a folder without it holds no finished run)."""
+"""A run's output folder: every file name in it, files written whole or not at all, and the
+folder's ownership.
+
+A folder is agwm's alone: a marker (:data:`RUN_MARKER`) is written first, a folder holding anything
+else is refused before any work, an earlier run's outputs (:data:`RUN_OUTPUTS`) are the only files
+ever removed, and ``metrics.json`` is written last, so a folder without it holds no finished run.
+Every file goes to a temporary name first and is renamed when complete (:func:`atomic_path`)."""
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
+import pandas as pd
 import torch
 
-from .devices import machine_description
-from .mixup import ALPHA_CONFIG_NAME, ALPHA_WEIGHTS_NAME, write_json
-from .model_io import MIXUP_MODEL_DIR
-from .predictions import TEST_PREDICTIONS_NAME, VALIDATION_PREDICTIONS_NAME
-from .settings import ConfigError
+from problems.overrides import ConfigError
+
+if TYPE_CHECKING:
+    from agwm.data import Task
+    from agwm.metrics import Predictions
 
 METRICS_NAME = "metrics.json"
+CONFIG_NAME = "config.yaml"  # the run's resolved settings
+LOG_NAME = "log.csv"
+ALPHA_WEIGHTS_NAME = "alphas.safetensors"  # A and B of every mixup layer
+ALPHA_CONFIG_NAME = "alphas.json"  # their layers' names, rank and formulation
 TASK_WEIGHTS_NAME = "task_weights.safetensors"  # a search's fold-averaged task weights, the finetune's start
+VALIDATION_PREDICTIONS_NAME = "validation_predictions.csv"
+TEST_PREDICTIONS_NAME = "predictions.csv"
+MODEL_DIR = "model"  # with --save-model: a stock Hugging Face folder (merged), or the method's own
+MIXUP_MODEL_DIR = "mixup_model"  # with --save-model and mixup layers: the unmerged model, restored exactly
+WEIGHTS_NAME = "model.safetensors"
+BODY_DIR = "body"  # body=setfit: the contrastive stage's encoder
 RUN_MARKER = ".agwm-run"  # written first into a run's folder: the folder is agwm's, and which phase's
 # What a search or a finetune writes into its folder; nothing else there is touched.
-RUN_OUTPUTS = (METRICS_NAME, "config.yaml", "log.csv", ALPHA_WEIGHTS_NAME, ALPHA_CONFIG_NAME, TASK_WEIGHTS_NAME,
-               VALIDATION_PREDICTIONS_NAME, TEST_PREDICTIONS_NAME, "tensorboard", "model", MIXUP_MODEL_DIR)
+RUN_OUTPUTS = (METRICS_NAME, CONFIG_NAME, LOG_NAME, ALPHA_WEIGHTS_NAME, ALPHA_CONFIG_NAME, TASK_WEIGHTS_NAME,
+               VALIDATION_PREDICTIONS_NAME, TEST_PREDICTIONS_NAME, "tensorboard", MODEL_DIR, MIXUP_MODEL_DIR)
 FOLD_FOLDER = re.compile(r"fold\d+")
+
+
+@contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """A temporary name beside ``path`` to write to; renamed to ``path`` when the block completes,
+    removed if it fails."""
+    tmp = f"{path}.tmp"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _owner(path: str) -> str | None:
@@ -94,3 +126,46 @@ def write_metrics(path: str, metrics: dict, device: torch.device) -> dict:
     metrics = {**metrics, "machine": machine_description(device)}
     write_json(metrics, os.path.join(path, METRICS_NAME))
     return metrics
+
+
+def prediction_table(rows: pd.DataFrame, task: Task, predictions: Predictions) -> pd.DataFrame:
+    """``rows`` (the examples as their file has them) with ``prediction`` (the class name, or the
+    score for regression) and, for classification, ``prob_<class>``: the probability of each class."""
+    table = rows.reset_index(drop=True).copy()
+    if task.is_regression:
+        table["prediction"] = predictions.values
+        return table
+    names = task.class_names
+    table["prediction"] = [names[i] for i in predictions.values]
+    for i, name in enumerate(names):
+        table[f"prob_{name}"] = predictions.probabilities[:, i]
+    return table
+
+
+def write_predictions(path: str, rows: pd.DataFrame, task: Task, predictions: Predictions) -> None:
+    """Write :func:`prediction_table` to ``path`` under a temporary name first, renamed when complete."""
+    with atomic_path(path) as tmp:
+        prediction_table(rows, task, predictions).to_csv(tmp, index=False)
+
+
+def write_json(obj, path: str) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, allow_nan=False)  # strict JSON: an undefined value is null
+
+
+def read_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
+def machine_description(device: torch.device) -> str:
+    """The processor a run ran on, e.g. ``x86_64 CPU, 2 cores, torch 2.13.0+cpu``."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    return f"{platform.machine()} {name}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: str) -> None:
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp)

@@ -1,0 +1,5 @@
+"""``python -m agwm <command>``: the ``agwm`` command (:mod:`agwm.cli`)."""
+
+from agwm.cli import main
+
+main()

@@ -1,0 +1,113 @@
+"""Where a grid's runs execute: this process, a pool of spawned processes, or Ray tasks.
+
+The process pool hands each result over as it comes and stops at once when anything goes wrong:
+``ProcessPoolExecutor``'s own ``with`` block waits for every submitted call, so a grid stopped by
+SIGTERM, Ctrl-C or a failed run would go on running (and not record) hours of runs; here the first
+exception, a signal's among them, terminates the workers, drops the calls not started and is raised
+again.
+
+On Ray (an embedded local Ray, or a cluster given its address) only the driver writes records (the
+caller's ``record`` callback, one at a time), so the results file keeps one writer. A task whose
+worker dies is resubmitted at most ``retries`` times; a run still without a result is not recorded,
+and the grid ends with :class:`~agwm.runtime.RunFailed` naming it, after every other run has been
+recorded, so rerunning the grid retries it alone. On a cluster, every node needs agwm installed and
+the grid's data, model and output paths readable at the same paths."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from agwm.runtime import RunFailed
+from problems.overrides import ConfigError
+
+
+def run_in_processes(fn: Callable, items: Iterable, workers: int, on_result: Callable[[object], None]) -> None:
+    """Call ``on_result(fn(item))`` for each item, ``workers`` calls at a time in spawned processes
+    (not forked: a forked child cannot use CUDA that its parent has initialised), in the order the
+    calls finish."""
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_thread_lock_for_progress_bars)
+    try:
+        for future in as_completed([pool.submit(fn, item) for item in items]):
+            on_result(future.result())
+    except BaseException:
+        _stop_now(pool)
+        raise
+    pool.shutdown()
+
+
+def _thread_lock_for_progress_bars() -> None:
+    """tqdm's default lock holds a multiprocessing semaphore, which a terminated worker leaves
+    behind (and the resource tracker warns of at exit); a worker's bars need a thread lock only."""
+    tqdm.set_lock(threading.RLock())
+
+
+def _stop_now(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's workers (their calls are lost) and drop the calls not started."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before Python 3.14
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+    pool.shutdown(wait=True, cancel_futures=True)  # the pool's thread sees its workers gone and closes its queues
+
+
+INSTALL_HINT = 'pip install ".[ray]"'
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"--executor ray is not allowed: Ray is not installed ({INSTALL_HINT})") from None
+    return ray
+
+
+def run_on_ray(runs: Sequence[Any], execute: Callable[[Any], dict], record: Callable[[dict], None], *,
+               address: str | None = None, local_cpus: int = 1, cpus_per_run: float = 1,
+               gpus_per_run: float = 0, retries: int = 2) -> None:
+    """Run ``execute(run)`` for each of ``runs`` as a Ray task requesting ``cpus_per_run`` CPUs and
+    ``gpus_per_run`` GPUs, and pass each result to ``record`` as it arrives. Without ``address`` a
+    local Ray with ``local_cpus`` CPUs is started (and stopped after); with one, that cluster is joined."""
+    ray = import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            # Ray runs its workers at nice 15 by default: beside any busy process they would starve,
+            # where the process pool's workers run at this process's priority
+            os.environ.setdefault("RAY_worker_niceness", "0")
+            ray.init(num_cpus=local_cpus, num_gpus=None if gpus_per_run else 0, include_dashboard=False,
+                     log_to_driver=False)
+    task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=retries)(execute)
+    pending = {task.remote(run): run for run in runs}
+    lost = []
+    try:
+        while pending:
+            [done], _ = ray.wait(list(pending), num_returns=1)
+            run = pending.pop(done)
+            try:
+                result = ray.get(done)
+            except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                    ray.exceptions.RayActorError, ray.exceptions.ObjectLostError):
+                lost.append(run.key)
+                continue
+            except ray.exceptions.RayTaskError as error:  # the run's own exception: stop as the pool does
+                raise error.as_instanceof_cause() from None
+            record(result)
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        if started_here:
+            ray.shutdown()
+    if lost:
+        raise RunFailed(f"{len(lost)} run(s) lost their worker {retries + 1} times and were not recorded: "
+                        f"{', '.join(lost)}; rerun the grid to retry them")

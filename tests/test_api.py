@@ -1,0 +1,62 @@
+"""The PEFT-style Python API (agwm.get_mixup_model, MixupModel) in a Hugging Face Trainer, as the
+README shows it: W trains, the loaded alphas stay fixed, and the saved and merged models compute
+the trained model's function."""
+
+import torch
+from datasets import Dataset
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
+
+import agwm
+from agwm.mixup import MixupLinear, save_alphas
+
+
+def tiny(tiny_model_dir):
+    return AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2)
+
+
+def test_a_trainer_trains_w_with_the_loaded_alphas_fixed(tiny_model_dir, tmp_path):
+    searched = agwm.get_mixup_model(tiny(tiny_model_dir), agwm.MixupConfig(init_mean=0.7, init_std=0.1), seed=1)
+    searched.save_alphas(str(tmp_path / "search"))  # as a search writes them
+
+    model = agwm.get_mixup_model(tiny(tiny_model_dir), agwm.MixupConfig())
+    model.load_alphas(str(tmp_path / "search" / "alphas.safetensors"))
+    layer = next(m for m in model.modules() if isinstance(m, MixupLinear))
+    alphas_before = layer.A.detach().clone()
+    w_before = layer.weight.detach().clone()
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    texts = ["a good film", "a bad film", "great fun", "dull and long"] * 4
+    train = Dataset.from_dict({"text": texts, "label": [1, 0, 1, 0] * 4}).map(
+        lambda b: tokenizer(b["text"], padding="max_length", max_length=8, truncation=True), batched=True)
+    args = TrainingArguments(output_dir=str(tmp_path / "trainer"), per_device_train_batch_size=4, num_train_epochs=1,
+                             learning_rate=1e-2, report_to=[], save_strategy="no", use_cpu=True)
+    Trainer(model=model, args=args, train_dataset=train).train()
+
+    assert torch.equal(layer.A, alphas_before)  # the searched alphas are kept as loaded
+    assert not torch.equal(layer.weight, w_before)  # W trained
+    assert torch.allclose(layer.A, searched.base_model.get_submodule(
+        next(n for n, m in searched.base_model.named_modules() if isinstance(m, MixupLinear))).A)
+
+    model.eval()
+    batch = tokenizer(["a good film"], return_tensors="pt")
+    expected = model(**batch).logits
+    model.save_pretrained(str(tmp_path / "unmerged"))
+    restored = agwm.MixupModel.from_pretrained(str(tmp_path / "unmerged")).eval()
+    assert torch.equal(restored(**batch).logits, expected)  # exact: every tensor as saved
+    merged = model.merge_and_unload().eval()
+    assert not any(isinstance(m, MixupLinear) for m in merged.modules())
+    assert torch.allclose(merged(**batch).logits, expected, atol=1e-6)
+    merged.save_pretrained(str(tmp_path / "merged"))  # a stock Hugging Face folder
+    plain = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "merged")).eval()
+    assert torch.allclose(plain(**batch).logits, expected, atol=1e-6)
+
+
+def test_alphas_of_another_model_are_refused(tiny_model_dir, tmp_path):
+    model = agwm.get_mixup_model(tiny(tiny_model_dir), agwm.MixupConfig(target_modules=["query"]))
+    save_alphas(agwm.get_mixup_model(tiny(tiny_model_dir)).base_model, str(tmp_path))
+    try:
+        model.load_alphas(str(tmp_path / "alphas.safetensors"))
+    except ValueError as error:
+        assert "does not fit this model" in str(error)
+    else:
+        raise AssertionError("alphas of other layers were loaded")
