@@ -124,3 +124,14 @@ def test_alpha_every_sets_unroll_steps_and_refuses_a_conflict(tmp_path):
         run_engine_settings(cfg, ["inner.unroll_steps=2"])
     with pytest.raises(ConfigError, match="search.alpha_every=0 is not allowed: at least 1"):
         build_run_config({"task": "stsb"}, ["search.alpha_every=0"])
+
+
+def test_the_agwm_command_lists_its_commands_and_refuses_an_unknown_one():
+    import subprocess
+    import sys
+
+    listed = subprocess.run([sys.executable, "-m", "agwm"], capture_output=True, text=True, cwd=REPO)
+    assert listed.returncode == 2 and all(c in listed.stdout for c in ("search", "finetune", "experiment", "select"))
+    wrong = subprocess.run([sys.executable, "-m", "agwm", "serch"], capture_output=True, text=True, cwd=REPO)
+    assert wrong.returncode == 2 and "agwm: error: serch is not allowed: one of search, finetune" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
