@@ -17,7 +17,11 @@ from tests.conftest import run_script
 from tests.test_cli import base
 
 CUDA_DEVICES = torch.cuda.device_count() if torch.cuda.is_available() else 0
-needs_cuda = pytest.mark.skipif(not CUDA_DEVICES, reason="no CUDA device on this machine")
+
+
+def needs_cuda(test):
+    """A CUDA check: marked ``gpu`` (``pytest -m gpu`` runs them alone) and skipped without a CUDA device."""
+    return pytest.mark.gpu(pytest.mark.skipif(not CUDA_DEVICES, reason="no CUDA device on this machine")(test))
 
 
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", f"cuda:{CUDA_DEVICES}"])

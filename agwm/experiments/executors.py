@@ -70,6 +70,26 @@ def import_ray():
     return ray
 
 
+def join_cluster(ray, address: str) -> None:
+    """``ray.init(address)``, or one line naming ``--address`` when no cluster lets this process in.
+    Ray (2.5x and later) turns on token authentication for a cluster that ``ray start`` begins where
+    a token exists (``~/.ray/auth_token``), but a driver given an explicit address sends its token
+    only with ``RAY_AUTH_MODE=token``: say so rather than show Ray's traceback."""
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except ConnectionError as error:
+        chain, cause = [], error
+        while cause is not None:
+            chain.append(f"{type(cause).__name__}: {cause}")
+            cause = cause.__cause__
+        if "authentication" in " ".join(chain).lower():
+            hint = ("the cluster asks for a token: export RAY_AUTH_MODE=token, with the cluster's token in "
+                    "~/.ray/auth_token or RAY_AUTH_TOKEN")
+        else:
+            hint = "no Ray cluster answered there (start one with `ray start --head`, or give its host:port)"
+        raise ConfigError(f"--address {address} is not allowed: {hint}") from None
+
+
 def run_on_ray(runs: Sequence[Any], execute: Callable[[Any], dict], record: Callable[[dict], None], *,
                address: str | None = None, local_cpus: int = 1, cpus_per_run: float = 1,
                gpus_per_run: float = 0, retries: int = 2) -> None:
@@ -80,7 +100,7 @@ def run_on_ray(runs: Sequence[Any], execute: Callable[[Any], dict], record: Call
     started_here = not ray.is_initialized()
     if started_here:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            join_cluster(ray, address)
         else:
             # Ray runs its workers at nice 15 by default: beside any busy process they would starve,
             # where the process pool's workers run at this process's priority
