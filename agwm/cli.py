@@ -286,31 +286,28 @@ def select(argv: list[str] | None = None) -> None:
     validation and test files are never read); the recommendation is the cheapest method shown to lose
     at most --margin points to the best mean, else the best. Resumable; writes selection.md and
     selection.json beside the runs' records (results.jsonl)."""
+    from agwm.experiments.selection import MARGIN, selectable_methods
+
     p = argparse.ArgumentParser(description=_summary(select))
-    p.add_argument("--train-file", required=True, help="labelled examples: .csv, .tsv, .json, .jsonl or .parquet")
-    p.add_argument("--text-columns", nargs="+", default=None, metavar="COLUMN")
-    p.add_argument("--label-column", default=None)
-    p.add_argument("--task-type", default=None, help="classification or regression (default: guessed)")
-    p.add_argument("--metric", default=None)
+    add_setting_flags(p, "select")  # the training file's flags and --model, as search and finetune take them
     p.add_argument("--methods", nargs="+", default=["vanilla", "fold-average", "mixup"],
-                   help="two or more of: vanilla, vanilla-tuned, fold-average, mixup, probe, setfit, joint, "
-                        "random-alpha and the baselines (mixout, child-tuning-d, child-tuning-f, dps, r3f, r-dropout, "
-                        "re-init, lora, prefix, prompt, soup); default: vanilla fold-average mixup")
+                   help=f"two or more of: {', '.join(selectable_methods())} (default: vanilla fold-average mixup)")
     p.add_argument("--seeds", type=int, default=5, help="paired repetitions, seeds 1..N (default 5)")
-    p.add_argument("--margin", type=float, default=3.0, help="points a cheaper method may be shown to lose at most "
-                   "(default 3)")
-    p.add_argument("--model", default=None)
+    p.add_argument("--margin", type=float, default=MARGIN,
+                   help=f"points a cheaper method may be shown to lose at most (default {MARGIN:g})")
     p.add_argument("--workers", type=int, default=1, help="parallel runs (default 1)")
-    p.add_argument("--output-dir", required=True)
+    p.add_argument("--output-dir", required=True, help="the selection's folder: its runs, records and tables")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="settings for every method, e.g. "
                    "finetune.epochs=5")
     args = p.parse_args(argv)
+    if args.train_file is None:
+        p.error("the following arguments are required: --train-file")
 
     def body() -> None:
         from agwm.experiments.selection import select_on_file
 
-        fields = {"train_file": args.train_file, "text_columns": args.text_columns,
-                  "label_column": args.label_column, "task_type": args.task_type, "metric": args.metric}
+        fields = {path: getattr(args, path) for path in ("train_file", "text_columns", "label_column", "task_type",
+                                                         "metric")}
         for line in select_on_file(fields, args.methods, args.seeds, args.margin, args.model, args.workers,
                                    args.output_dir, args.overrides):
             print(line)

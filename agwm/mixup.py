@@ -458,11 +458,9 @@ class MixupModel(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str) -> MixupModel:
         """The model :meth:`save_pretrained` wrote, every tensor as saved."""
-        wrapper = cls.__new__(cls)
-        nn.Module.__init__(wrapper)
-        wrapper.base_model = load_mixup_model(directory)
-        wrapper.train_alphas(False)
-        wrapper._show_wrapped_signature()
+        model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(directory))
+        wrapper = cls(model, layers=read_json(os.path.join(directory, ALPHA_CONFIG_NAME)))
+        load_model(model, os.path.join(directory, WEIGHTS_NAME), strict=True)  # no key missing or left over
         return wrapper
 
     def merge_and_unload(self) -> nn.Module:
@@ -474,11 +472,3 @@ def get_mixup_model(model: nn.Module, config: MixupConfig | None = None, seed: i
     """``model`` (changed in place) with mixup layers where ``config`` targets them, A and B drawn
     with ``seed``; then ``load_alphas`` for a search's alphas."""
     return MixupModel(model, config, seed)
-
-
-def load_mixup_model(directory: str) -> nn.Module:
-    """The model :func:`save_mixup_model` wrote, every tensor as saved (strict: no key missing or left over)."""
-    model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(directory))
-    inject_from_settings(model, read_json(os.path.join(directory, ALPHA_CONFIG_NAME)))
-    load_model(model, os.path.join(directory, WEIGHTS_NAME), strict=True)
-    return model

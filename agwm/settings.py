@@ -12,6 +12,7 @@ overrides, Betty's strategy for the device), and settings as records keep them."
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -53,6 +54,7 @@ R3F_NOISES = ("uniform", "normal")
 
 
 BOTH = ("search", "finetune")
+WITH_SELECT = (*BOTH, "select")  # the user-file flags that `agwm select` takes too
 
 
 def option(default: Any, flag: str, help: str, commands: tuple[str, ...] = BOTH, group: str | None = None,
@@ -130,7 +132,7 @@ class RunConfig:
     data_dir: str | None = option(None, "--data-dir", "with --task: folder in the GLUE layout (default $GLUE_DIR, "
                                   "else the hub)", group=DATA)
     train_file: str | None = option(None, "--train-file", "labelled examples: .csv, .tsv, .json, .jsonl or .parquet",
-                                    group=DATA)
+                                    commands=WITH_SELECT, group=DATA)
     validation_file: str | None = option(None, "--validation-file", "labelled examples to score on (default: "
                                          "--validation-split of the training file)", group=DATA)
     validation_split: float | None = option(None, "--validation-split", "without --validation-file: the fraction "
@@ -139,16 +141,17 @@ class RunConfig:
     test_file: str | None = option(None, "--test-file", "examples to predict (labels not needed): "
                                    "<output-dir>/predictions.csv", ("finetune",), group=DATA)
     text_columns: list | None = option(None, "--text-columns", "one text column, or two for a pair (default: text, "
-                                       "sentence, or sentence1 sentence2)", group=DATA, metavar="COLUMN")
-    label_column: str | None = option(None, "--label-column", "default: label", group=DATA)
+                                       "sentence, or sentence1 sentence2)", WITH_SELECT, DATA, "COLUMN")
+    label_column: str | None = option(None, "--label-column", "default: label", commands=WITH_SELECT, group=DATA)
     task_type: str = option("auto", "--task-type", "classification, regression, or auto: guessed from the labels, "
-                            "and printed", group=DATA)
+                            "and printed", commands=WITH_SELECT, group=DATA)
     metric: str | None = option(None, "--metric", "headline metric: accuracy, f1 (two classes), macro-f1, mcc, "
-                                "spearman, pearson (default: the preset's; accuracy or spearman)", group=DATA)
+                                "spearman, pearson (default: the preset's; accuracy or spearman)", WITH_SELECT, DATA)
     train_size: int | None = option(None, "--train-size", "training examples drawn by --seed (default: 300 for a "
                                     "GLUE task, every row of --train-file)")
     seed: int = option(1, "--seed", "seed of the sample, splits and every draw")
-    model: str | None = option(None, "--model", "model folder or hub name (default: the bundled all-MiniLM-L6-v2)")
+    model: str | None = option(None, "--model", "model folder or hub name (default: the bundled all-MiniLM-L6-v2)",
+                               WITH_SELECT)
     output_dir: str = option("runs/default", "--output-dir", "the run's folder (agwm's alone: a new or empty "
                              "folder, or an earlier run's)")
     overwrite: bool = option(False, "--overwrite", "replace a finished run in --output-dir")
@@ -190,6 +193,7 @@ def setting_fields(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, d
     return out
 
 
+@functools.cache
 def flag_settings() -> dict[str, dict]:
     """Dotted path -> its flag's metadata (flag, help, commands, group, metavar, default)."""
     flagged = {}

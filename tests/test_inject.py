@@ -159,13 +159,13 @@ def test_a_non_finite_weight_is_never_merged(tmp_path):
 
 
 def test_a_finetuned_mixup_model_restores_exactly(tmp_path):
-    from agwm.mixup import load_mixup_model, save_mixup_model
+    from agwm.mixup import MixupModel, save_mixup_model
 
     model = tiny_model("bert")
     inject_mixup(model, target_modules=["query", "dense"], rank=3, formulation="convex")
     perturb(model)
     save_mixup_model(model, str(tmp_path))
-    restored = load_mixup_model(str(tmp_path)).eval()
+    restored = MixupModel.from_pretrained(str(tmp_path)).base_model.eval()
     assert [(n, l.rank, l.formulation) for n, l in mixup_layers(restored)] == \
         [(n, l.rank, l.formulation) for n, l in mixup_layers(model)]
     for (name, saved), (_, loaded) in zip(model.state_dict().items(), restored.state_dict().items()):

@@ -217,9 +217,10 @@ def test_search_finetune_predict_and_load_with_a_pipeline(user_style_csvs, tmp_p
     accuracy = 100 * (validation["prediction"] == validation["judgement"]).mean()
     assert metrics["dev"]["accuracy"] == pytest.approx(accuracy)
 
-    from agwm.mixup import load_mixup_model, mixup_layers
+    from agwm.mixup import MixupModel, mixup_layers
 
-    restored = load_mixup_model(str(tmp_path / "f" / "mixup_model"))  # the unmerged model beside the merged one
+    # the unmerged model beside the merged one
+    restored = MixupModel.from_pretrained(str(tmp_path / "f" / "mixup_model")).base_model
     assert len(list(mixup_layers(restored))) > 0 and restored.config.id2label == {0: "acceptable", 1: "unacceptable"}
 
     classify = pipeline("text-classification", model=str(tmp_path / "f" / "model"))

@@ -39,11 +39,16 @@ def rule_text(margin: float) -> str:
 PIPELINES = {"fold-average": Entry("fold-average", "mixup", ["search.problem=inner_only"])}
 
 
+def selectable_methods() -> list[str]:
+    """Every name ``--methods`` takes: the grid's methods and the pipelines."""
+    return sorted({*METHODS, *PIPELINES})
+
+
 def selection_grid(task: dict, methods: list[str], seeds: int, output_dir: str, overrides: list[str],
                    model: str | None = None) -> Grid:
     """The grid of ``methods`` x seeds 1..``seeds`` on the user's ``task`` (a grid task mapping),
     each run scored on a held-out part of its training sample."""
-    known = sorted({*METHODS, *PIPELINES})
+    known = selectable_methods()
     unknown = [m for m in methods if m not in known]
     if unknown:
         raise ConfigError(f"--methods {' '.join(unknown)} is not allowed: each one of {', '.join(known)}")
