@@ -11,11 +11,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 from betty.configs import Config, EngineConfig
-from betty.engine import Engine
 from torch import nn
 
 import problems  # noqa: F401  (registers the methods)
-from problems import AttentionProblem, TaskWeightProblem
+from problems import AttentionProblem, TaskWeightProblem, build_engine
 
 F64 = torch.float64
 D, N, M = 6, 40, 30
@@ -67,8 +66,7 @@ def hypergradient(data, w_start, inner_config, inner_lr, inner_cls=TaskWeightPro
                               torch.optim.SGD([model.w], lr=inner_lr), [train])
     outer = RecordingAttention("outer", Config(first_order=True, retain_graph=True), model, val_loss,
                                [model.lam], torch.optim.SGD([model.lam], lr=0.0), [val])
-    engine = Engine([inner, outer], EngineConfig(strategy="cpu", train_iters=1, valid_step=10**9),
-                    {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}})
+    engine = build_engine(inner, outer, EngineConfig(valid_step=10**9), train_iters=1)
     engine.run()
     return outer.hypergrad
 

@@ -19,11 +19,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from betty.configs import EngineConfig
-from betty.engine import Engine
 from torch import nn
 
 import problems  # noqa: F401  (registers the methods)
-from problems import AttentionProblem, TaskWeightProblem
+from problems import AttentionProblem, TaskWeightProblem, build_engine
 from problems.engine_settings import LevelConfig
 
 F64 = torch.float64
@@ -84,8 +83,7 @@ def run(data, inner_type, optimizer, steps, unroll, lr=0.05, w=None, p_drop=P_DR
     outer = AttentionProblem("outer", LevelConfig(first_order=True, retain_graph=True), model, val_loss,
                              [model.lam], torch.optim.SGD([model.lam], lr=0.0), [val])
     torch.manual_seed(11)
-    Engine([inner, outer], EngineConfig(strategy="cpu", train_iters=steps, valid_step=10**9),
-           {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}}).run()
+    build_engine(inner, outer, EngineConfig(valid_step=10**9), train_iters=steps).run()
     return outer, inner, model
 
 

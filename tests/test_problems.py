@@ -7,14 +7,13 @@ import sys
 import pytest
 import torch
 from betty.configs import Config, EngineConfig
-from betty.engine import Engine
 from torch.func import functional_call
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 import problems  # noqa: F401
 from agwm.mixup import alpha_parameters, inject_mixup, mixup_layers, project_alphas, task_parameters
 from agwm.runtime import UniformSoup, model_loss
-from problems import AttentionProblem, JointProblem, TaskWeightProblem
+from problems import AttentionProblem, JointProblem, TaskWeightProblem, build_engine
 from problems.engine_settings import LevelConfig, load_engine_settings
 from problems.overrides import ConfigError
 from tests.conftest import REPO
@@ -51,7 +50,7 @@ def bilevel(model, inner_config, inner_lr, alpha_lr, train, val, outer_cls=Atten
                               torch.optim.SGD(weights, lr=inner_lr), train)
     outer = outer_cls("outer", Config(first_order=True, retain_graph=True), model, model_loss, alphas,
                       torch.optim.SGD(alphas, lr=alpha_lr), val, projection=project_alphas)
-    return inner, outer, {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}}
+    return inner, outer
 
 
 def test_search_moves_alpha_keeps_it_in_the_box_and_never_touches_w0():
@@ -59,8 +58,8 @@ def test_search_moves_alpha_keeps_it_in_the_box_and_never_touches_w0():
     w0 = {n: l.base_layer.weight.detach().clone() for n, l in mixup_layers(model)}
     a0 = [p.detach().clone() for p in alpha_parameters(model)]
     w_start = [p.detach().clone() for p in task_parameters(model)]
-    inner, outer, deps = bilevel(model, Config(type="agwm_darts"), 0.1, 5.0, batches(3, 1), batches(2, 2))
-    Engine([inner, outer], EngineConfig(strategy="cpu", train_iters=6, valid_step=10**9), deps).run()
+    inner, outer = bilevel(model, Config(type="agwm_darts"), 0.1, 5.0, batches(3, 1), batches(2, 2))
+    build_engine(inner, outer, EngineConfig(valid_step=10**9), train_iters=6).run()
     alphas = alpha_parameters(model)
     assert any((a - b).abs().max() > 1e-3 for a, b in zip(alphas, a0))
     assert all(a.min() >= 0 and a.max() <= 1 for a in alphas)
@@ -88,10 +87,10 @@ def test_darts_replays_the_inner_dropout_and_matches_autograd_on_the_mixup_model
     outer_loss = functional_call(model, {**stepped, **lam}, kwargs=val[0]).loss
     exact = torch.autograd.grad(outer_loss, list(lam.values()))
 
-    inner, outer, deps = bilevel(model, Config(type="agwm_darts", darts_alpha=1e-4), xi, 0.0, train, val,
-                                 outer_cls=RecordingAttention)
+    inner, outer = bilevel(model, Config(type="agwm_darts", darts_alpha=1e-4), xi, 0.0, train, val,
+                           outer_cls=RecordingAttention)
     torch.manual_seed(123)
-    Engine([inner, outer], EngineConfig(strategy="cpu", train_iters=1, valid_step=10**9), deps).run()
+    build_engine(inner, outer, EngineConfig(valid_step=10**9), train_iters=1).run()
     got, want = torch.cat([g.flatten() for g in outer.hypergrad]), torch.cat([g.flatten() for g in exact])
     assert ((got - want).norm() / want.norm()).item() < 1e-3
 
@@ -103,7 +102,7 @@ def test_joint_problem_trains_weights_and_alpha_together_inside_the_box():
     optimizer = torch.optim.SGD([{"params": weights, "lr": 0.1}, {"params": alphas, "lr": 5.0}])
     joint = JointProblem("joint", Config(), model, model_loss, weights + alphas, optimizer, batches(3, 1),
                          projection=project_alphas, constrained_parameters=alphas)
-    Engine([joint], EngineConfig(strategy="cpu", train_iters=4, valid_step=10**9), {"u2l": {}, "l2u": {}}).run()
+    build_engine(joint, engine=EngineConfig(valid_step=10**9), train_iters=4).run()
     after = weights + alphas
     assert any(not torch.equal(a, b) for a, b in zip(after[:len(weights)], before))
     assert any(not torch.equal(a, b) for a, b in zip(after[len(weights):], before[len(weights):]))
@@ -132,8 +131,7 @@ def adamw_bilevel(model, inner_type, train, val, lr=1e-3, **config):
     outer = AttentionProblem("outer", LevelConfig(first_order=True, retain_graph=True), model, model_loss, alphas,
                              torch.optim.SGD(alphas, lr=0.0), val, projection=project_alphas)
     torch.manual_seed(123)
-    Engine([inner, outer], EngineConfig(strategy="cpu", train_iters=3, valid_step=10**9),
-           {"u2l": {outer: [inner]}, "l2u": {inner: [outer]}}).run()
+    build_engine(inner, outer, EngineConfig(valid_step=10**9), train_iters=3).run()
     return torch.cat([g.flatten() for g in outer.last_hypergradient])
 
 
