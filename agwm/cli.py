@@ -68,9 +68,9 @@ def _argument_type(annotation: str) -> tuple[type | None, bool]:
     return (kinds[0] if kinds else str), False
 
 
-def add_setting_flags(p: argparse.ArgumentParser, command: str) -> None:
-    """A flag for every setting of the schema that ``command`` takes, in its group, with its help
-    and (when not None) its default."""
+def add_setting_flags(p: argparse.ArgumentParser, command: str, titles: dict[str, str] | None = None) -> None:
+    """A flag for every setting of the schema that ``command`` takes, in its group (``titles`` renames
+    a group for this command), with its help and (when not None) its default."""
     from agwm.settings import flag_settings, setting_fields
 
     annotations = {path: f.type for path, f in setting_fields()}
@@ -80,7 +80,9 @@ def add_setting_flags(p: argparse.ArgumentParser, command: str) -> None:
             continue
         target = p
         if meta.get("group"):
-            target = groups.setdefault(meta["group"], p.add_argument_group(meta["group"]))
+            if meta["group"] not in groups:
+                groups[meta["group"]] = p.add_argument_group((titles or {}).get(meta["group"], meta["group"]))
+            target = groups[meta["group"]]
         kind, is_list = _argument_type(str(annotations[path]))
         default = meta["default"]
         text = meta["help"]
@@ -289,7 +291,9 @@ def select(argv: list[str] | None = None) -> None:
     from agwm.experiments.selection import MARGIN, selectable_methods
 
     p = argparse.ArgumentParser(description=_summary(select))
-    add_setting_flags(p, "select")  # the training file's flags and --model, as search and finetune take them
+    from agwm.settings import DATA
+
+    add_setting_flags(p, "select", {DATA: "data: your training file (--train-file) and how to read it"})
     p.add_argument("--methods", nargs="+", default=["vanilla", "fold-average", "mixup"],
                    help=f"two or more of: {', '.join(selectable_methods())} (default: vanilla fold-average mixup)")
     p.add_argument("--seeds", type=int, default=5, help="paired repetitions, seeds 1..N (default 5)")

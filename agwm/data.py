@@ -173,7 +173,10 @@ def tokenize(dataset: Dataset, task: Task, tokenizer: PreTrainedTokenizerBase, m
         return tokenizer(*texts, truncation=True, max_length=max_length)
 
     text_columns = [c for c in dataset.column_names if c.startswith("text_")]
-    encoded = dataset.map(encode, batched=True, remove_columns=text_columns)
+    # the fingerprint named, not hashed: datasets would pickle the whole tokenizer (about 0.5 s a call)
+    fingerprint = hashlib.sha256(f"{dataset._fingerprint} {tokenizer.name_or_path} {len(tokenizer)} "
+                                 f"{max_length}".encode()).hexdigest()[:16]
+    encoded = dataset.map(encode, batched=True, remove_columns=text_columns, new_fingerprint=fingerprint)
     if "label" not in encoded.column_names:
         return encoded
     encoded = encoded.rename_column("label", "labels")

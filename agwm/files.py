@@ -287,7 +287,7 @@ def to_examples(table: Dataset, task: Task, path: str, labelled: bool = True) ->
     row's label in ``task.labels``, or its value as a float for regression."""
     columns = {}
     for i, name in enumerate(task.text_columns):
-        values = table[name]
+        values = table[name][:]  # one list: iterating a column formats row by row
         for row, text in enumerate(values, start=1):
             if text is not None and not isinstance(text, str):
                 kind = {dict: "an object", list: "a list"}.get(type(text), f"a {type(text).__name__}")
@@ -298,7 +298,7 @@ def to_examples(table: Dataset, task: Task, path: str, labelled: bool = True) ->
     if labelled:
         index = {label: i for i, label in enumerate(task.labels or ())}
         labels = []
-        for row, value in enumerate(table[task.label_column], start=1):
+        for row, value in enumerate(table[task.label_column][:], start=1):
             key, shown = label_key(value), str(value).strip()  # messages quote the label as written
             if key is None:
                 raise DataError(f"{path}, row {row}: no label in column {task.label_column!r}")
@@ -417,7 +417,7 @@ def describe_task(table: Dataset, path: str, text_columns: list[str] | None, lab
     require_columns(table, {"--label-column": [label_column]}, path)
     text = tuple(text_columns) if text_columns else default_text_columns(table, label_column, path)
     require_columns(table, {"--text-columns": list(text)}, path)
-    values = table[label_column]
+    values = table[label_column][:]
     keys = [label_key(v) for v in values]
     missing = next((row for row, key in enumerate(keys, start=1) if key is None), None)
     if missing is not None:
@@ -473,9 +473,9 @@ def load_files(train_file: str, validation_file: str | None = None, test_file: s
     else:
         fraction = 0.2 if validation_split is None else validation_split
         refuse_output_columns(train_table, task, train_file, "--train-file")  # its held-out rows are written back
-        kept, held = stratified_holdout(train["label"], fraction, seed, task.is_regression)
+        kept, held = stratified_holdout(train["label"][:], fraction, seed, task.is_regression)
         if not held or len(kept) < 2:
-            largest = max(Counter(train["label"]).values())
+            largest = max(Counter(train["label"][:]).values())
             why = (f"no class has enough rows to hold out {fraction:g} of it and keep one ({len(task.labels)} "
                    f"classes, at most {largest} rows each)" if not task.is_regression and largest * fraction < 0.5
                    else f"{len(train)} rows are too few to hold out a validation part")

@@ -69,10 +69,10 @@ def embed(encoder, examples: Dataset, batch_size: int) -> np.ndarray:
     def encode(texts):
         return encoder.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
 
-    u = encode(examples["text_a"])
+    u = encode(examples["text_a"][:])
     if "text_b" not in examples.column_names:
         return u
-    v = encode(examples["text_b"])
+    v = encode(examples["text_b"][:])
     return np.concatenate([u, v, np.abs(u - v), u * v], axis=1)
 
 
@@ -100,7 +100,7 @@ class ProbeModel:
         self.coef, self.intercept, self.classes = coef, intercept, classes
 
     def fit(self, examples: Dataset, c: float, ridge_alpha: float) -> dict:
-        x, y = embed(self.encoder, examples, self.batch_size), np.asarray(examples["label"])
+        x, y = embed(self.encoder, examples, self.batch_size), np.asarray(examples["label"][:])
         if self.task.is_regression:
             head = Ridge(alpha=ridge_alpha).fit(x, y)
             self.coef, self.intercept = head.coef_.reshape(1, -1), np.atleast_1d(head.intercept_)
@@ -111,7 +111,7 @@ class ProbeModel:
 
     def predict(self, examples: Dataset) -> Predictions:
         scores = embed(self.encoder, examples, self.batch_size) @ self.coef.T + self.intercept
-        gold = np.asarray(examples["label"]) if "label" in examples.column_names else None
+        gold = np.asarray(examples["label"][:]) if "label" in examples.column_names else None
         if self.task.is_regression:
             return Predictions(scores[:, 0], None, gold)
         probabilities = class_probabilities(scores, self.classes, self.task.num_labels)
@@ -154,7 +154,7 @@ class SetFitPeer:
                                      body_learning_rate=body_lr, batch_size=self.batch_size,
                                      max_length=self.max_length, seed=stream_seed(seed, "setfit") % 2**32,
                                      save_strategy="no", report_to="none", show_progress_bar=False)
-            texts, labels = list(examples["text_a"]), list(examples["label"])
+            texts, labels = examples["text_a"][:], examples["label"][:]
             trainer = Trainer(model=self.model, args=args, train_dataset=Dataset.from_dict({"text": texts,
                                                                                           "label": labels}))
             if body_only:
@@ -169,10 +169,10 @@ class SetFitPeer:
         self.model.model_body.save(directory)
 
     def predict(self, examples: Dataset) -> Predictions:
-        seen = self.model.predict_proba(list(examples["text_a"]), batch_size=self.eval_batch_size, as_numpy=True)
+        seen = self.model.predict_proba(examples["text_a"][:], batch_size=self.eval_batch_size, as_numpy=True)
         probabilities = np.zeros((len(examples), self.task.num_labels))
         probabilities[:, self.model.model_head.classes_.astype(int)] = seen  # a class the sample lacked: 0
-        gold = np.asarray(examples["label"]) if "label" in examples.column_names else None
+        gold = np.asarray(examples["label"][:]) if "label" in examples.column_names else None
         return Predictions(probabilities.argmax(axis=1), probabilities, gold)
 
     def save_pretrained(self, directory: str) -> None:

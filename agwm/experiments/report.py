@@ -606,5 +606,5 @@ def one_class_scores(tasks: set[str], data_dir: str, evaluated_on: set[str]) -> 
         raise ConfigError("--data-dir is not allowed with held-out scores (finetune.holdout): "
                           "the one-class scores are the dev set's")
     tasks_by_name = {name: get_task(name) for name in tasks if name in TASKS}
-    return {name: constant_prediction_score(task, load_split(task, "dev", data_dir)["label"])
+    return {name: constant_prediction_score(task, load_split(task, "dev", data_dir)["label"][:])
             for name, task in tasks_by_name.items()}
