@@ -93,6 +93,7 @@ def test_bench_scripts_refuse_bad_input_in_one_line(script, args, message, monke
     assert code == 2 and message in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_hypergrad_table_compares_every_method_with_reverse_mode_at_each_point(tiny_model_dir, glue_dir, tmp_path):
     out = tmp_path / "table"
     # 100 examples: 15 inner steps in the search's schedule, more than the 2 + 5 taken, so no step has rate 0

@@ -83,6 +83,7 @@ def test_probe_takes_pairs_as_u_v_difference_and_product_and_regression_by_ridge
     assert written["prediction"].dtype == float and "prob_" not in "".join(written.columns)
 
 
+@pytest.mark.slow
 def test_setfit_trains_predicts_saves_and_repeats_itself(trec, tiny_model_dir, tmp_path, monkeypatch):
     pytest.importorskip("setfit")
     monkeypatch.chdir(tmp_path)  # the library's trainer must leave nothing in the working folder

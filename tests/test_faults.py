@@ -371,6 +371,7 @@ def test_a_grid_stopped_by_sigterm_stops_its_workers_at_once(glue_dir, tiny_mode
     assert not any(map(running, workers))
 
 
+@pytest.mark.slow
 def test_two_grid_runners_on_one_results_file_never_both_run(glue_dir, tiny_model_dir, tmp_path):
     grid, results = write_rte_grid(tmp_path, glue_dir, tiny_model_dir, "[1, 2]", "[finetune.epochs=1, report_to=none]")
     first = run_in_background(str(REPO / "scripts" / "experiment.py"), "--grid", str(grid))
@@ -391,6 +392,7 @@ def test_two_grid_runners_on_one_results_file_never_both_run(glue_dir, tiny_mode
     assert again.returncode == 0 and len(results.read_text().splitlines()) == 2  # the lock was let go
 
 
+@pytest.mark.slow
 def test_the_same_finetune_and_search_twice_give_the_same_scores_and_alphas(glue_dir, tiny_model_dir, tmp_path,
                                                                           monkeypatch, capsys):
     outputs = []

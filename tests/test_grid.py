@@ -141,6 +141,7 @@ def test_a_part_of_the_grid_by_task_size_method_and_seed(fake_method, glue_dir, 
         part_of(grid, seeds=[4])
 
 
+@pytest.mark.slow
 def test_parallel_workers_record_every_run_once(tiny_model_dir, glue_dir, tmp_path):
     text = GRID.replace("method: fake", "method: vanilla")
     text = text.replace("sizes: [50]", f"sizes: [8]\nmodel: {tiny_model_dir}")
