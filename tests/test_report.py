@@ -138,6 +138,17 @@ def test_report_script_writes_markdown_and_plot(tmp_path, monkeypatch, capsys):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
+def test_a_report_of_user_file_tasks_titles_each_panel_with_the_records_metric(tmp_path, monkeypatch):
+    titles = []
+    monkeypatch.setattr(plots.plt.Axes, "set_title", lambda ax, text, *a, **k: titles.append(text))
+    user = [{**record(m, t, 300, s, 70.0 + s), "config": {"train_file": f"{t}.csv", "metric": metric},
+             "dev": {"accuracy": 70.0 + s} if t == "reviews" else {"spearman": 70.0 + s}}
+            for m in ("vanilla", "mixup") for s in (1, 2)
+            for t, metric in (("reviews", None), ("ratings", None), ("rte", "f1"))]
+    plots.plot_score_vs_size(user, str(tmp_path / "plot.png"))
+    assert sorted(titles) == ["ratings (spearman)", "reviews (accuracy)", "rte (f1)"]
+
+
 def test_report_of_some_tasks_and_sizes_only(tmp_path, monkeypatch, capsys):
     results = tmp_path / "results.jsonl"
     for r in RECORDS:

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from agwm.data import TASKS
-from agwm.experiments.report import BASELINE, in_order, mean_std, scores_by_cell
+from agwm.experiments.report import BASELINE, in_order, mean_std, scores_by_cell, task_metric
 
 
 def _dodge(i: int, n: int, spread: float = 1.25) -> float:
@@ -32,6 +32,7 @@ def plot_score_vs_size(records: list[dict], path: str,
     squeeze them)."""
     cells = scores_by_cell(records)
     tasks = in_order([t for _, t, _ in cells], list(TASKS))
+    metrics = {r["task"]: task_metric(r) for r in records}
     methods = in_order([m for m, _, _ in cells], [BASELINE])
     fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.4), squeeze=False)
     palette = plt.get_cmap("tab20" if len(methods) > 10 else "tab10")
@@ -50,7 +51,7 @@ def plot_score_vs_size(records: list[dict], path: str,
         if constant and task in constant and low < constant[task][0] < high:
             ax.axhline(constant[task][0], color="grey", linestyle="--", linewidth=1)
             level_drawn = True
-        ax.set_title(f"{task} ({TASKS[task].task.metric})")
+        ax.set_title(f"{task} ({metrics[task]})")
         ax.set_xlabel("training examples")
         ax.set_xscale("log")
         ticks = sorted({s for _, t, s in cells if t == task})

@@ -30,6 +30,17 @@ def merge_records(records: list[dict]) -> list[dict]:
     return list(merged.values())
 
 
+def task_metric(record: dict) -> str:
+    """The headline metric a record's score is: the one set, else the GLUE preset's, else a user
+    file's default (accuracy for classes, spearman for regression: the metrics its dev scores hold)."""
+    config = record.get("config", {})
+    if config.get("metric"):
+        return config["metric"]
+    if record["task"] in TASKS and not config.get("train_file"):
+        return TASKS[record["task"]].task.metric
+    return "accuracy" if "accuracy" in (record.get("dev") or {}) else "spearman"
+
+
 def split_unscored(records: list[dict]) -> tuple[list[dict], str | None]:
     """(the records with a score, a line counting those without: failed runs, which stopped with a
     message, and runs whose metric was undefined, such as a correlation of constant predictions);
