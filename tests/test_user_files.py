@@ -200,6 +200,9 @@ def test_a_folder_as_a_file_and_too_many_classes_to_hold_out_are_named(tmp_path)
 # Every mistake is one line, with no traceback.
 
 def test_models_that_cannot_be_loaded_are_one_line(tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network: no retries to wait out
     data = files(tmp_path)
     (tmp_path / "not-a-model").mkdir()
     for model, message in ((str(tmp_path / "missing"), "no such folder"),
