@@ -36,8 +36,17 @@ from datasets import Dataset
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from agwm.data import Task, make_loader, random_splits, sample_examples, stream_seed, tokenize
-from agwm.files import Examples, load_files, load_glue
+from agwm.data import (
+    Examples,
+    Task,
+    load_files,
+    load_glue,
+    make_loader,
+    random_splits,
+    sample_examples,
+    stream_seed,
+    tokenize,
+)
 from agwm.mixup import inject_mixup
 from problems.overrides import ConfigError
 

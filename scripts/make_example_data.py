@@ -15,8 +15,7 @@ import os
 import pandas as pd
 
 from agwm.cli import main_guard
-from agwm.data import get_task, sample_examples
-from agwm.files import load_split
+from agwm.data import get_task, load_split, sample_examples
 
 
 def user_style(task_name: str, split: str, data_dir: str, rows: int, seed: int, columns: dict) -> pd.DataFrame:

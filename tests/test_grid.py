@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from agwm.experiments import grid as grid_module
 from agwm.data import get_task
+from agwm.experiments import grid as grid_module
 from agwm.experiments.grid import append_record, config_changes, load_grid, part_of, read_records, run_grid
 from agwm.experiments.methods import METHODS, joint, random_alpha, vanilla
 from agwm.mixup import alpha_state_dict

@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agwm.data import get_task
+from agwm.data import get_task, load_files, load_split, stratified_holdout
 from agwm.experiments.grid import load_grid, read_records, run_grid
 from agwm.experiments.selection import select
-from agwm.files import load_files, load_split, stratified_holdout
 from problems.overrides import ConfigError
 from tests.conftest import REPO, run_script
 

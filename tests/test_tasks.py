@@ -5,8 +5,7 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 from transformers import AutoTokenizer
 
-from agwm.data import TASKS, DataError, get_task, make_loader, random_splits, sample_examples, tokenize
-from agwm.files import load_split
+from agwm.data import TASKS, DataError, get_task, load_split, make_loader, random_splits, sample_examples, tokenize
 from agwm.metrics import compute_metrics, constant_prediction_score
 from agwm.runtime import default_model
 

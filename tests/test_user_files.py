@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agwm.data import DataError
+from agwm.data import DataError, load_files
 from agwm.experiments.grid import load_grid, read_records, run_grid
 from agwm.experiments.selection import select
-from agwm.files import load_files
 from problems.overrides import ConfigError
 from tests.conftest import REPO, run_script
 from tests.test_faults import assert_one_line

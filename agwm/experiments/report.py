@@ -607,8 +607,7 @@ def only_these(records: list[dict], flag: str, field: str, wanted: list | None) 
 def one_class_scores(tasks: set[str], data_dir: str, evaluated_on: set[str]) -> dict:
     """Task -> (best one-class dev score, class), from the dev files under ``data_dir`` (GLUE tasks;
     a user's task has no file there and is left out)."""
-    from agwm.data import TASKS, get_task
-    from agwm.files import load_split
+    from agwm.data import TASKS, get_task, load_split
     from agwm.metrics import constant_prediction_score
 
     if not os.path.isdir(data_dir):

@@ -159,8 +159,7 @@ def run_selection(grid: Grid, methods: list[str], metric: str, output_dir: str, 
 def sample_file(task: dict, size: int, seed: int, path: str) -> str:
     """The ``size`` rows of the task's training file that ``seed`` samples (the sample a grid run of
     that seed trains on, :func:`agwm.data.sample_examples`), written as a user's CSV at ``path``."""
-    from agwm.data import sample_examples
-    from agwm.files import read_table
+    from agwm.data import read_table, sample_examples
 
     if not os.path.isfile(path):
         rows = sample_examples(read_table(task["train_file"], "--train-file"), size, seed).to_pandas()
