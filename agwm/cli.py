@@ -310,8 +310,10 @@ def select(argv: list[str] | None = None) -> None:
     def body() -> None:
         from agwm.experiments.selection import select_on_file
 
-        fields = {path: getattr(args, path) for path in ("train_file", "text_columns", "label_column", "task_type",
-                                                         "metric")}
+        from agwm.settings import flag_settings
+
+        fields = {path: getattr(args, path) for path, meta in flag_settings().items()
+                  if "select" in meta["commands"] and path != "model"}  # the training file's, as the schema says
         for line in select_on_file(fields, args.methods, args.seeds, args.margin, args.model, args.workers,
                                    args.output_dir, args.overrides):
             print(line)
