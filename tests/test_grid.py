@@ -43,7 +43,7 @@ def fake_method(monkeypatch):
         held = torch.ones(64 * 2**20 // 4)  # 64 MiB held during the run: its peak memory  # noqa: F841
         if len(calls) == fake.crash_at:
             raise KeyboardInterrupt  # the grid is killed in the middle of a run
-        return {"score": float(cfg.seed), "dev": {"accuracy": float(cfg.seed), "score": float(cfg.seed)},
+        return {"score": float(cfg.seed), "metric": "accuracy", "dev": {"accuracy": float(cfg.seed), "score": float(cfg.seed)},
                 "wall_time_s": {"finetune": 0.1}, "machine": "a test machine"}
 
     fake.crash_at = None
@@ -101,7 +101,7 @@ def test_record_format(fake_method, glue_dir, tmp_path):
     grid = load_grid(write_grid(tmp_path, glue_dir))
     run_grid(grid)
     record = read_records(grid.results)[0]
-    assert set(record) == {"key", "method", "kind", "settings", "task", "train_size", "seed", "score", "dev",
+    assert set(record) == {"key", "method", "kind", "settings", "task", "train_size", "seed", "score", "metric", "dev",
                            "wall_time_s", "speed_probe_s", "speed_probe_workload", "peak_memory_mib", "machine",
                            "config"}
     assert record["key"] == f"{record['method']}/{record['task']}/{record['train_size']}/{record['seed']}"

@@ -250,6 +250,7 @@ methods: [{{name: vanilla}}]
     assert set(records) == {"rte", "judgements"}
     assert records["judgements"]["config"]["train_file"] == f"{user_style_csvs}/train.csv"
     assert set(records["judgements"]["dev"]) - {"warning"} == {"accuracy", "macro-f1", "mcc", "f1", "score"}
+    assert records["judgements"]["metric"] == "accuracy" and records["rte"]["metric"] == "accuracy"
 
 
 def record(method, seed, score, seconds):

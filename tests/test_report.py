@@ -146,7 +146,10 @@ def test_a_report_of_user_file_tasks_titles_each_panel_with_the_records_metric(t
             for m in ("vanilla", "mixup") for s in (1, 2)
             for t, metric in (("reviews", None), ("ratings", None), ("rte", "f1"))]
     plots.plot_score_vs_size(user, str(tmp_path / "plot.png"))
-    assert sorted(titles) == ["ratings (spearman)", "reviews (accuracy)", "rte (f1)"]
+    assert sorted(titles) == ["ratings (spearman)", "reviews (accuracy)", "rte (f1)"]  # records from before
+    titles.clear()  # records carry their metric now, and it is the one used
+    plots.plot_score_vs_size([{**r, "metric": "macro-f1"} for r in user], str(tmp_path / "plot.png"))
+    assert sorted(titles) == ["ratings (macro-f1)", "reviews (macro-f1)", "rte (macro-f1)"]
 
 
 def test_report_of_some_tasks_and_sizes_only(tmp_path, monkeypatch, capsys):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -74,7 +75,15 @@ def join_cluster(ray, address: str) -> None:
     """``ray.init(address)``, or one line naming ``--address`` when no cluster lets this process in.
     Ray (2.5x and later) turns on token authentication for a cluster that ``ray start`` begins where
     a token exists (``~/.ray/auth_token``), but a driver given an explicit address sends its token
-    only with ``RAY_AUTH_MODE=token``: say so rather than show Ray's traceback."""
+    only with ``RAY_AUTH_MODE=token``: say so rather than show Ray's traceback. A ``host:port`` where
+    nothing listens is refused first: there ``ray.init`` would retry without end."""
+    no_cluster = "no Ray cluster answered there (start one with `ray start --head`, or give its host:port)"
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if host and port.isdigit():
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError:
+            raise ConfigError(f"--address {address} is not allowed: {no_cluster}") from None
     try:
         ray.init(address=address, log_to_driver=False)
     except ConnectionError as error:
@@ -86,7 +95,7 @@ def join_cluster(ray, address: str) -> None:
             hint = ("the cluster asks for a token: export RAY_AUTH_MODE=token, with the cluster's token in "
                     "~/.ray/auth_token or RAY_AUTH_TOKEN")
         else:
-            hint = "no Ray cluster answered there (start one with `ray start --head`, or give its host:port)"
+            hint = no_cluster
         raise ConfigError(f"--address {address} is not allowed: {hint}") from None
 
 

@@ -70,7 +70,7 @@ def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixe
     cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, alpha_mode=alpha_mode, method=method),
                               output_dir=os.path.join(cfg.output_dir, "finetune"))
     metrics = run_finetune(cfg, alphas)
-    outcome = {"score": metrics["score"], "dev": metrics[metrics["evaluated_on"]],
+    outcome = {"score": metrics["score"], "metric": metrics["metric"], "dev": metrics[metrics["evaluated_on"]],
                "evaluated_on": metrics["evaluated_on"], "wall_time_s": {"finetune": metrics["wall_time_s"]},
                "machine": metrics["machine"]}
     for key in ("member_scores", "tuned", "probe", "setfit"):  # a soup's members' scores, what a method chose

@@ -31,8 +31,11 @@ def merge_records(records: list[dict]) -> list[dict]:
 
 
 def task_metric(record: dict) -> str:
-    """The headline metric a record's score is: the one set, else the GLUE preset's, else a user
-    file's default (accuracy for classes, spearman for regression: the metrics its dev scores hold)."""
+    """The headline metric a record's score is. Records carry it; for records written before they did,
+    the one set, else the GLUE preset's, else what the user-file default must have been (accuracy where
+    the dev scores hold it, spearman otherwise)."""
+    if record.get("metric"):
+        return record["metric"]
     config = record.get("config", {})
     if config.get("metric"):
         return config["metric"]
