@@ -220,7 +220,7 @@ def experiment(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=1, help="runs at a time on this machine (default 1)")
     p.add_argument("--executor", default="process", choices=["process", "ray"],
                    help="process (default): this process or a pool of --workers; ray: each run a Ray task "
-                        '(pip install "agwm[ray]")')
+                        "(agwm's ray extra: see README)")
     p.add_argument("--address", default=None,
                    help="with --executor ray: the Ray cluster to join (auto, or host:port); default a local Ray")
     p.add_argument("--cpus-per-run", type=float, default=None,

@@ -36,7 +36,7 @@ from agwm.baselines.subnetworks import ChildTuningConfig, DpsConfig
 from agwm.data import METRICS, TASK_ALIASES, TASK_TYPES, TASKS, metric_error
 from agwm.mixup import ALPHA_CONFIG_NAME, FORMULATIONS, MixupConfig, read_alpha_settings
 from agwm.run_folder import TASK_WEIGHTS_NAME, atomic_path, check_output_dir
-from agwm.runtime import REPORTERS, default_model, tensorboard_installed
+from agwm.runtime import REPORTERS, default_model, install_hint, tensorboard_installed
 from problems.engine import HYPERGRADS, engine_config_dir
 from problems.engine_settings import EngineSettings, load_engine_settings
 from problems.overrides import (
@@ -104,7 +104,7 @@ class FinetuneConfig:
     alpha_mode: str = "fixed"  # fixed: --alphas (or none: vanilla); random: fresh draw, fixed; joint: trained with W
     method: str = option("vanilla", "--method", "vanilla, vanilla-tuned (lr and epochs chosen on a held-out part "
                          "of the sample), probe (logistic regression on the frozen sentence embeddings), setfit "
-                         "(pip install \"agwm[setfit]\"), or a baseline: mixout, child-tuning-d, child-tuning-f, "
+                         f"({install_hint('setfit')}), or a baseline: mixout, child-tuning-d, child-tuning-f, "
                          "dps, r3f, r-dropout, re-init, lora, prefix, prompt, soup; their settings as key=value "
                          "(e.g. mixout.p=0.5)", ("finetune",))
 
@@ -377,7 +377,7 @@ def validate_reporters(cfg: RunConfig, require) -> None:
             f"{', '.join(REPORTERS)} or none")
     require("none" not in cfg.report_to or cfg.report_to == ["none"], "report_to", shown, "none alone")
     require("tensorboard" not in cfg.report_to or tensorboard_installed(), "report_to", shown,
-            "tensorboard needs the tensorboard package (pip install tensorboard)")
+            f"tensorboard needs the tensorboard package ({install_hint('tensorboard')})")
 
 
 def device_allowed(name: str) -> str | None:

@@ -32,3 +32,41 @@ def test_a_plain_install_runs_a_search_from_another_folder(tmp_path, tiny_model_
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "out" / "alphas.safetensors").is_file()
     assert "engine_configs/cg.yaml" in (tmp_path / "out" / "config.yaml").read_text()
+
+
+WITHOUT_EXTRAS = """
+import sys
+for extra in ("setfit", "ray", "tensorboard"):
+    sys.modules[extra] = None  # any import of them fails, as where the extras are not installed
+from agwm.cli import main
+sys.argv = ["agwm", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.slow
+def test_search_and_finetune_run_without_the_optional_extras_and_each_extra_is_asked_for_in_one_line(
+        tmp_path, tiny_model_dir, glue_dir):
+    script = tmp_path / "without_extras.py"
+    script.write_text(WITHOUT_EXTRAS)
+
+    def agwm(*args):
+        return subprocess.run([sys.executable, str(script), *args], cwd=REPO, capture_output=True, text=True, check=False,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+
+    data = ["--task", "rte", "--train-size", "16", "--data-dir", glue_dir, "--model", tiny_model_dir]
+    search = agwm("search", *data, "--max-steps", "1", "--folds", "1", "--output-dir", str(tmp_path / "s"))
+    assert search.returncode == 0, search.stderr[-2000:]
+    finetune = agwm("finetune", *data, "--alphas", str(tmp_path / "s" / "alphas.safetensors"), "finetune.epochs=1",
+                    "--output-dir", str(tmp_path / "f"))
+    assert finetune.returncode == 0, finetune.stderr[-2000:]
+    assert (tmp_path / "f" / "metrics.json").is_file()
+    setfit = agwm("finetune", "--task", "sst2", "--data-dir", glue_dir, "--method", "setfit",
+                  "--output-dir", str(tmp_path / "x"))
+    assert setfit.returncode == 2 and setfit.stderr.strip().count("\n") == 0 and 'pip install ".[setfit]"' in setfit.stderr
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"tasks: [rte]\nsizes: [16]\nseeds: [1]\ndata_dir: {glue_dir}\nmodel: {tiny_model_dir}\n"
+                    f"output_dir: {tmp_path}/runs\nresults: {tmp_path}/results.jsonl\nmethods: [{{name: vanilla}}]\n")
+    ray = agwm("experiment", "--grid", str(grid), "--executor", "ray")
+    assert ray.returncode == 2 and ray.stderr.strip().count("\n") == 0 and 'pip install ".[ray]"' in ray.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "x").exists()

@@ -83,6 +83,7 @@ def test_a_driver_without_the_clusters_token_is_told_how_to_send_it_in_one_line(
     assert not (tmp_path / "results.jsonl").exists() or not read_records(str(tmp_path / "results.jsonl"))
 
 
+@pytest.mark.slow
 def test_an_address_where_no_cluster_listens_is_refused_in_one_line_not_retried_without_end(tiny_model_dir,
                                                                                            glue_dir, tmp_path):
     address = f"127.0.0.1:{free_port()}"  # nothing listens there: ray.init alone would retry for ever

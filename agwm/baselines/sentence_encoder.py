@@ -32,10 +32,11 @@ from sklearn.linear_model import LogisticRegression, Ridge
 
 from agwm.data import Task, stream_seed
 from agwm.metrics import Predictions
+from agwm.runtime import install_hint
 
 PROBE_HEAD_NAME = "probe_head.safetensors"
 PROBE_CONFIG_NAME = "probe.json"
-SETFIT_NEEDED = 'it needs the setfit package (pip install "agwm[setfit]")'
+SETFIT_NEEDED = f"it needs the setfit package ({install_hint('setfit')})"
 SETFIT_MISSING = f"--method setfit is not allowed: {SETFIT_NEEDED}"
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from agwm.runtime import RunFailed
+from agwm.runtime import RunFailed, install_hint
 from problems.overrides import ConfigError
 
 
@@ -60,14 +60,11 @@ def _stop_now(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)  # the pool's thread sees its workers gone and closes its queues
 
 
-INSTALL_HINT = 'pip install ".[ray]"'
-
-
 def import_ray():
     try:
         import ray
     except ImportError:
-        raise ConfigError(f"--executor ray is not allowed: Ray is not installed ({INSTALL_HINT})") from None
+        raise ConfigError(f"--executor ray is not allowed: Ray is not installed ({install_hint('ray')})") from None
     return ray
 
 
