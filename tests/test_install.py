@@ -51,8 +51,8 @@ def test_search_and_finetune_run_without_the_optional_extras_and_each_extra_is_a
     script.write_text(WITHOUT_EXTRAS)
 
     def agwm(*args):
-        return subprocess.run([sys.executable, str(script), *args], cwd=REPO, capture_output=True, text=True, check=False,
-                              env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+        return subprocess.run([sys.executable, str(script), *args], cwd=REPO, capture_output=True, text=True,
+                              check=False, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
 
     data = ["--task", "rte", "--train-size", "16", "--data-dir", glue_dir, "--model", tiny_model_dir]
     search = agwm("search", *data, "--max-steps", "1", "--folds", "1", "--output-dir", str(tmp_path / "s"))
