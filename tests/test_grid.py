@@ -43,7 +43,8 @@ def fake_method(monkeypatch):
         held = torch.ones(64 * 2**20 // 4)  # 64 MiB held during the run: its peak memory  # noqa: F841
         if len(calls) == fake.crash_at:
             raise KeyboardInterrupt  # the grid is killed in the middle of a run
-        return {"score": float(cfg.seed), "metric": "accuracy", "dev": {"accuracy": float(cfg.seed), "score": float(cfg.seed)},
+        return {"score": float(cfg.seed), "metric": "accuracy",
+                "dev": {"accuracy": float(cfg.seed), "score": float(cfg.seed)},
                 "wall_time_s": {"finetune": 0.1}, "machine": "a test machine"}
 
     fake.crash_at = None

@@ -44,8 +44,8 @@ def test_a_folder_of_the_users_files_is_refused_and_left_as_it_was(tiny_model_di
     monkeypatch.chdir(tmp_path)
     for extra in ([], ["--overwrite"]):
         code, err = run_script("finetune.py", data + tiny(tiny_model_dir, ".", *extra), monkeypatch, capsys)
-        assert_one_line(code, without_notes(err), 2, "--output-dir . is not allowed: it holds files that no agwm run wrote "
-                        "(dev.csv, notes, train.csv); give a new or empty folder", tmp_path)
+        assert_one_line(code, without_notes(err), 2, "--output-dir . is not allowed: it holds files that no agwm "
+                        "run wrote (dev.csv, notes, train.csv); give a new or empty folder", tmp_path)
     assert sorted(os.listdir(tmp_path)) == before and (tmp_path / "train.csv").read_text() == ROWS.to_csv(index=False)
 
 
