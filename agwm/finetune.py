@@ -174,14 +174,14 @@ class FinetunedModel:
 
 
 def fit_encoder_method(cfg: RunConfig, data) -> tuple[object, dict]:
-    """probe or setfit (:mod:`agwm.baselines.sentence_encoder`) fitted on the sample as read."""
+    """probe, probe-tuned or setfit (:mod:`agwm.baselines.sentence_encoder`) fitted on the sample as read."""
     from agwm.baselines.sentence_encoder import ProbeModel, SetFitPeer, load_encoder
 
     model = cfg.model or default_model()
-    if cfg.finetune.method == "probe":
+    if cfg.finetune.method in ("probe", "probe-tuned"):
         fitted = ProbeModel(load_encoder(model, cfg.max_length, data.device), data.task,
                             batch_size=cfg.finetune.eval_batch_size)
-        return fitted, fitted.fit(data.sample, cfg.probe.c, cfg.probe.ridge_alpha)
+        return fitted, fitted.fit(data.sample, cfg.probe, tuned=cfg.finetune.method == "probe-tuned", seed=cfg.seed)
     s = cfg.setfit
     fitted = SetFitPeer(model, data.task, cfg.max_length, cfg.batch_size, data.device, cfg.finetune.eval_batch_size)
     return fitted, fitted.fit(data.sample, s.num_iterations, s.epochs, s.body_lr, cfg.seed)

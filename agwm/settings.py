@@ -103,7 +103,8 @@ class FinetuneConfig:
     holdout: bool = False  # train on split 0's training part, score on its held-out part, not dev
     alpha_mode: str = "fixed"  # fixed: --alphas (or none: vanilla); random: fresh draw, fixed; joint: trained with W
     method: str = option("vanilla", "--method", "vanilla, vanilla-tuned (lr and epochs chosen on a held-out part "
-                         "of the sample), probe (logistic regression on the frozen sentence embeddings), setfit "
+                         "of the sample), probe (logistic regression on the frozen sentence embeddings), probe-tuned "
+                         "(its C chosen by cross-validation on the sample), setfit "
                          f"({install_hint('setfit')}), or a baseline: mixout, child-tuning-d, child-tuning-f, "
                          "dps, r3f, r-dropout, re-init, lora, prefix, prompt, soup; their settings as key=value "
                          "(e.g. mixout.p=0.5)", ("finetune",))
@@ -316,7 +317,8 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
     for path in ("probe.c", "probe.ridge_alpha", "setfit.body_lr"):
         value = get_path(cfg, path)
         _require(value > 0, path, value, "greater than 0")
-    for path in ("tuned.lrs", "tuned.epochs"):
+    _require(cfg.probe.folds >= 2, "probe.folds", cfg.probe.folds, "at least 2")
+    for path in ("tuned.lrs", "tuned.epochs", "probe.cs", "probe.ridge_alphas"):
         values = get_path(cfg, path)
         _require(isinstance(values, list) and values and all(v > 0 for v in values), path, values,
                  "a list of numbers greater than 0")

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from agwm.baselines.sentence_encoder import SETFIT_MISSING, class_probabilities, load_encoder_model
+from agwm.baselines.sentence_encoder import SCORERS, SETFIT_MISSING, class_probabilities, load_encoder_model
+from agwm.data import CLASSIFICATION_METRICS
 from agwm.experiments.methods import METHODS
 from agwm.finetune import run_finetune
 from agwm.settings import build_run_config
@@ -83,6 +84,22 @@ def test_probe_takes_pairs_as_u_v_difference_and_product_and_regression_by_ridge
     assert written["prediction"].dtype == float and "prob_" not in "".join(written.columns)
 
 
+def test_probe_tuned_is_the_probe_at_the_c_its_cross_validation_chose(trec, glue_dir, tiny_model_dir, tmp_path):
+    cs = [0.001, 1.0, 1000.0]
+    tuned = run_finetune(config(trec, tiny_model_dir, tmp_path / "t", "probe-tuned", f"probe.cs={cs}", seed=3))
+    chosen = tuned["probe-tuned"]["c"]
+    assert chosen in cs
+    again = run_finetune(config(trec, tiny_model_dir, tmp_path / "a", "probe-tuned", f"probe.cs={cs}", seed=3))
+    assert again["probe-tuned"]["c"] == chosen and again["dev"] == tuned["dev"]  # the seed fixes the folds
+    plain = run_finetune(config(trec, tiny_model_dir, tmp_path / "p", "probe", f"probe.c={chosen}"))
+    assert plain["dev"] == pytest.approx(tuned["dev"])  # refitted on the whole sample at the chosen C
+    ridge = run_finetune(build_run_config({"task": "stsb", "train_size": 24, "data_dir": glue_dir,
+                                           "model": tiny_model_dir, "output_dir": str(tmp_path / "r"),
+                                           "finetune.method": "probe-tuned"}, ["probe.ridge_alphas=[0.01, 100.0]"]))
+    assert ridge["probe-tuned"]["ridge_alpha"] in (0.01, 100.0) and ridge["metric"] == "spearman"
+    assert set(SCORERS) == set(CLASSIFICATION_METRICS)  # cross-validation scores by any headline metric
+
+
 @pytest.mark.slow
 def test_setfit_trains_predicts_saves_and_repeats_itself(trec, tiny_model_dir, tmp_path, monkeypatch):
     pytest.importorskip("setfit")
@@ -143,7 +160,7 @@ def test_the_new_methods_are_grid_methods_and_record_what_they_chose(glue_dir, t
     probe = METHODS["probe"](build_run_config({**base, "output_dir": str(tmp_path / "p")}), [])
     assert probe["probe"]["features"] == 32 and json.loads((tmp_path / "p" / "finetune" / "metrics.json")
                                                            .read_text())["method"] == "probe"
-    assert {"setfit", "probe", "vanilla-tuned"} <= set(METHODS)
+    assert {"setfit", "probe", "probe-tuned", "vanilla-tuned"} <= set(METHODS)
 
 
 @pytest.mark.parametrize("override, message", [
@@ -152,12 +169,13 @@ def test_the_new_methods_are_grid_methods_and_record_what_they_chose(glue_dir, t
     ("tuned.epochs=ten", "tuned.epochs=ten: 'ten' is not allowed: expected a number"),
     ("setfit.num_iterations=0", "setfit.num_iterations=0 is not allowed: at least 1"),
     ("probe.c=0", "probe.c=0 is not allowed: greater than 0"),
+    ("probe.cs=[1, 0]", "probe.cs=[1, 0] is not allowed: a list of numbers greater than 0"),
+    ("probe.folds=1", "probe.folds=1 is not allowed: at least 2"),
 ])
 def test_bad_settings_of_the_new_methods_are_named(override, message, glue_dir):
     with pytest.raises(ConfigError) as error:
         build_run_config({"task": "rte", "data_dir": glue_dir, "output_dir": "unused"}, [override])
     assert str(error.value) == message
-
 
 
 def test_a_grid_method_can_start_from_setfits_contrastive_body(trec, tiny_model_dir, tmp_path, monkeypatch, capsys):

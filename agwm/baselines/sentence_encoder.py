@@ -2,14 +2,18 @@
 encoder is used as the sentence-transformers model it was trained as (mean-pooled, normalised
 where its folder says so), u = f(x):
 
-* ``probe``: f frozen; a logistic regression on u, softmax(U w + b) (a ridge regression for
-  regression tasks); for a pair (x, y) on [u, v, |u - v|, u * v] (Conneau et al., 2017).
+* ``probe``: f frozen; a logistic regression on u, softmax(U w + b) with L2 strength 1 / C (a ridge
+  regression for regression tasks); for a pair (x, y) on [u, v, |u - v|, u * v] (Conneau et al., 2017).
+* ``probe-tuned``: the probe with C (or the ridge's alpha) chosen from a list by k-fold
+  cross-validation on the sample, scored by the task's metric (scikit-learn's
+  ``LogisticRegressionCV``; ``RidgeCV``'s leave-one-out squared error for regression), then refitted
+  on all of it: how a practitioner fits a probe.
 * ``setfit``: SetFit (Tunstall et al., 2022) through the ``setfit`` library: f finetuned
   contrastively on 2 R n pairs of the n examples (cosine similarity pulled to 1 for a pair of one
   class, to 0 otherwise; R = ``setfit.num_iterations``), then the same logistic regression on its
   embeddings. Single texts and classification only.
 
-Both fit on the run's examples as read (``text_a`` [, ``text_b``], ``label``) and predict
+Each fits on the run's examples as read (``text_a`` [, ``text_b``], ``label``) and predict
 :class:`~agwm.metrics.Predictions` as a finetuned model does; ``save_pretrained`` writes a
 folder that :func:`load_encoder_model` (or, for SetFit, ``setfit.SetFitModel.from_pretrained``)
 loads and predicts with.
@@ -22,13 +26,15 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from datasets import Dataset
 from safetensors.numpy import load_file, save_file
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, Ridge, RidgeCV
+from sklearn.metrics import make_scorer, matthews_corrcoef
+from sklearn.model_selection import StratifiedKFold
 
 from agwm.data import Task, stream_seed
 from agwm.metrics import Predictions
@@ -92,6 +98,21 @@ def class_probabilities(scores: np.ndarray, classes: np.ndarray, num_labels: int
     return full
 
 
+@dataclass
+class ProbeConfig:
+    c: float = 1.0  # inverse L2 strength of the logistic regression (scikit-learn's default)
+    ridge_alpha: float = 1.0  # L2 strength of the ridge regression, for regression tasks (scikit-learn's default)
+    # probe-tuned: the choices, and the cross-validation's folds (stratified, shuffled by the seed)
+    cs: list = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0])
+    ridge_alphas: list = field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0, 10.0, 100.0])
+    folds: int = 5
+
+
+# the classification metrics (agwm.data.CLASSIFICATION_METRICS) as scikit-learn scorers, for probe-tuned's
+# cross-validation
+SCORERS = {"accuracy": "accuracy", "f1": "f1", "macro-f1": "f1_macro", "mcc": make_scorer(matthews_corrcoef)}
+
+
 class ProbeModel:
     """A frozen encoder and a linear head: logits U w + b over the classes seen, or a ridge score."""
 
@@ -100,15 +121,29 @@ class ProbeModel:
         self.encoder, self.task, self.batch_size = encoder, task, batch_size
         self.coef, self.intercept, self.classes = coef, intercept, classes
 
-    def fit(self, examples: Dataset, c: float, ridge_alpha: float) -> dict:
+    def fit(self, examples: Dataset, probe: ProbeConfig, tuned: bool = False, seed: int = 0) -> dict:
+        """The head at ``probe.c`` (``probe.ridge_alpha``), or, ``tuned``, at the one of ``probe.cs``
+        (``probe.ridge_alphas``) that cross-validation on ``examples`` chooses: ``probe.folds`` stratified
+        folds (leave-one-out for the ridge)."""
         x, y = embed(self.encoder, examples, self.batch_size), np.asarray(examples["label"][:])
+        fitted = {"steps": 0, "features": int(x.shape[1])}
         if self.task.is_regression:
-            head = Ridge(alpha=ridge_alpha).fit(x, y)
+            if tuned:
+                head = RidgeCV(alphas=probe.ridge_alphas).fit(x, y)
+                fitted["ridge_alpha"] = float(head.alpha_)
+            else:
+                head = Ridge(alpha=probe.ridge_alpha).fit(x, y)
             self.coef, self.intercept = head.coef_.reshape(1, -1), np.atleast_1d(head.intercept_)
         else:
-            head = LogisticRegression(C=c, max_iter=1000).fit(x, y)
+            if tuned:
+                folds = StratifiedKFold(probe.folds, shuffle=True, random_state=stream_seed(seed, "probe") % 2**32)
+                head = LogisticRegressionCV(Cs=probe.cs, cv=folds, scoring=SCORERS[self.task.metric],
+                                            max_iter=1000).fit(x, y)
+                fitted["c"] = float(head.C_[0])
+            else:
+                head = LogisticRegression(C=probe.c, max_iter=1000).fit(x, y)
             self.coef, self.intercept, self.classes = head.coef_, head.intercept_, head.classes_
-        return {"steps": 0, "features": int(x.shape[1])}
+        return fitted
 
     def predict(self, examples: Dataset) -> Predictions:
         scores = embed(self.encoder, examples, self.batch_size) @ self.coef.T + self.intercept
@@ -190,12 +225,6 @@ def load_encoder_model(directory: str, device: str = "cpu") -> ProbeModel:
     head = load_file(os.path.join(directory, PROBE_HEAD_NAME))
     return ProbeModel(load_encoder(directory, saved["max_length"], torch.device(device)), task, head["coef"],
                       head["intercept"], head.get("classes"))
-
-
-@dataclass
-class ProbeConfig:
-    c: float = 1.0  # inverse L2 strength of the logistic regression (scikit-learn's default)
-    ridge_alpha: float = 1.0  # L2 strength of the ridge regression, for regression tasks (scikit-learn's default)
 
 
 @dataclass

@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable
 
-from agwm.baselines import FINETUNE_METHODS
+from agwm.baselines import ENCODER_METHODS, FINETUNE_METHODS
 from agwm.settings import RunConfig, run_engine_settings
 
 Method = Callable[[RunConfig, list], dict]
@@ -73,7 +73,7 @@ def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixe
     outcome = {"score": metrics["score"], "metric": metrics["metric"], "dev": metrics[metrics["evaluated_on"]],
                "evaluated_on": metrics["evaluated_on"], "wall_time_s": {"finetune": metrics["wall_time_s"]},
                "machine": metrics["machine"]}
-    for key in ("member_scores", "tuned", "probe", "setfit"):  # a soup's members' scores, what a method chose
+    for key in ("member_scores", "tuned", *ENCODER_METHODS):  # a soup's members' scores, what a method chose
         if key in metrics:
             outcome[key] = metrics[key]
     return outcome
