@@ -139,7 +139,7 @@ class ProbeModel:
                 folds = StratifiedKFold(probe.folds, shuffle=True, random_state=stream_seed(seed, "probe") % 2**32)
                 head = LogisticRegressionCV(Cs=probe.cs, cv=folds, scoring=SCORERS[self.task.metric],
                                             max_iter=1000).fit(x, y)
-                fitted["c"] = float(head.C_[0])
+                fitted["c"] = float(np.ravel(head.C_)[0])  # one C for all classes; C_ is simplified in 1.10
             else:
                 head = LogisticRegression(C=probe.c, max_iter=1000).fit(x, y)
             self.coef, self.intercept, self.classes = head.coef_, head.intercept_, head.classes_
