@@ -69,29 +69,29 @@ def test_a_grid_joins_a_ray_cluster_given_its_address_and_its_workers_run_every_
     assert rerun.returncode == 0 and len(read_records(str(tmp_path / "results.jsonl"))) == 4  # resumes, nothing new
 
 
+def refusal(address: str, env: dict, glue_dir: str, model: str, tmp_path: Path) -> str:
+    """The one line a tiny grid given ``--address`` stops with (exit code 2, no run recorded)."""
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(TINY_GRID.format(glue=glue_dir, model=model, out=tmp_path))
+    done = experiment(grid, address, env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert not (tmp_path / "results.jsonl").exists() or not read_records(str(tmp_path / "results.jsonl"))
+    return done.stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.slow
 def test_a_driver_without_the_clusters_token_is_told_how_to_send_it_in_one_line(ray_head, tiny_model_dir, glue_dir,
                                                                                  tmp_path):
     address, _, _ = ray_head
-    grid = tmp_path / "grid.yaml"
-    grid.write_text(TINY_GRID.format(glue=glue_dir, model=tiny_model_dir, out=tmp_path))
-    done = experiment(grid, address, NO_AUTH)
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip().splitlines()[-1] == (
+    assert refusal(address, NO_AUTH, glue_dir, tiny_model_dir, tmp_path) == (
         f"error: --address {address} is not allowed: the cluster asks for a token: export RAY_AUTH_MODE=token, "
         "with the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN")
-    assert not (tmp_path / "results.jsonl").exists() or not read_records(str(tmp_path / "results.jsonl"))
 
 
 @pytest.mark.slow
 def test_an_address_where_no_cluster_listens_is_refused_in_one_line_not_retried_without_end(tiny_model_dir,
                                                                                            glue_dir, tmp_path):
     address = f"127.0.0.1:{free_port()}"  # nothing listens there: ray.init alone would retry for ever
-    grid = tmp_path / "grid.yaml"
-    grid.write_text(TINY_GRID.format(glue=glue_dir, model=tiny_model_dir, out=tmp_path))
-    done = experiment(grid, address, NO_AUTH)
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert done.stderr.strip().splitlines()[-1] == (
+    assert refusal(address, NO_AUTH, glue_dir, tiny_model_dir, tmp_path) == (
         f"error: --address {address} is not allowed: no Ray cluster answered there (start one with "
         "`ray start --head`, or give its host:port)")
-    assert not (tmp_path / "results.jsonl").exists() or not read_records(str(tmp_path / "results.jsonl"))
