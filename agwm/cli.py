@@ -17,6 +17,7 @@ every other setting is a ``key=value`` override.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import signal
 import sys
@@ -53,7 +54,8 @@ def raise_on_signals() -> None:
         signal.signal(signum, handler)
 
 
-exit_on_signals()  # the commands import this module first: Ctrl-C while torch and the rest load is one line
+if multiprocessing.parent_process() is None:  # a grid's worker, which imports this too, leaves signals to the pool
+    exit_on_signals()  # the commands import this module first: Ctrl-C while torch and the rest load is one line
 
 RUN_STOPPED = "the run is incomplete and wrote no metrics.json"
 GRID_STOPPED = "the runs in progress were stopped and not recorded; the same command resumes"

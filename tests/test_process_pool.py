@@ -56,6 +56,17 @@ def test_a_failed_call_stops_the_running_ones_without_waiting(tmp_path):
     assert_gone(int(open(pidfile).read()))
 
 
+def test_a_stopped_worker_ends_at_its_terminate_and_hands_back_nothing(tmp_path, capfd):
+    """This module imports agwm.cli, as a grid's worker imports the command's script: a signal handler
+    of the command's in the worker would print its line and hand the signal back as the call's
+    result, and the worker would wait for the next call instead of ending."""
+    pidfile = str(tmp_path / "sleeper.pid")
+    with pytest.raises(ValueError, match="this run broke"):
+        run_in_processes(sleep_or_fail, [("sleep", pidfile), ("fail", pidfile)], 2, print)
+    assert_gone(int(open(pidfile).read()))
+    assert "stopped by" not in capfd.readouterr().err
+
+
 def test_a_signal_while_a_result_is_handed_over_stops_the_running_ones(tmp_path):
     pidfile = str(tmp_path / "sleeper.pid")
     got = []
