@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -34,7 +33,8 @@ def run_in_processes(fn: Callable, items: Iterable, workers: int, on_result: Cal
     """Call ``on_result(fn(item))`` for each item, ``workers`` calls at a time in spawned processes
     (not forked: a forked child cannot use CUDA that its parent has initialised), in the order the
     calls finish."""
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_thread_lock_for_progress_bars)
     try:
         for future in as_completed([pool.submit(fn, item) for item in items]):
             on_result(future.result())
@@ -44,14 +44,9 @@ def run_in_processes(fn: Callable, items: Iterable, workers: int, on_result: Cal
     pool.shutdown()
 
 
-def _start_worker() -> None:
-    """A worker ends at once at SIGTERM (the parent's terminate) and leaves SIGINT to the parent: a
-    handler that turned the signal into an exception would have the pool hand it back as a result and
-    the worker go on (agwm.cli installs none in a worker). tqdm's default lock holds a multiprocessing
-    semaphore, which a terminated worker leaves behind (and the resource tracker warns of at exit); a
-    worker's bars need a thread lock only."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _thread_lock_for_progress_bars() -> None:
+    """tqdm's default lock holds a multiprocessing semaphore, which a terminated worker leaves
+    behind (and the resource tracker warns of at exit); a worker's bars need a thread lock only."""
     tqdm.set_lock(threading.RLock())
 
 
