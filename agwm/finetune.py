@@ -174,14 +174,20 @@ class FinetunedModel:
 
 
 def fit_encoder_method(cfg: RunConfig, data) -> tuple[object, dict]:
-    """probe, probe-tuned or setfit (:mod:`agwm.baselines.sentence_encoder`) fitted on the sample as read."""
-    from agwm.baselines.sentence_encoder import ProbeModel, SetFitPeer, load_encoder
+    """probe, probe-tuned, cosine, cosine-finetune or setfit (:mod:`agwm.baselines.sentence_encoder`)
+    fitted on the sample as read."""
+    from agwm.baselines.sentence_encoder import ProbeModel, SetFitPeer, finetune_cosine, load_encoder
 
-    model = cfg.model or default_model()
-    if cfg.finetune.method in ("probe", "probe-tuned"):
-        fitted = ProbeModel(load_encoder(model, cfg.max_length, data.device), data.task,
-                            batch_size=cfg.finetune.eval_batch_size)
-        return fitted, fitted.fit(data.sample, cfg.probe, tuned=cfg.finetune.method == "probe-tuned", seed=cfg.seed)
+    model, method = cfg.model or default_model(), cfg.finetune.method
+    if method in ("probe", "probe-tuned", "cosine", "cosine-finetune"):
+        encoder = load_encoder(model, cfg.max_length, data.device)
+        finetuned = {}
+        if method == "cosine-finetune":
+            finetuned = finetune_cosine(encoder, data.sample, data.task, cfg.cosine, cfg.batch_size, cfg.seed)
+        fitted = ProbeModel(encoder, data.task, batch_size=cfg.finetune.eval_batch_size,
+                            features="cosine" if method.startswith("cosine") else "concat")
+        return fitted, {**fitted.fit(data.sample, cfg.probe, tuned=method == "probe-tuned", seed=cfg.seed),
+                        **finetuned}
     s = cfg.setfit
     fitted = SetFitPeer(model, data.task, cfg.max_length, cfg.batch_size, data.device, cfg.finetune.eval_batch_size)
     return fitted, fitted.fit(data.sample, s.num_iterations, s.epochs, s.body_lr, cfg.seed)
@@ -196,7 +202,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     part), write ``config.yaml``, ``log.csv``, the validation predictions and those of the test
     file (``validation_predictions.csv``, ``predictions.csv``), optionally the model (``model/``: a
     stock Hugging Face folder, the peft adapter for prefix and prompt tuning, a sentence-transformers
-    folder with its head for probe and setfit), and last ``metrics.json``.
+    folder with its head for probe, cosine and setfit), and last ``metrics.json``.
     ``soup`` trains ``soup.members`` vanilla members and evaluates their uniform average;
     ``vanilla-tuned`` first chooses its lr and epochs (:func:`choose_lr_and_epochs`)."""
     f = cfg.finetune

@@ -31,7 +31,7 @@ from agwm.baselines.consistency import R3fConfig, RDropConfig
 from agwm.baselines.mixout import MixoutConfig
 from agwm.baselines.peft_tuning import PeftConfig
 from agwm.baselines.reinit import ReinitConfig
-from agwm.baselines.sentence_encoder import SETFIT_NEEDED, ProbeConfig, SetFitConfig, setfit_installed
+from agwm.baselines.sentence_encoder import SETFIT_NEEDED, CosineConfig, ProbeConfig, SetFitConfig, setfit_installed
 from agwm.baselines.subnetworks import ChildTuningConfig, DpsConfig
 from agwm.data import METRICS, TASK_ALIASES, TASK_TYPES, TASKS, metric_error
 from agwm.mixup import ALPHA_CONFIG_NAME, FORMULATIONS, MixupConfig, read_alpha_settings
@@ -104,7 +104,8 @@ class FinetuneConfig:
     alpha_mode: str = "fixed"  # fixed: --alphas (or none: vanilla); random: fresh draw, fixed; joint: trained with W
     method: str = option("vanilla", "--method", "vanilla, vanilla-tuned (lr and epochs chosen on a held-out part "
                          "of the sample), probe (logistic regression on the frozen sentence embeddings), probe-tuned "
-                         "(its C chosen by cross-validation on the sample), setfit "
+                         "(its C chosen by cross-validation on the sample), cosine (the pair's cosine similarity, frozen), "
+                         "cosine-finetune (the encoder first finetuned on the pairs' cosine), setfit "
                          f"({install_hint('setfit')}), or a baseline: mixout, child-tuning-d, child-tuning-f, "
                          "dps, r3f, r-dropout, re-init, lora, prefix, prompt, soup; their settings as key=value "
                          "(e.g. mixout.p=0.5)", ("finetune",))
@@ -180,6 +181,7 @@ class RunConfig:
     soup: SoupConfig = field(default_factory=SoupConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     setfit: SetFitConfig = field(default_factory=SetFitConfig)
+    cosine: CosineConfig = field(default_factory=CosineConfig)
     tuned: TunedConfig = field(default_factory=TunedConfig)
 
 
@@ -295,6 +297,7 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
         value = get_path(cfg, path)
         _require(0 <= value < 1, path, value, "in [0, 1)")
     _require(f.alpha_mode in ALPHA_MODES, "finetune.alpha_mode", f.alpha_mode, f"one of {', '.join(ALPHA_MODES)}")
+    _require(0 <= cfg.cosine.warmup_ratio < 1, "cosine.warmup_ratio", cfg.cosine.warmup_ratio, "in [0, 1)")
     _require(f.eval_batch_size >= 1, "finetune.eval_batch_size", f.eval_batch_size, "at least 1")
     _require(f.method in FINETUNE_METHODS, "finetune.method", f.method, f"one of {', '.join(FINETUNE_METHODS)}")
     for option, used in (("--method setfit", f.method == "setfit"), ("body=setfit", cfg.body == "setfit")):
@@ -314,7 +317,7 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
         value = get_path(cfg, path)
         _require(value >= 0, path, value, "at least 0")
     _require(cfg.peft.lora_dropout < 1, "peft.lora_dropout", cfg.peft.lora_dropout, "in [0, 1)")
-    for path in ("probe.c", "probe.ridge_alpha", "setfit.body_lr"):
+    for path in ("probe.c", "probe.ridge_alpha", "setfit.body_lr", "cosine.lr"):
         value = get_path(cfg, path)
         _require(value > 0, path, value, "greater than 0")
     _require(cfg.probe.folds >= 2, "probe.folds", cfg.probe.folds, "at least 2")
@@ -323,7 +326,7 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
         _require(isinstance(values, list) and values and all(v > 0 for v in values), path, values,
                  "a list of numbers greater than 0")
     for path in ("reinit.layers", "peft.lora_r", "peft.lora_alpha", "peft.virtual_tokens", "soup.members",
-                 "setfit.num_iterations", "setfit.epochs"):
+                 "setfit.num_iterations", "setfit.epochs", "cosine.epochs"):
         value = get_path(cfg, path)
         _require(value >= 1, path, value, "at least 1")
 

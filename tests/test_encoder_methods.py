@@ -100,6 +100,53 @@ def test_probe_tuned_is_the_probe_at_the_c_its_cross_validation_chose(trec, glue
     assert set(SCORERS) == set(CLASSIFICATION_METRICS)  # cross-validation scores by any headline metric
 
 
+def test_cosine_scores_a_pair_by_the_cosine_of_its_embeddings_mapped_to_the_label(glue_dir, tiny_model_dir,
+                                                                                  tmp_path):
+    from scipy.stats import spearmanr
+    from sentence_transformers import SentenceTransformer
+
+    cfg = build_run_config({"task": "stsb", "train_size": 24, "data_dir": glue_dir, "model": tiny_model_dir,
+                            "output_dir": str(tmp_path / "c"), "finetune.method": "cosine"})
+    metrics = run_finetune(cfg, save_model=True)
+    assert metrics["cosine"]["features"] == 1
+    written = pd.read_csv(tmp_path / "c" / "validation_predictions.csv")
+    encoder = SentenceTransformer(tiny_model_dir, device="cpu")
+    u, v = (encoder.encode(list(written[c]), convert_to_numpy=True) for c in ("sentence1", "sentence2"))
+    cosine = (u * v).sum(1) / np.linalg.norm(u, axis=1) / np.linalg.norm(v, axis=1)
+    slope = np.polyfit(cosine, written["prediction"], 1)[0]
+    np.testing.assert_allclose(written["prediction"], np.polyval(np.polyfit(cosine, written["prediction"], 1),
+                                                                 cosine), atol=1e-4)  # an affine map of the cosine
+    assert metrics["score"] == pytest.approx(100 * np.sign(slope) * spearmanr(cosine, written["score"])[0], abs=0.01)
+    from datasets import Dataset
+
+    again = load_encoder_model(str(tmp_path / "c" / "model")).predict(
+        Dataset.from_dict({"text_a": list(written["sentence1"]), "text_b": list(written["sentence2"])}))
+    np.testing.assert_allclose(again.values, written["prediction"], atol=1e-5)
+
+
+def test_cosine_finetune_moves_the_encoder_repeats_itself_and_takes_two_classes(glue_dir, tiny_model_dir, tmp_path):
+    def run(task, out, method="cosine-finetune"):
+        return run_finetune(build_run_config({"task": task, "train_size": 24, "data_dir": glue_dir, "seed": 4,
+                                              "model": tiny_model_dir, "output_dir": str(tmp_path / out),
+                                              "finetune.method": method}, ["cosine.epochs=2"]), save_model=True)
+
+    first, again, frozen = run("stsb", "a"), run("stsb", "b"), run("stsb", "f", "cosine")
+    assert first["cosine-finetune"] == {"steps": 2 * 2, "pairs": 24, "features": 1} and first["dev"] == again["dev"]
+    assert first["dev"] != frozen["dev"]  # the encoder moved
+    pairs = run("mrpc", "m")
+    assert set(pairs["dev"]) >= {"accuracy", "f1"}
+    assert set(pd.read_csv(tmp_path / "m" / "validation_predictions.csv")["prediction"]) <= {"equivalent", "not_equivalent"}
+
+
+def test_cosine_methods_refuse_single_texts_and_cosine_finetune_more_than_two_classes(trec, tiny_model_dir,
+                                                                                        tmp_path):
+    for method, message in (("cosine", "--method cosine is not allowed with one text column"),
+                            ("cosine-finetune", "--method cosine-finetune is not allowed with one text column")):
+        with pytest.raises(ConfigError, match=message):
+            run_finetune(config(trec, tiny_model_dir, tmp_path / method, method))
+        assert not (tmp_path / method).exists()  # refused before any work
+
+
 @pytest.mark.slow
 def test_setfit_trains_predicts_saves_and_repeats_itself(trec, tiny_model_dir, tmp_path, monkeypatch):
     pytest.importorskip("setfit")

@@ -51,7 +51,7 @@ class Recipe:
 # The finetune methods that train through the loop above (the baselines register at the end of this module).
 RECIPES: dict[str, type[Recipe]] = {"vanilla": Recipe}
 # The methods that use the encoder as a sentence encoder instead (agwm.baselines.sentence_encoder).
-ENCODER_METHODS = ("probe", "probe-tuned", "setfit")
+ENCODER_METHODS = ("probe", "probe-tuned", "setfit", "cosine", "cosine-finetune")
 
 
 def make_recipe(cfg: RunConfig) -> Recipe:

@@ -12,6 +12,12 @@ where its folder says so), u = f(x):
   contrastively on 2 R n pairs of the n examples (cosine similarity pulled to 1 for a pair of one
   class, to 0 otherwise; R = ``setfit.num_iterations``), then the same logistic regression on its
   embeddings. Single texts and classification only.
+* ``cosine``: f frozen; for a pair, s = cos(u, v), mapped to the label by a ridge regression a + b s
+  (at ``probe.ridge_alpha``), or for classes by the logistic regression on s: the pair scored as a
+  sentence-similarity model is trained to score it. Pairs only.
+* ``cosine-finetune``: f first finetuned on the sample's pairs with sentence-transformers'
+  ``CosineSimilarityLoss``, mean (cos(u, v) - t)^2 with t the label scaled to [0, 1] by the sample's
+  range (the class index for two classes), then the cosine head above. Pairs; regression or two classes.
 
 Each fits on the run's examples as read (``text_a`` [, ``text_b``], ``label``) and predict
 :class:`~agwm.metrics.Predictions` as a finetuned model does; ``save_pretrained`` writes a
@@ -42,6 +48,7 @@ from agwm.runtime import install_hint
 
 PROBE_HEAD_NAME = "probe_head.safetensors"
 PROBE_CONFIG_NAME = "probe.json"
+COSINE_METHODS = ("cosine", "cosine-finetune")
 SETFIT_NEEDED = f"it needs the setfit package ({install_hint('setfit')})"
 SETFIT_MISSING = f"--method setfit is not allowed: {SETFIT_NEEDED}"
 
@@ -54,6 +61,12 @@ def task_error(method: str, task: Task, option: str | None = None) -> str | None
     """Why ``method`` cannot learn ``task``, or None if it can; ``option`` names the setting that asked
     for it (default ``--method <method>``)."""
     option = option or f"--method {method}"
+    if method in COSINE_METHODS and len(task.text_columns) != 2:
+        return (f"{option} is not allowed with one text column: it scores the cosine of a pair's two "
+                "embeddings; probe, setfit, vanilla and the other methods take single texts")
+    if method == "cosine-finetune" and not task.is_regression and task.num_labels != 2:
+        return (f"{option} is not allowed for a task of {task.num_labels} classes: its loss pulls a pair's "
+                "cosine to a target in [0, 1]; it takes regression or two classes (cosine takes any)")
     if method == "setfit" and task.is_regression:
         return (f"{option} is not allowed for a regression task: SetFit trains a classifier; "
                 "probe, vanilla and the other methods take regression")
@@ -71,8 +84,8 @@ def load_encoder(model: str, max_length: int, device: torch.device):
     return encoder
 
 
-def embed(encoder, examples: Dataset, batch_size: int) -> np.ndarray:
-    """u for single texts; [u, v, |u - v|, u * v] for pairs."""
+def embed(encoder, examples: Dataset, batch_size: int, features: str = "concat") -> np.ndarray:
+    """u for single texts; for pairs [u, v, |u - v|, u * v], or (``features="cosine"``) cos(u, v) alone."""
     def encode(texts):
         return encoder.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
 
@@ -80,6 +93,9 @@ def embed(encoder, examples: Dataset, batch_size: int) -> np.ndarray:
     if "text_b" not in examples.column_names:
         return u
     v = encode(examples["text_b"][:])
+    if features == "cosine":
+        norms = np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1)
+        return ((u * v).sum(axis=1) / np.maximum(norms, 1e-12))[:, None]
     return np.concatenate([u, v, np.abs(u - v), u * v], axis=1)
 
 
@@ -113,19 +129,28 @@ class ProbeConfig:
 SCORERS = {"accuracy": "accuracy", "f1": "f1", "macro-f1": "f1_macro", "mcc": make_scorer(matthews_corrcoef)}
 
 
+@dataclass
+class CosineConfig:
+    # cosine-finetune: sentence-transformers' STS-B training example (training_stsbenchmark.py), batch_size as set
+    epochs: int = 4
+    lr: float = 2e-5
+    warmup_ratio: float = 0.1
+
+
 class ProbeModel:
-    """A frozen encoder and a linear head: logits U w + b over the classes seen, or a ridge score."""
+    """A frozen encoder and a linear head on its ``features`` (:func:`embed`): logits U w + b over the
+    classes seen, or a ridge score."""
 
     def __init__(self, encoder, task: Task, coef: np.ndarray | None = None, intercept: np.ndarray | None = None,
-                 classes: np.ndarray | None = None, batch_size: int = 64):
-        self.encoder, self.task, self.batch_size = encoder, task, batch_size
+                 classes: np.ndarray | None = None, batch_size: int = 64, features: str = "concat"):
+        self.encoder, self.task, self.batch_size, self.features = encoder, task, batch_size, features
         self.coef, self.intercept, self.classes = coef, intercept, classes
 
     def fit(self, examples: Dataset, probe: ProbeConfig, tuned: bool = False, seed: int = 0) -> dict:
         """The head at ``probe.c`` (``probe.ridge_alpha``), or, ``tuned``, at the one of ``probe.cs``
         (``probe.ridge_alphas``) that cross-validation on ``examples`` chooses: ``probe.folds`` stratified
         folds (leave-one-out for the ridge)."""
-        x, y = embed(self.encoder, examples, self.batch_size), np.asarray(examples["label"][:])
+        x, y = embed(self.encoder, examples, self.batch_size, self.features), np.asarray(examples["label"][:])
         fitted = {"steps": 0, "features": int(x.shape[1])}
         if self.task.is_regression:
             if tuned:
@@ -146,7 +171,7 @@ class ProbeModel:
         return fitted
 
     def predict(self, examples: Dataset) -> Predictions:
-        scores = embed(self.encoder, examples, self.batch_size) @ self.coef.T + self.intercept
+        scores = embed(self.encoder, examples, self.batch_size, self.features) @ self.coef.T + self.intercept
         gold = np.asarray(examples["label"][:]) if "label" in examples.column_names else None
         if self.task.is_regression:
             return Predictions(scores[:, 0], None, gold)
@@ -162,7 +187,7 @@ class ProbeModel:
         save_file({k: np.ascontiguousarray(v) for k, v in head.items()}, os.path.join(directory, PROBE_HEAD_NAME))
         task = {"text_columns": list(self.task.text_columns), "label_column": self.task.label_column,
                 "class_names": list(self.task.class_names) if self.task.class_names else None,
-                "metric": self.task.metric, "max_length": self.encoder.max_seq_length}
+                "metric": self.task.metric, "max_length": self.encoder.max_seq_length, "features": self.features}
         with open(os.path.join(directory, PROBE_CONFIG_NAME), "w") as f:
             json.dump(task, f, indent=2)
 
@@ -224,7 +249,32 @@ def load_encoder_model(directory: str, device: str = "cpu") -> ProbeModel:
                 tuple(names) if names else None, saved["metric"])
     head = load_file(os.path.join(directory, PROBE_HEAD_NAME))
     return ProbeModel(load_encoder(directory, saved["max_length"], torch.device(device)), task, head["coef"],
-                      head["intercept"], head.get("classes"))
+                      head["intercept"], head.get("classes"), features=saved.get("features", "concat"))
+
+
+def finetune_cosine(encoder, examples: Dataset, task: Task, cosine: CosineConfig, batch_size: int, seed: int) -> dict:
+    """``encoder`` finetuned in place with ``CosineSimilarityLoss`` on the pairs of ``examples``."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    try:
+        from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+    except ImportError:  # sentence-transformers before 6
+        from sentence_transformers.losses import CosineSimilarityLoss
+
+    y = np.asarray(examples["label"][:], dtype=np.float64)
+    if task.is_regression:
+        y = (y - y.min()) / max(y.max() - y.min(), 1e-12)
+    pairs = Dataset.from_dict({"sentence1": examples["text_a"][:], "sentence2": examples["text_b"][:],
+                               "score": y.astype(np.float32).tolist()})
+    steps = cosine.epochs * math.ceil(len(pairs) / batch_size)
+    with tempfile.TemporaryDirectory() as scratch:  # the library's trainer wants a folder; nothing is kept
+        args = SentenceTransformerTrainingArguments(
+            output_dir=scratch, num_train_epochs=cosine.epochs, learning_rate=cosine.lr,
+            warmup_steps=math.ceil(cosine.warmup_ratio * steps), per_device_train_batch_size=batch_size,
+            seed=stream_seed(seed, "cosine") % 2**32, save_strategy="no", report_to="none",
+            disable_tqdm=True, use_cpu=encoder.device.type == "cpu")
+        SentenceTransformerTrainer(model=encoder, args=args, train_dataset=pairs,
+                                   loss=CosineSimilarityLoss(encoder)).train()
+    return {"steps": steps, "pairs": len(pairs)}
 
 
 @dataclass
