@@ -13,8 +13,12 @@ vanilla only by what it does.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import functools
+import hashlib
+import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 
@@ -36,35 +40,67 @@ def register(name: str) -> Callable[[Method], Method]:
 def from_body(method: Method) -> Method:
     """``method``, started from the encoder ``body`` names: the pretrained one, or (``setfit``) the
     one SetFit's contrastive stage makes of it on the run's sample (:func:`setfit_body`), whose time
-    the outcome adds as ``wall_time_s.body``."""
+    (that of the run that made it) the outcome adds as ``wall_time_s.body``, and the time this run
+    spent getting it (making it, waiting for it, or reading it) as ``body_spent_s``."""
     @functools.wraps(method)
     def run(cfg: RunConfig, engine_overrides: list) -> dict:
         if cfg.body == "pretrained":
             return method(cfg, engine_overrides)
         start = time.perf_counter()
-        body = setfit_body(cfg)
-        seconds = time.perf_counter() - start
+        body, seconds = setfit_body(cfg)
+        spent = time.perf_counter() - start
         outcome = method(dataclasses.replace(cfg, model=body, body="pretrained"), engine_overrides)
-        outcome["wall_time_s"]["body"] = seconds
+        outcome["wall_time_s"]["body"], outcome["body_spent_s"] = seconds, spent
         return outcome
     return run
 
 
-def setfit_body(cfg: RunConfig) -> str:
+# What SetFit's contrastive stage depends on: the sample (task, size, seed, files), the encoder and its settings.
+BODY_FIELDS = ("task", "train_size", "seed", "data_dir", "train_file", "validation_file", "text_columns",
+               "label_column", "task_type", "validation_split", "model", "max_length", "batch_size", "device",
+               "setfit")
+MADE = "made.json"  # written last: a body folder without it is unfinished
+
+
+def setfit_body(cfg: RunConfig) -> tuple[str, float]:
     """SetFit's contrastive stage alone on the run's sample (its training part with
-    ``finetune.holdout``), saved to ``<output_dir>/body``; returns that folder."""
+    ``finetune.holdout``); returns its folder and the seconds it took to make.
+
+    A grid run's folder is ``<grid>/<entry>/<run>``; the body is kept in ``<grid>/bodies``, under a
+    digest of what it depends on, and made once there: the grid's other entries that start from the
+    same body wait for it and reuse it (the stage is deterministic on CPU, so a run that makes it and
+    a run that reuses it start from the same weights)."""
+    settings = dataclasses.asdict(cfg)
+    key = {name: settings[name] for name in BODY_FIELDS} | {"holdout": cfg.finetune.holdout}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    run_name = os.path.basename(os.path.normpath(cfg.output_dir))
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.normpath(cfg.output_dir))), "bodies",
+                        f"{run_name}-{digest}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worker making this body: wait for it
+        if not os.path.exists(os.path.join(path, MADE)):
+            _make_setfit_body(cfg, path)
+    with open(os.path.join(path, MADE)) as f:
+        return path, json.load(f)["seconds"]
+
+
+def _make_setfit_body(cfg: RunConfig, path: str) -> None:
     from .baselines.sentence_encoder import SetFitPeer
     from .devices import resolve_device
     from .runtime import default_model, load_run_data, set_aside_holdout
 
+    start = time.perf_counter()
     data = load_run_data(cfg, resolve_device(cfg.device))
     if cfg.finetune.holdout:
         set_aside_holdout(cfg, data)  # the body must not see the part the run is scored on
-    s, path = cfg.setfit, os.path.join(cfg.output_dir, "body")
+    s = cfg.setfit
     peer = SetFitPeer(cfg.model or default_model(), data.task, cfg.max_length, cfg.batch_size, data.device)
     peer.fit(data.sample, s.num_iterations, s.epochs, s.body_lr, cfg.seed, body_only=True)
+    shutil.rmtree(path, ignore_errors=True)  # what an interrupted run left
     peer.save_body(path)
-    return path
+    with open(os.path.join(path, MADE), "w") as f:
+        json.dump({"seconds": time.perf_counter() - start}, f)
 
 
 def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixed", method: str = "vanilla") -> dict:

@@ -177,14 +177,26 @@ results: {tmp_path}/results.jsonl
 overrides: [finetune.epochs=1, search.epochs=1, setfit.num_iterations=1, report_to=none]
 methods:
   - {{name: setfit-fold-average, method: mixup, overrides: [search.problem=inner_only, body=setfit]}}
+  - {{name: setfit-vanilla, method: vanilla, overrides: [body=setfit]}}
+  - {{name: setfit-other, method: vanilla, overrides: [body=setfit, setfit.body_lr=0.001]}}
 """)
-    assert run_grid(load_grid(str(grid))) == (1, 0)
-    (record,) = read_records(str(tmp_path / "results.jsonl"))
-    run = tmp_path / "runs" / "setfit-fold-average" / "trec-24-s1"
-    assert record["wall_time_s"]["body"] > 0 and record["config"]["body"] == "setfit"
-    assert (run / "body" / "config.json").exists()
-    for phase in ("search", "finetune"):  # both phases start from the body
-        assert yaml.safe_load((run / phase / "config.yaml").read_text())["run"]["model"] == str(run / "body")
+    assert run_grid(load_grid(str(grid))) == (3, 0)
+    records = {r["method"]: r for r in read_records(str(tmp_path / "results.jsonl"))}
+    bodies = sorted(path for path in (tmp_path / "runs" / "bodies").iterdir() if path.is_dir())
+    assert len(bodies) == 2  # made once for the two entries with the same settings, once for the other
+    assert all((body / "config.json").exists() for body in bodies)
+    shared = records["setfit-fold-average"]["wall_time_s"]["body"]
+    assert shared > 0 and records["setfit-vanilla"]["wall_time_s"]["body"] == shared  # the maker's time
+    assert records["setfit-other"]["wall_time_s"]["body"] != shared
+    for record in records.values():  # the total counts the body at its making time, not at the time to read it
+        assert record["wall_time_s"]["total"] >= record["wall_time_s"]["body"] + record["wall_time_s"]["finetune"]
+    started = {name: [yaml.safe_load((tmp_path / "runs" / name / "trec-24-s1" / phase / "config.yaml")
+                                     .read_text())["run"]["model"] for phase in phases]
+               for name, phases in (("setfit-fold-average", ("search", "finetune")), ("setfit-vanilla", ("finetune",)),
+                                    ("setfit-other", ("finetune",)))}
+    assert started["setfit-fold-average"] == 2 * started["setfit-vanilla"]  # both phases start from the body
+    assert started["setfit-other"] != started["setfit-vanilla"] and set(map(str, bodies)) == {
+        started["setfit-vanilla"][0], started["setfit-other"][0]}
     code, err = run_script("finetune.py", ["--train-file", str(trec / "train.csv"), "--output-dir",
                                            str(tmp_path / "x"), "body=setfit"], monkeypatch, capsys)
     assert code == 2 and "body=setfit is not allowed here: it is a grid method's start" in err
