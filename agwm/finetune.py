@@ -176,16 +176,16 @@ class FinetunedModel:
 def fit_encoder_method(cfg: RunConfig, data) -> tuple[object, dict]:
     """probe, probe-tuned, cosine, cosine-finetune or setfit (:mod:`agwm.baselines.sentence_encoder`)
     fitted on the sample as read."""
-    from agwm.baselines.sentence_encoder import ProbeModel, SetFitPeer, finetune_cosine, load_encoder
+    from agwm.baselines.sentence_encoder import COSINE_METHODS, ProbeModel, SetFitPeer, finetune_cosine, load_encoder
 
     model, method = cfg.model or default_model(), cfg.finetune.method
-    if method in ("probe", "probe-tuned", "cosine", "cosine-finetune"):
+    if method != "setfit":  # a linear head on the frozen (or cosine-finetuned) encoder
         encoder = load_encoder(model, cfg.max_length, data.device)
         finetuned = {}
         if method == "cosine-finetune":
             finetuned = finetune_cosine(encoder, data.sample, data.task, cfg.cosine, cfg.batch_size, cfg.seed)
         fitted = ProbeModel(encoder, data.task, batch_size=cfg.finetune.eval_batch_size,
-                            features="cosine" if method.startswith("cosine") else "concat")
+                            features="cosine" if method in COSINE_METHODS else "concat")
         return fitted, {**fitted.fit(data.sample, cfg.probe, tuned=method == "probe-tuned", seed=cfg.seed),
                         **finetuned}
     s = cfg.setfit

@@ -138,13 +138,18 @@ def test_cosine_finetune_moves_the_encoder_repeats_itself_and_takes_two_classes(
     assert set(pd.read_csv(tmp_path / "m" / "validation_predictions.csv")["prediction"]) <= {"equivalent", "not_equivalent"}
 
 
-def test_cosine_methods_refuse_single_texts_and_cosine_finetune_more_than_two_classes(trec, tiny_model_dir,
-                                                                                        tmp_path):
+def test_cosine_methods_refuse_single_texts_and_cosine_finetune_more_than_two_classes(
+        trec, glue_dir, tiny_model_dir, tmp_path):
     for method, message in (("cosine", "--method cosine is not allowed with one text column"),
                             ("cosine-finetune", "--method cosine-finetune is not allowed with one text column")):
         with pytest.raises(ConfigError, match=message):
             run_finetune(config(trec, tiny_model_dir, tmp_path / method, method))
         assert not (tmp_path / method).exists()  # refused before any work
+    three = build_run_config({"task": "mnli", "train_size": 24, "data_dir": glue_dir, "model": tiny_model_dir,
+                              "output_dir": str(tmp_path / "mnli"), "finetune.method": "cosine-finetune"})
+    with pytest.raises(ConfigError, match="--method cosine-finetune is not allowed for a task of 3 classes"):
+        run_finetune(three)
+    assert not (tmp_path / "mnli").exists()
 
 
 @pytest.mark.slow
@@ -218,6 +223,9 @@ def test_the_new_methods_are_grid_methods_and_record_what_they_chose(glue_dir, t
     ("probe.c=0", "probe.c=0 is not allowed: greater than 0"),
     ("probe.cs=[1, 0]", "probe.cs=[1, 0] is not allowed: a list of numbers greater than 0"),
     ("probe.folds=1", "probe.folds=1 is not allowed: at least 2"),
+    ("cosine.epochs=0", "cosine.epochs=0 is not allowed: at least 1"),
+    ("cosine.lr=0", "cosine.lr=0 is not allowed: greater than 0"),
+    ("cosine.warmup_ratio=1", "cosine.warmup_ratio=1 is not allowed: in [0, 1)"),
 ])
 def test_bad_settings_of_the_new_methods_are_named(override, message, glue_dir):
     with pytest.raises(ConfigError) as error:
