@@ -135,7 +135,8 @@ def test_cosine_finetune_moves_the_encoder_repeats_itself_and_takes_two_classes(
     assert first["dev"] != frozen["dev"]  # the encoder moved
     pairs = run("mrpc", "m")
     assert set(pairs["dev"]) >= {"accuracy", "f1"}
-    assert set(pd.read_csv(tmp_path / "m" / "validation_predictions.csv")["prediction"]) <= {"equivalent", "not_equivalent"}
+    predicted = set(pd.read_csv(tmp_path / "m" / "validation_predictions.csv")["prediction"])
+    assert predicted <= {"equivalent", "not_equivalent"}
 
 
 def test_cosine_methods_refuse_single_texts_and_cosine_finetune_more_than_two_classes(
