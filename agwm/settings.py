@@ -104,8 +104,8 @@ class FinetuneConfig:
     alpha_mode: str = "fixed"  # fixed: --alphas (or none: vanilla); random: fresh draw, fixed; joint: trained with W
     method: str = option("vanilla", "--method", "vanilla, vanilla-tuned (lr and epochs chosen on a held-out part "
                          "of the sample), probe (logistic regression on the frozen sentence embeddings), probe-tuned "
-                         "(its C chosen by cross-validation on the sample), cosine (the pair's cosine similarity, frozen), "
-                         "cosine-finetune (the encoder first finetuned on the pairs' cosine), setfit "
+                         "(its C chosen by cross-validation on the sample), cosine (the pair's cosine similarity, "
+                         "frozen), cosine-finetune (the encoder first finetuned on the pairs' cosine), setfit "
                          f"({install_hint('setfit')}), or a baseline: mixout, child-tuning-d, child-tuning-f, "
                          "dps, r3f, r-dropout, re-init, lora, prefix, prompt, soup; their settings as key=value "
                          "(e.g. mixout.p=0.5)", ("finetune",))
