@@ -11,7 +11,7 @@ every other setting is a ``key=value`` override.
         --validation-file reviews_dev.csv --test-file reviews_unlabelled.csv --output-dir runs/reviews --save-model
     agwm experiment --grid experiments/reference.yaml [--workers 2] [--tasks rte] [--seeds 1 2]
     agwm report --results results/reference/results.jsonl --output-dir results/reference
-    agwm select --train-file reviews.csv --methods vanilla fold-average mixup --output-dir runs/select-reviews
+    agwm select --train-file reviews.csv --output-dir runs/select-reviews
 """
 
 from __future__ import annotations
@@ -296,8 +296,10 @@ def select(argv: list[str] | None = None) -> None:
     from agwm.settings import DATA
 
     add_setting_flags(p, "select", {DATA: "data: your training file (--train-file) and how to read it"})
-    p.add_argument("--methods", nargs="+", default=["vanilla", "fold-average", "mixup"],
-                   help=f"two or more of: {', '.join(selectable_methods())} (default: vanilla fold-average mixup)")
+    p.add_argument("--methods", nargs="+", default=None,
+                   help=f"two or more of: {', '.join(selectable_methods())} (default, by the task's kind: vanilla "
+                   "fold-average probe, with setfit for classes of single texts, cosine and cosine-finetune for "
+                   "pairs)")
     p.add_argument("--seeds", type=int, default=5, help="paired repetitions, seeds 1..N (default 5)")
     p.add_argument("--margin", type=float, default=MARGIN,
                    help=f"points a cheaper method may be shown to lose at most (default {MARGIN:g})")

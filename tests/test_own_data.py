@@ -283,6 +283,42 @@ def test_the_selection_estimate_scores_each_seed_by_the_choice_made_without_it()
     assert select(a[:2] + b[:2], ["a", "b"])["estimate"] is None  # two seeds: no choice without one of them
 
 
+@pytest.mark.parametrize("columns, labels, setfit, expected", [
+    (("text",), ("neg", "pos"), True, ["vanilla", "fold-average", "probe", "setfit"]),
+    (("text",), ("neg", "pos"), False, ["vanilla", "fold-average", "probe"]),
+    (("text",), None, True, ["vanilla", "fold-average", "probe"]),
+    (("a", "b"), None, True, ["vanilla", "fold-average", "probe", "cosine", "cosine-finetune"]),
+    (("a", "b"), ("no", "yes"), True, ["vanilla", "fold-average", "probe", "cosine", "cosine-finetune"]),
+    (("a", "b"), ("e", "n", "c"), True, ["vanilla", "fold-average", "probe", "cosine"]),
+])
+def test_select_compares_the_methods_for_the_tasks_kind_by_default(columns, labels, setfit, expected, monkeypatch):
+    from agwm.data import Task
+    from agwm.experiments import selection
+
+    monkeypatch.setattr(selection, "setfit_installed", lambda: setfit)
+    task = Task("mine", columns, "label", labels, "spearman" if labels is None else "accuracy")
+    methods, note = selection.default_methods(task)
+    assert methods == expected
+    assert (note is not None) == (labels is not None and len(columns) == 1 and not setfit)
+    assert all(selection.task_error(m, task) is None for m in methods)
+
+
+def test_select_without_methods_plans_the_defaults_for_the_files_task(tmp_path, monkeypatch, capsys):
+    from agwm.experiments import selection
+
+    train, _ = user_files(tmp_path)
+    planned = []
+    monkeypatch.setattr(selection, "run_selection", lambda grid, methods, *a, **k: planned.append(methods) or
+                        {"text": "stopped before the runs"})
+    args = ["--train-file", str(train), "--text-columns", "review", "--label-column", "sentiment",
+            "--seeds", "2", "--output-dir", str(tmp_path / "out")]
+    monkeypatch.setattr(sys, "argv", ["select_method.py", *args])
+    runpy.run_path(str(REPO / "scripts" / "select_method.py"), run_name="__main__")
+    expected = ["vanilla", "fold-average", "probe"] + (["setfit"] if selection.setfit_installed() else [])
+    assert planned == [expected]  # two classes of single texts
+    assert f"({' '.join(expected)} x 2 seeds)" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_select_method_runs_each_method_on_held_out_parts_of_the_training_file(
         user_style_csvs, tiny_model_dir, tmp_path, monkeypatch, capsys):
