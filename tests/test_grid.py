@@ -103,13 +103,14 @@ def test_record_format(fake_method, glue_dir, tmp_path):
     run_grid(grid)
     record = read_records(grid.results)[0]
     assert set(record) == {"key", "method", "kind", "settings", "task", "train_size", "seed", "score", "metric", "dev",
-                           "wall_time_s", "speed_probe_s", "speed_probe_workload", "peak_memory_mib", "machine",
-                           "config"}
+                           "wall_time_s", "speed_probe_s", "speed_probe_workload", "peak_memory_mib", "threads",
+                           "machine", "config"}
     assert record["key"] == f"{record['method']}/{record['task']}/{record['train_size']}/{record['seed']}"
     assert record["config"]["task"] == record["task"] and record["config"]["seed"] == record["seed"]
     assert record["kind"] == "fake" and record["wall_time_s"]["finetune"] == 0.1 and "total" in record["wall_time_s"]
     assert record["speed_probe_s"] == 0.25 and record["speed_probe_workload"] == WORKLOAD
     assert 60 <= record["peak_memory_mib"] < 200  # the 64 MiB the fake run held, and little else
+    assert record["threads"] == torch.get_num_threads()  # one run at a time: this process's threads
 
 
 def test_a_record_cut_short_is_ignored_and_removed_by_the_next_append(tmp_path):

@@ -9,11 +9,17 @@ import time
 import pytest
 
 from agwm.cli import Interrupted
-from agwm.experiments.executors import run_in_processes
+from agwm.experiments.executors import run_in_processes, threads_per_worker
 
 
 def square(x):
     return x * x
+
+
+def worker_threads(_):
+    import torch
+
+    return torch.get_num_threads()
 
 
 def sleep_or_fail(item):
@@ -43,6 +49,21 @@ def test_every_result_is_handed_over_once():
     got = []
     run_in_processes(square, range(6), 2, got.append)
     assert sorted(got) == [0, 1, 4, 9, 16, 25]
+
+
+def test_the_workers_share_the_cores_out_unless_omp_num_threads_says(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert [threads_per_worker(n) for n in (1, 2, 3, 16, 32)] == [16, 8, 5, 1, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads_per_worker(2) is None
+
+
+def test_each_worker_computes_on_its_share_of_the_cores(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    got = []
+    run_in_processes(worker_threads, range(2), 2, got.append)
+    assert got == [threads_per_worker(2)] * 2
 
 
 def test_a_failed_call_stops_the_running_ones_without_waiting(tmp_path):

@@ -32,9 +32,9 @@ from problems.overrides import ConfigError
 def run_in_processes(fn: Callable, items: Iterable, workers: int, on_result: Callable[[object], None]) -> None:
     """Call ``on_result(fn(item))`` for each item, ``workers`` calls at a time in spawned processes
     (not forked: a forked child cannot use CUDA that its parent has initialised), in the order the
-    calls finish."""
+    calls finish. Each process computes on :func:`threads_per_worker` CPU threads."""
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_thread_lock_for_progress_bars)
+                               initializer=_start_worker, initargs=(threads_per_worker(workers),))
     try:
         for future in as_completed([pool.submit(fn, item) for item in items]):
             on_result(future.result())
@@ -44,9 +44,21 @@ def run_in_processes(fn: Callable, items: Iterable, workers: int, on_result: Cal
     pool.shutdown()
 
 
-def _thread_lock_for_progress_bars() -> None:
-    """tqdm's default lock holds a multiprocessing semaphore, which a terminated worker leaves
-    behind (and the resource tracker warns of at exit); a worker's bars need a thread lock only."""
+def threads_per_worker(workers: int) -> int | None:
+    """The CPU threads each of ``workers`` processes computes on: the machine's cores shared out,
+    at least one (torch would give each process every core, and the processes would slow each
+    other down several times over); None where ``OMP_NUM_THREADS`` already says."""
+    return None if os.environ.get("OMP_NUM_THREADS") else max(1, (os.cpu_count() or 1) // workers)
+
+
+def _start_worker(threads: int | None) -> None:
+    """A worker's threads; and a thread lock for its progress bars: tqdm's default lock holds a
+    multiprocessing semaphore, which a terminated worker leaves behind (and the resource tracker
+    warns of at exit)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     tqdm.set_lock(threading.RLock())
 
 

@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import torch
 import yaml
 from tqdm.auto import tqdm
 
@@ -275,7 +276,7 @@ def execute(run: Run) -> dict:
     total = time.perf_counter() - start - outcome.get("body_spent_s", 0) + outcome["wall_time_s"].get("body", 0)
     return {**run_fields, "score": outcome["score"], "dev": outcome["dev"],
             "wall_time_s": {**outcome["wall_time_s"], "total": total},
-            "peak_memory_mib": peak_mib_since(device, memory_before),
+            "peak_memory_mib": peak_mib_since(device, memory_before), "threads": torch.get_num_threads(),
             "speed_probe_s": (probe_before + speed_probe(device)) / 2, "speed_probe_workload": PROBE_WORKLOAD,
             **{k: v for k, v in outcome.items() if k not in ("score", "dev", "wall_time_s")}}
 
