@@ -266,14 +266,14 @@ def select_on_file(fields: dict, methods: list[str] | None, seeds: int, margin: 
     if not margin > 0:
         raise ConfigError(f"--margin {margin} is not allowed: greater than 0")
     check_output_dir(output_dir, overwrite=True, phase="selection")  # a selection's folder, or a new one
-    note = None
+    examples, note = None, None
     if methods is None:  # by the task's kind, known once the training file is read and checked
-        cfg = build_run_config({**task_flags(task, None), "model": model, "output_dir": output_dir},
-                               ["finetune.holdout=true", *overrides])
-        methods, note = default_methods(load_examples(cfg).task)
+        examples = load_examples(build_run_config({**task_flags(task, None), "model": model, "output_dir": output_dir},
+                                                  ["finetune.holdout=true", *overrides]))
+        methods, note = default_methods(examples.task)
     grid = selection_grid(task, methods, seeds, output_dir, overrides, model)
     runs = grid.runs()  # every setting checked before any run
-    examples = load_examples(runs[0].config)  # every file checked, the metric known
+    examples = examples or load_examples(runs[0].config)  # every file checked, the metric known
     print(f"{len(runs)} runs ({' '.join(methods)} x {seeds} seeds) on {fields['train_file']}, "
           f"{len(examples.train)} rows, each scored on its held-out 20%; the rule: {rule_text(margin)}"
           + (f"; {note}" if note else ""))
