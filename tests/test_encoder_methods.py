@@ -274,3 +274,26 @@ methods:
     code, err = run_script("finetune.py", ["--train-file", str(trec / "train.csv"), "--output-dir",
                                            str(tmp_path / "x"), "body=setfit"], monkeypatch, capsys)
     assert code == 2 and "body=setfit is not allowed here: it is a grid method's start" in err
+
+
+def test_cosine_finetune_pulls_the_more_similar_class_to_one_whatever_its_index():
+    """RTE's class 0 is entailment: the target must come from the pairs' cosines, not the label's index."""
+    from datasets import Dataset
+
+    from agwm.baselines.sentence_encoder import similarity_targets
+    from agwm.data import Task
+
+    vectors = {"a": [1.0, 0.0], "a'": [0.9, 0.1], "b": [0.0, 1.0], "c": [1.0, 0.0]}
+
+    class Encoder:
+        def encode(self, texts, **_):
+            return np.array([vectors[t] for t in texts])
+
+    pairs = Dataset.from_dict({"text_a": ["a", "a", "c", "b"], "text_b": ["a'", "a", "b", "c"], "label": [0, 0, 1, 1]})
+    classes = Task("pairs", ("text_a", "text_b"), "label", ("0", "1"), "accuracy")
+    np.testing.assert_array_equal(similarity_targets(Encoder(), pairs, classes, 2), [1, 1, 0, 0])
+    flipped = pairs.map(lambda row: {"label": 1 - row["label"]})
+    np.testing.assert_array_equal(similarity_targets(Encoder(), flipped, classes, 2), [1, 1, 0, 0])
+    scores = pairs.map(lambda row, i: {"label": float(i)}, with_indices=True)
+    regression = Task("scores", ("text_a", "text_b"), "label", None, "spearman")
+    np.testing.assert_allclose(similarity_targets(Encoder(), scores, regression, 2), [0, 1 / 3, 2 / 3, 1])

@@ -17,7 +17,9 @@ where its folder says so), u = f(x):
   sentence-similarity model is trained to score it. Pairs only.
 * ``cosine-finetune``: f first finetuned on the sample's pairs with sentence-transformers'
   ``CosineSimilarityLoss``, mean (cos(u, v) - t)^2 with t the label scaled to [0, 1] by the sample's
-  range (the class index for two classes), then the cosine head above. Pairs; regression or two classes.
+  range; for two classes t = 1 for the class whose sample pairs have the higher mean untrained cosine
+  and 0 for the other (which class means "similar" is read from the sample, not from the label's
+  index: RTE's 0 is entailment), then the cosine head above. Pairs; regression or two classes.
 
 Each fits on the run's examples as read (``text_a`` [, ``text_b``], ``label``) and predict
 :class:`~agwm.metrics.Predictions` as a finetuned model does; ``save_pretrained`` writes a
@@ -252,6 +254,16 @@ def load_encoder_model(directory: str, device: str = "cpu") -> ProbeModel:
                       head["intercept"], head.get("classes"), features=saved.get("features", "concat"))
 
 
+def similarity_targets(encoder, examples: Dataset, task: Task, batch_size: int) -> np.ndarray:
+    """t of each pair: the label scaled to [0, 1]; for two classes 1 for the more similar class."""
+    y = np.asarray(examples["label"][:], dtype=np.float64)
+    if task.is_regression:
+        return (y - y.min()) / max(y.max() - y.min(), 1e-12)
+    cosines = embed(encoder, examples, batch_size, features="cosine")[:, 0]
+    similar = max(np.unique(y), key=lambda c: cosines[y == c].mean())
+    return (y == similar).astype(np.float64)
+
+
 def finetune_cosine(encoder, examples: Dataset, task: Task, cosine: CosineConfig, batch_size: int, seed: int) -> dict:
     """``encoder`` finetuned in place with ``CosineSimilarityLoss`` on the pairs of ``examples``."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -260,9 +272,7 @@ def finetune_cosine(encoder, examples: Dataset, task: Task, cosine: CosineConfig
     except ImportError:  # sentence-transformers before 6
         from sentence_transformers.losses import CosineSimilarityLoss
 
-    y = np.asarray(examples["label"][:], dtype=np.float64)
-    if task.is_regression:
-        y = (y - y.min()) / max(y.max() - y.min(), 1e-12)
+    y = similarity_targets(encoder, examples, task, batch_size)
     pairs = Dataset.from_dict({"sentence1": examples["text_a"][:], "sentence2": examples["text_b"][:],
                                "score": y.astype(np.float32).tolist()})
     steps = cosine.epochs * math.ceil(len(pairs) / batch_size)
