@@ -14,6 +14,7 @@ import dataclasses
 import itertools
 import math
 import os
+import tempfile
 import time
 
 import torch
@@ -204,19 +205,19 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     stock Hugging Face folder, the peft adapter for prefix and prompt tuning, a sentence-transformers
     folder with its head for probe, cosine and setfit), and last ``metrics.json``.
     ``soup`` trains ``soup.members`` vanilla members and evaluates their uniform average;
-    ``vanilla-tuned`` first chooses its lr and epochs (:func:`choose_lr_and_epochs`)."""
+    ``vanilla-tuned`` first chooses its lr and epochs (:func:`choose_lr_and_epochs`);
+    ``setfit-vanilla`` starts from the encoder SetFit's contrastive stage makes of the sample."""
     f = cfg.finetune
     saved_alphas, start_weights = check_finetune_inputs(cfg, alphas, start_weights)
     if saved_alphas is not None:
         cfg = with_saved_alphas(cfg, saved_alphas)
     start = time.perf_counter()
-    data = load_run_data(cfg, resolve_device(cfg.device))
-    if f.method in ENCODER_METHODS:
-        from agwm.baselines.sentence_encoder import task_error
+    from agwm.baselines.sentence_encoder import make_setfit_body, task_error
 
-        error = task_error(f.method, data.task)
-        if error:
-            raise ConfigError(error)
+    data = load_run_data(cfg, resolve_device(cfg.device))
+    error = task_error(f.method, data.task)
+    if error:
+        raise ConfigError(error)
     dev_examples = set_aside_holdout(cfg, data) if f.holdout else data.examples.validation
     out = cfg.output_dir
     prepare_output_dir(out, "finetune")
@@ -239,6 +240,11 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
                 member_score = evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size, cfg.bf16)["score"]
                 extra.setdefault("member_scores", []).append(member_score)
             model.load_state_dict(soup.average())
+        elif f.method == "setfit-vanilla":
+            with tempfile.TemporaryDirectory() as body:  # only the finetuned model is kept
+                make_setfit_body(cfg, data, body)
+                model, steps, loss_value = train(dataclasses.replace(cfg, model=body), data, make_recipe(cfg),
+                                                 log, alphas, start_weights)
         else:
             model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights)
         fitted = FinetunedModel(model, cfg, data)

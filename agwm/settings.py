@@ -31,7 +31,9 @@ from agwm.baselines.consistency import R3fConfig, RDropConfig
 from agwm.baselines.mixout import MixoutConfig
 from agwm.baselines.peft_tuning import PeftConfig
 from agwm.baselines.reinit import ReinitConfig
-from agwm.baselines.sentence_encoder import SETFIT_NEEDED, CosineConfig, ProbeConfig, SetFitConfig, setfit_installed
+from agwm.baselines.sentence_encoder import (
+    SETFIT_METHODS, SETFIT_NEEDED, CosineConfig, ProbeConfig, SetFitConfig, setfit_installed,
+)
 from agwm.baselines.subnetworks import ChildTuningConfig, DpsConfig
 from agwm.data import METRICS, TASK_ALIASES, TASK_TYPES, TASKS, metric_error
 from agwm.mixup import ALPHA_CONFIG_NAME, FORMULATIONS, MixupConfig, read_alpha_settings
@@ -300,7 +302,9 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
     _require(0 <= cfg.cosine.warmup_ratio < 1, "cosine.warmup_ratio", cfg.cosine.warmup_ratio, "in [0, 1)")
     _require(f.eval_batch_size >= 1, "finetune.eval_batch_size", f.eval_batch_size, "at least 1")
     _require(f.method in FINETUNE_METHODS, "finetune.method", f.method, f"one of {', '.join(FINETUNE_METHODS)}")
-    for option, used in (("--method setfit", f.method == "setfit"), ("body=setfit", cfg.body == "setfit")):
+    _require(not (f.method == "setfit-vanilla" and cfg.body == "setfit"), "body", cfg.body,
+             "pretrained with finetune.method=setfit-vanilla (it makes SetFit's body itself)")
+    for option, used in ((f"--method {f.method}", f.method in SETFIT_METHODS), ("body=setfit", cfg.body == "setfit")):
         if used and not setfit_installed():
             raise ConfigError(f"{option} is not allowed: {SETFIT_NEEDED}")
     _require(f.method == "vanilla" or f.alpha_mode == "fixed", "finetune.alpha_mode", f.alpha_mode,
@@ -620,7 +624,7 @@ def check_finetune_inputs(cfg: RunConfig, alphas: str | None,
     if alphas is not None and f.method != "vanilla":
         raise ConfigError(f"--method {f.method} is not allowed with --alphas: the mixup finetune "
                           "trains W plainly (finetune.method=vanilla)")
-    if start_weights is not None and f.method in ENCODER_METHODS:
+    if start_weights is not None and f.method in (*ENCODER_METHODS, *SETFIT_METHODS):
         raise ConfigError(f"--start-weights is not allowed with --method {f.method}: it starts from the encoder")
     if alphas is not None and start_weights is None and cfg.search.finetune_start == "fold_average":
         start_weights = os.path.join(os.path.dirname(alphas), TASK_WEIGHTS_NAME)

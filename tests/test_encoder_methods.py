@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from agwm.baselines.sentence_encoder import SCORERS, SETFIT_MISSING, class_probabilities, load_encoder_model
+from agwm.baselines.sentence_encoder import (
+    SCORERS, SETFIT_MISSING, class_probabilities, load_encoder_model, setfit_installed,
+)
 from agwm.data import CLASSIFICATION_METRICS
 from agwm.experiments.methods import METHODS
 from agwm.finetune import run_finetune
@@ -183,6 +185,54 @@ def test_setfit_refuses_regression_and_pairs_and_says_when_it_is_missing(glue_di
     code, err = run_script("finetune.py", ["--task", "sst2", "--data-dir", glue_dir, "--method", "setfit",
                                            "--output-dir", str(tmp_path / "x")], monkeypatch, capsys)
     assert code == 2 and err.strip() == f"error: {SETFIT_MISSING}"
+
+
+@pytest.mark.slow
+def test_setfit_vanilla_is_vanilla_from_setfits_body_and_repeats_itself(trec, tiny_model_dir, tmp_path,
+                                                                      monkeypatch):
+    pytest.importorskip("setfit")
+    from transformers import AutoModelForSequenceClassification
+
+    from agwm.baselines.sentence_encoder import make_setfit_body
+    from agwm.runtime import load_run_data, resolve_device
+
+    monkeypatch.chdir(tmp_path)
+    setting = ("setfit.num_iterations=2", "finetune.epochs=2")
+    first = run_finetune(config(trec, tiny_model_dir, tmp_path / "a", "setfit-vanilla", *setting, seed=3),
+                         save_model=True)
+    again = run_finetune(config(trec, tiny_model_dir, tmp_path / "b", "setfit-vanilla", *setting, seed=3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # the body is not kept
+    a, b = (pd.read_csv(tmp_path / d / "predictions.csv") for d in ("a", "b"))
+    pd.testing.assert_frame_equal(a, b)  # --seed determinism on the CPU
+
+    cfg = config(trec, tiny_model_dir, tmp_path / "v", "vanilla", *setting, seed=3)
+    make_setfit_body(cfg, load_run_data(cfg, resolve_device("cpu")), str(tmp_path / "body"))
+    from_body = run_finetune(config(trec, str(tmp_path / "body"), tmp_path / "v", "vanilla", *setting, seed=3))
+    run_finetune(config(trec, tiny_model_dir, tmp_path / "p", "vanilla", *setting, seed=3))
+    assert first["dev"] == from_body["dev"]
+    pd.testing.assert_frame_equal(a, pd.read_csv(tmp_path / "v" / "predictions.csv"))  # the composition
+    assert not a.equals(pd.read_csv(tmp_path / "p" / "predictions.csv"))  # and the body matters
+
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "a" / "model")  # label names
+    assert set(loaded.config.id2label.values()) == set(pd.read_csv(trec / "train.csv")["label"])
+
+
+def test_setfit_vanilla_refuses_what_setfit_refuses_and_a_second_body(glue_dir, trec, tiny_model_dir, tmp_path,
+                                                                      monkeypatch, capsys):
+    refusals = (("stsb", "--method setfit-vanilla is not allowed for a regression task"),
+                ("mrpc", "--method setfit-vanilla is not allowed with two text columns"))
+    for task, message in refusals if setfit_installed() else ():  # without setfit, the missing package is said
+        code, err = run_script("finetune.py", ["--task", task, "--data-dir", glue_dir, "--method", "setfit-vanilla",
+                                               "--output-dir", str(tmp_path / task)], monkeypatch, capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / task).exists()
+    with pytest.raises(ConfigError, match="body=setfit is not allowed: pretrained with finetune.method=setfit-vanilla"):
+        config(trec, tiny_model_dir, tmp_path / "x", "setfit-vanilla", "body=setfit")
+    monkeypatch.setitem(sys.modules, "setfit", None)  # as if the optional extra were not installed
+    code, err = run_script("finetune.py", ["--task", "sst2", "--data-dir", glue_dir, "--method", "setfit-vanilla",
+                                           "--output-dir", str(tmp_path / "y")], monkeypatch, capsys)
+    assert code == 2 and "--method setfit-vanilla is not allowed: it needs the setfit package" in err, err
+    assert not (tmp_path / "y").exists()
 
 
 def test_vanilla_tuned_trains_vanilla_at_the_best_held_out_setting(glue_dir, tiny_model_dir, tmp_path):

@@ -284,7 +284,7 @@ def test_the_selection_estimate_scores_each_seed_by_the_choice_made_without_it()
 
 
 @pytest.mark.parametrize("columns, labels, setfit, expected", [
-    (("text",), ("neg", "pos"), True, ["vanilla", "fold-average", "probe", "setfit"]),
+    (("text",), ("neg", "pos"), True, ["vanilla", "fold-average", "probe", "setfit", "setfit-vanilla"]),
     (("text",), ("neg", "pos"), False, ["vanilla", "fold-average", "probe"]),
     (("text",), None, True, ["vanilla", "fold-average", "probe"]),
     (("a", "b"), None, True, ["vanilla", "fold-average", "probe", "cosine", "cosine-finetune"]),
@@ -314,7 +314,8 @@ def test_select_without_methods_plans_the_defaults_for_the_files_task(tmp_path, 
             "--seeds", "2", "--output-dir", str(tmp_path / "out")]
     monkeypatch.setattr(sys, "argv", ["select_method.py", *args])
     runpy.run_path(str(REPO / "scripts" / "select_method.py"), run_name="__main__")
-    expected = ["vanilla", "fold-average", "probe"] + (["setfit"] if selection.setfit_installed() else [])
+    expected = ["vanilla", "fold-average", "probe"] + (["setfit", "setfit-vanilla"] if selection.setfit_installed()
+                                                       else [])
     assert planned == [expected]  # two classes of single texts
     assert f"({' '.join(expected)} x 2 seeds)" in capsys.readouterr().out
 

@@ -64,5 +64,6 @@ for _module in (mixout, subnetworks, consistency, reinit, peft_tuning):
     RECIPES.update(_module.RECIPES)
 RECIPES["soup"] = Recipe  # vanilla members, averaged by agwm.finetune
 RECIPES["vanilla-tuned"] = Recipe  # vanilla at the lr and epochs agwm.finetune chose on a held-out part of the sample
+RECIPES["setfit-vanilla"] = Recipe  # vanilla from the encoder SetFit's contrastive stage made of the sample
 # The one list of finetune methods (``--method``, ``finetune.method``, grid method names).
 FINETUNE_METHODS = (*RECIPES, *ENCODER_METHODS)

@@ -51,6 +51,8 @@ from agwm.runtime import install_hint
 PROBE_HEAD_NAME = "probe_head.safetensors"
 PROBE_CONFIG_NAME = "probe.json"
 COSINE_METHODS = ("cosine", "cosine-finetune")
+# SetFit itself, and plain finetuning from the body its contrastive stage makes (agwm.finetune).
+SETFIT_METHODS = ("setfit", "setfit-vanilla")
 SETFIT_NEEDED = f"it needs the setfit package ({install_hint('setfit')})"
 SETFIT_MISSING = f"--method setfit is not allowed: {SETFIT_NEEDED}"
 
@@ -69,10 +71,10 @@ def task_error(method: str, task: Task, option: str | None = None) -> str | None
     if method == "cosine-finetune" and not task.is_regression and task.num_labels != 2:
         return (f"{option} is not allowed for a task of {task.num_labels} classes: its loss pulls a pair's "
                 "cosine to a target in [0, 1]; it takes regression or two classes (cosine takes any)")
-    if method == "setfit" and task.is_regression:
-        return (f"{option} is not allowed for a regression task: SetFit trains a classifier; "
-                "probe, vanilla and the other methods take regression")
-    if method == "setfit" and len(task.text_columns) == 2:
+    if method in SETFIT_METHODS and task.is_regression:
+        return (f"{option} is not allowed for a regression task: SetFit's contrastive stage pairs texts by "
+                "class; probe, vanilla and the other methods take regression")
+    if method in SETFIT_METHODS and len(task.text_columns) == 2:
         return (f"{option} is not allowed with two text columns: SetFit takes one text per example; "
                 "probe, vanilla and the other methods take pairs")
     return None
@@ -240,6 +242,17 @@ class SetFitPeer:
 
     def save_pretrained(self, directory: str) -> None:
         self.model.save_pretrained(directory)
+
+
+def make_setfit_body(cfg, data, directory: str) -> None:
+    """SetFit's contrastive stage alone (``cfg.setfit``'s settings) on ``data.sample``, the encoder
+    saved to ``directory`` for plain finetuning to start from (:meth:`SetFitPeer.save_body`)."""
+    from agwm.runtime import default_model
+
+    s = cfg.setfit
+    peer = SetFitPeer(cfg.model or default_model(), data.task, cfg.max_length, cfg.batch_size, data.device)
+    peer.fit(data.sample, s.num_iterations, s.epochs, s.body_lr, cfg.seed, body_only=True)
+    peer.save_body(directory)
 
 
 def load_encoder_model(directory: str, device: str = "cpu") -> ProbeModel:

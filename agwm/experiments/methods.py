@@ -84,18 +84,15 @@ def setfit_body(cfg: RunConfig) -> tuple[str, float]:
 
 
 def _make_setfit_body(cfg: RunConfig, path: str) -> None:
-    from agwm.baselines.sentence_encoder import SetFitPeer
-    from agwm.runtime import default_model, load_run_data, resolve_device, set_aside_holdout
+    from agwm.baselines.sentence_encoder import make_setfit_body
+    from agwm.runtime import load_run_data, resolve_device, set_aside_holdout
 
     start = time.perf_counter()
     data = load_run_data(cfg, resolve_device(cfg.device))
     if cfg.finetune.holdout:
         set_aside_holdout(cfg, data)  # the body must not see the part the run is scored on
-    s = cfg.setfit
-    peer = SetFitPeer(cfg.model or default_model(), data.task, cfg.max_length, cfg.batch_size, data.device)
-    peer.fit(data.sample, s.num_iterations, s.epochs, s.body_lr, cfg.seed, body_only=True)
     shutil.rmtree(path, ignore_errors=True)  # what an interrupted run left
-    peer.save_body(path)
+    make_setfit_body(cfg, data, path)
     with open(os.path.join(path, MADE), "w") as f:
         json.dump({"seconds": time.perf_counter() - start}, f)
 
