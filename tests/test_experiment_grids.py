@@ -1,5 +1,7 @@
 """Every grid shipped in experiments/ loads: a typo in a method name or an override fails here,
 not hours into a grid."""
+import re
+
 import pytest
 
 from agwm.experiments.grid import load_grid
@@ -8,10 +10,26 @@ from tests.conftest import REPO
 GRIDS = sorted((REPO / "experiments").glob("*.yaml"))
 
 
+# A study of agwm select's rule (scripts/select_study.py): its folder's README gives the command.
+STUDY = re.compile(r"scripts/select_study\.py --grid (\S+)[^`]*?--output-dir (\S+)")
+
+
+def studies() -> dict[str, str]:
+    """Each results file select_study.py wrote, with the grid whose test-file runs score it."""
+    found = {}
+    for readme in (REPO / "results").glob("*/README.md"):
+        for grid, output_dir in STUDY.findall(readme.read_text()):
+            if output_dir.rstrip("/") == str(readme.parent.relative_to(REPO)):
+                found[f"{output_dir.rstrip('/')}/results.jsonl"] = grid
+    return found
+
+
 def test_every_committed_results_file_comes_from_a_grid_here():
     committed = {str(p.relative_to(REPO)) for p in (REPO / "results").glob("*/results.jsonl")}
-    written = {load_grid(str(path)).results for path in GRIDS}
+    written = {load_grid(str(path)).results for path in GRIDS} | set(studies())
     assert committed and committed <= written, sorted(committed - written)
+    for grid in studies().values():
+        assert REPO / grid in GRIDS, grid  # a study names a grid of experiments/
 
 
 @pytest.mark.parametrize("path", GRIDS, ids=[p.stem for p in GRIDS])
