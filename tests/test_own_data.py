@@ -194,7 +194,7 @@ def user_style_csvs(glue_dir, tmp_path_factory):
 
 @pytest.mark.slow
 def test_search_finetune_predict_and_load_with_a_pipeline(user_style_csvs, tmp_path, monkeypatch, capsys):
-    """The README's own-data commands on a user-style CSV with the real default model."""
+    """The README's own-data pipeline commands (search, finetune) on a user-style CSV with the real default model."""
     from transformers import pipeline
 
     d = user_style_csvs
@@ -227,6 +227,24 @@ def test_search_finetune_predict_and_load_with_a_pipeline(user_style_csvs, tmp_p
     assert [a["label"] for a in answers] == list(predictions["prediction"])
     assert [a["score"] for a in answers] == pytest.approx(
         list(predictions[["prob_acceptable", "prob_unacceptable"]].max(axis=1)), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_the_recommended_classification_command_predicts_label_names(user_style_csvs, tmp_path, monkeypatch, capsys):
+    """The README's first own-data command (setfit-vanilla) with the real default model, loaded back as
+    the README loads it."""
+    pytest.importorskip("setfit")
+    from transformers import pipeline
+
+    d = user_style_csvs
+    run_ok("finetune.py", ["--method", "setfit-vanilla", "--train-file", str(d / "train.csv"), "--text-columns",
+                           "text", "--label-column", "judgement", "--validation-file", str(d / "dev.csv"),
+                           "--test-file", str(d / "unlabelled.csv"), "--output-dir", str(tmp_path / "f"),
+                           "--save-model", "finetune.epochs=1"], monkeypatch, capsys)
+    predictions = pd.read_csv(tmp_path / "f" / "predictions.csv")
+    assert list(predictions.columns) == ["text", "prediction", "prob_acceptable", "prob_unacceptable"]
+    classify = pipeline("text-classification", model=str(tmp_path / "f" / "model"))
+    assert [a["label"] for a in classify(list(predictions["text"]))] == list(predictions["prediction"])
 
 
 def test_a_grid_takes_a_user_task_beside_a_glue_name(user_style_csvs, glue_dir, tiny_model_dir, tmp_path):
