@@ -217,6 +217,23 @@ def test_setfit_vanilla_is_vanilla_from_setfits_body_and_repeats_itself(trec, ti
     assert set(loaded.config.id2label.values()) == set(pd.read_csv(trec / "train.csv")["label"])
 
 
+def test_setfit_vanilla_makes_its_body_without_the_held_out_part(trec, tiny_model_dir, tmp_path, monkeypatch):
+    from agwm.baselines import sentence_encoder
+
+    seen = []
+
+    def body(cfg, data, directory):
+        seen.append(len(data.sample))
+        raise KeyboardInterrupt  # stop before any training
+
+    monkeypatch.setattr("agwm.settings.setfit_installed", lambda: True)  # runs without the extra too
+    monkeypatch.setattr(sentence_encoder, "make_setfit_body", body)
+    for holdout, out in ((False, "all"), (True, "held")):
+        with pytest.raises(KeyboardInterrupt):
+            run_finetune(config(trec, tiny_model_dir, tmp_path / out, "setfit-vanilla", f"finetune.holdout={holdout}"))
+    assert seen == [48, int(48 * 0.8)]  # split 0's training part (search.split_ratio)
+
+
 def test_setfit_vanilla_refuses_what_setfit_refuses_and_a_second_body(glue_dir, trec, tiny_model_dir, tmp_path,
                                                                       monkeypatch, capsys):
     refusals = (("stsb", "--method setfit-vanilla is not allowed for a regression task"),
