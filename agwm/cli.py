@@ -298,8 +298,8 @@ def select(argv: list[str] | None = None) -> None:
     add_setting_flags(p, "select", {DATA: "data: your training file (--train-file) and how to read it"})
     p.add_argument("--methods", nargs="+", default=None,
                    help=f"two or more of: {', '.join(selectable_methods())} (default, by the task's kind: vanilla "
-                   "fold-average probe, with setfit and setfit-vanilla for classes of single texts, cosine and cosine-finetune for "
-                   "pairs)")
+                   "fold-average probe, with setfit and setfit-vanilla for classes of single texts, cosine and "
+                   "cosine-finetune for pairs)")
     p.add_argument("--seeds", type=int, default=5, help="paired repetitions, seeds 1..N (default 5)")
     p.add_argument("--margin", type=float, default=MARGIN,
                    help=f"points a cheaper method may be shown to lose at most (default {MARGIN:g})")

@@ -32,7 +32,12 @@ from agwm.baselines.mixout import MixoutConfig
 from agwm.baselines.peft_tuning import PeftConfig
 from agwm.baselines.reinit import ReinitConfig
 from agwm.baselines.sentence_encoder import (
-    SETFIT_METHODS, SETFIT_NEEDED, CosineConfig, ProbeConfig, SetFitConfig, setfit_installed,
+    SETFIT_METHODS,
+    SETFIT_NEEDED,
+    CosineConfig,
+    ProbeConfig,
+    SetFitConfig,
+    setfit_installed,
 )
 from agwm.baselines.subnetworks import ChildTuningConfig, DpsConfig
 from agwm.data import METRICS, TASK_ALIASES, TASK_TYPES, TASKS, metric_error

@@ -11,7 +11,11 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from agwm.baselines.sentence_encoder import (
-    SCORERS, SETFIT_MISSING, class_probabilities, load_encoder_model, setfit_installed,
+    SCORERS,
+    SETFIT_MISSING,
+    class_probabilities,
+    load_encoder_model,
+    setfit_installed,
 )
 from agwm.data import CLASSIFICATION_METRICS
 from agwm.experiments.methods import METHODS
@@ -204,6 +208,7 @@ def test_setfit_vanilla_is_vanilla_from_setfits_body_and_repeats_itself(trec, ti
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # the body is not kept
     a, b = (pd.read_csv(tmp_path / d / "predictions.csv") for d in ("a", "b"))
     pd.testing.assert_frame_equal(a, b)  # --seed determinism on the CPU
+    assert again["dev"] == first["dev"]
 
     cfg = config(trec, tiny_model_dir, tmp_path / "v", "vanilla", *setting, seed=3)
     make_setfit_body(cfg, load_run_data(cfg, resolve_device("cpu")), str(tmp_path / "body"))
