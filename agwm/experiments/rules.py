@@ -1,0 +1,243 @@
+"""The decision rules that grid files write before their first run, applied to the records.
+
+Every rule reads paired differences d_i = score(method, seed i) - score(base, seed i) through their
+95% t interval [lo, hi] (:func:`agwm.experiments.report.mean_interval`) against 0 and a margin m
+(1.5 points in every grid so far), and times as the median over seeds of the probe-corrected ratio
+to vanilla's wall time (:func:`agwm.experiments.report.time_ratios`). One function per grid file;
+each returns the markdown its results README quotes (``scripts/grid_rules.py`` prints it)."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from agwm.experiments.report import mean_interval, paired_differences, scores_by_cell, time_ratios
+
+MARGIN = 1.5
+
+
+@dataclass(frozen=True)
+class Paired:
+    """The mean of n paired differences and its 95% t interval [lo, hi]."""
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.1f} [{self.lo:+.1f}, {self.hi:+.1f}]"
+
+
+def paired(cells: dict, method: str, base: str, task: str, size: int) -> Paired | None:
+    """method minus base on the seeds both have; None below two seeds."""
+    diffs = paired_differences(cells, method, task, size, base=base)
+    interval = mean_interval(diffs)
+    return None if interval is None else Paired(statistics.mean(diffs), float(interval[0]), float(interval[1]), len(diffs))
+
+
+def loses_or_within(p: Paired, margin: float = MARGIN) -> str:
+    """A non-inferiority reading: shown to lose if hi < 0; within the margin if lo > -m."""
+    said = (["shown to lose"] if p.hi < 0 else []) + ([f"within {margin:g}"] if p.lo > -margin else [])
+    return ", ".join(said) or "unresolved"
+
+
+def differs_or_within(p: Paired, margin: float = MARGIN) -> str:
+    """An equivalence reading: shown to differ if 0 is outside [lo, hi]; within the margin if -m < lo
+    and hi < m."""
+    said = (["shown to differ"] if p.lo > 0 or p.hi < 0 else []) + \
+        ([f"within {margin:g}"] if -margin < p.lo and p.hi < margin else [])
+    return ", ".join(said) or "unresolved"
+
+
+def gain_or_none(p: Paired, margin: float = MARGIN) -> str:
+    """A superiority reading: shown to carry gain if lo > 0; none beyond the margin if -m < lo and hi < m."""
+    said = (["shown to carry gain"] if p.lo > 0 else []) + \
+        ([f"none beyond {margin:g}"] if -margin < p.lo and p.hi < margin else [])
+    return ", ".join(said) or "unresolved"
+
+
+def median_times(records: list[dict], size: int) -> dict[str, float]:
+    """method -> the median over its tasks and seeds at this size of its time over vanilla's."""
+    ratios, _ = time_ratios([r for r in records if r["train_size"] == size])
+    pooled: dict[str, list[float]] = {}
+    for (method, _, _), values in ratios.items():
+        pooled.setdefault(method, []).extend(values)
+    return {method: statistics.median(values) for method, values in pooled.items()}
+
+
+def task_mean(cells: dict, method: str, task: str, size: int) -> float:
+    return statistics.mean(cells[method, task, size].values())
+
+
+def best_of(cells: dict, methods, task: str, size: int) -> str:
+    """The method with the highest mean on the task (picked on the same seeds it is compared on)."""
+    return max((m for m in methods if cells.get((m, task, size))), key=lambda m: task_mean(cells, m, task, size))
+
+
+def to_best(cells: dict, method: str, best: dict[str, str], tasks: list[str], size: int) -> dict[str, Paired | None]:
+    """task -> method minus the task's best (None where it is the best)."""
+    return {t: None if method == best[t] else paired(cells, method, best[t], t, size) for t in tasks}
+
+
+def within_everywhere(intervals: dict[str, Paired | None], margin: float = MARGIN) -> bool:
+    return all(p is None or p.lo > -margin for p in intervals.values())
+
+
+def _methods(cells: dict, size: int) -> list[str]:
+    return sorted({m for m, _, s in cells if s == size})
+
+
+def _cell(p: Paired | None) -> str:
+    return "best" if p is None else str(p)
+
+
+def recommendation(records: list[dict], tasks: list[str], size: int, time_bound: str | None = None,
+                   margin: float = MARGIN) -> str:
+    """The method to recommend: the cheapest (median time over vanilla) whose interval to each task's
+    best mean lies above -m on every task, among those at most ``time_bound``'s time if one is named
+    and any qualifies; if none is within m everywhere, the highest mean over the tasks, said to be not
+    shown to match the best."""
+    cells, times = scores_by_cell(records), median_times(records, size)
+    methods = [m for m in _methods(cells, size) if all(cells.get((m, t, size)) for t in tasks)]
+    best = {t: best_of(cells, methods, t, size) for t in tasks}
+    mean_over = {m: statistics.mean(task_mean(cells, m, t, size) for t in tasks) for m in methods}
+    header = f"| method | {' | '.join(f'to the best, {t}' for t in tasks)} | mean | time / vanilla | within {margin:g} everywhere |"
+    lines = [header, "|---" * (len(tasks) + 4) + "|"]
+    within = []
+    for m in sorted(methods, key=lambda m: -mean_over[m]):
+        intervals = to_best(cells, m, best, tasks, size)
+        ok = within_everywhere(intervals, margin)
+        if ok:
+            within.append(m)
+        lines.append(f"| {m} | {' | '.join(_cell(intervals[t]) for t in tasks)} | {mean_over[m]:.2f} | "
+                     f"{times.get(m, float('nan')):.2f}x | {'yes' if ok else 'no'} |")
+    if not within:
+        top = max(methods, key=mean_over.get)
+        verdict = (f"no method is within {margin:g} of the best on every task: the highest mean, **{top}** "
+                   f"({mean_over[top]:.2f}), not shown to match the best.")
+    else:
+        cheap = [m for m in within if time_bound is None or times[m] <= times[time_bound]]
+        pick = min(cheap or within, key=times.get)
+        verdict = f"**{pick}**, the cheapest ({times[pick]:.2f}x) within {margin:g} of the best on every task"
+        if time_bound is not None and not cheap:
+            verdict += f"; none is within {time_bound}'s time ({times[time_bound]:.2f}x)"
+        verdict += "."
+    return "\n".join(lines) + "\n\nRecommended by the rule: " + verdict
+
+
+def peers_questions(records: list[dict], tasks: list[str], size: int,
+                    peers: tuple[str, ...] = ("setfit", "probe", "vanilla-tuned"),
+                    questions: tuple[str, ...] = ("mixup", "fold-average")) -> str:
+    """experiments/peers.yaml and peers-1000.yaml. Q1 / Q2: each question method minus the task's best
+    peer (highest mean), read by :func:`loses_or_within`. Q3: :func:`recommendation`."""
+    cells = scores_by_cell(records)
+    best_peer = {t: best_of(cells, peers, t, size) for t in tasks}
+    lines = [f"| | {' | '.join(tasks)} |", "|---" * (len(tasks) + 1) + "|",
+             f"| best peer ({', '.join(peers)}; highest mean) | "
+             + " | ".join(f"{best_peer[t]} {task_mean(cells, best_peer[t], t, size):.2f}" for t in tasks) + " |"]
+    for number, method in enumerate(questions, 1):
+        row = []
+        for t in tasks:
+            p = paired(cells, method, best_peer[t], t, size)
+            row.append("-" if p is None else f"{p}: {loses_or_within(p)}")
+        lines.append(f"| Q{number}: {method} - best peer | {' | '.join(row)} |")
+    return "\n".join(lines) + "\n\nQ3:\n\n" + recommendation(records, tasks, size)
+
+
+def stacked(records: list[dict], tasks: list[str], size: int = 300,
+            entries: tuple[str, ...] = ("setfit-vanilla", "setfit-fold-average", "setfit-mixup")) -> str:
+    """experiments/stacked.yaml. "Stacks": the interval to setfit lies above 0 on at least two tasks and
+    above -m on the rest. The recommendation: :func:`recommendation` bounded by setfit's time."""
+    cells = scores_by_cell(records)
+    lines = [f"| minus setfit | {' | '.join(tasks)} | stacks |", "|---" * (len(tasks) + 2) + "|"]
+    for entry in entries:
+        rows = [paired(cells, entry, "setfit", t, size) for t in tasks]
+        stacks = sum(p.lo > 0 for p in rows) >= 2 and all(p.lo > -MARGIN for p in rows)
+        lines.append(f"| {entry} | {' | '.join(map(str, rows))} | {'yes' if stacks else 'no'} |")
+    return "\n".join(lines) + "\n\n" + recommendation(records, tasks, size, time_bound="setfit")
+
+
+def moves_alpha(records: list[dict], method: str, task: str, size: int, base: str = "mixup",
+                factor: float = 10.0) -> tuple[int, int]:
+    """(seeds whose mean W0 weight after the search is at least ``factor`` times base's on the same
+    seed, seeds both have)."""
+    w0 = {}
+    for r in records:
+        if r["task"] == task and r["train_size"] == size and "alpha" in r:
+            w0[r["method"], r["seed"]] = r["alpha"]["w0_weight_mean"]
+    seeds = sorted({s for m, s in w0 if m == method} & {s for m, s in w0 if m == base})
+    return sum(w0[method, s] >= factor * w0[base, s] for s in seeds), len(seeds)
+
+
+def reverse_horizon(records: list[dict], tasks: list[str], size: int = 300,
+                    methods: tuple[str, ...] = ("reverse-T5", "reverse-T10")) -> str:
+    """experiments/reverse-horizon.yaml. "Moves alpha": W0 weight at least 10 times darts' (mixup's) on
+    at least 8 of the 10 seeds. "Moves the score": minus darts and minus fold-average, read by
+    :func:`differs_or_within`. Beside: median time over vanilla and the largest peak memory."""
+    cells, times = scores_by_cell(records), median_times(records, size)
+    peak = {}
+    for r in records:
+        if r["method"] in methods and r.get("peak_memory_mib"):
+            peak[r["method"]] = max(peak.get(r["method"], 0.0), r["peak_memory_mib"])
+    lines = ["| method | task | W0 >= 10x darts' (seeds) | moves alpha | minus darts | minus fold-average |",
+             "|---" * 6 + "|"]
+    for method in methods:
+        for t in tasks:
+            if not cells.get((method, t, size)):
+                lines.append(f"| {method} | {t} | - | no runs | - | - |")
+                continue
+            hits, n = moves_alpha(records, method, t, size)
+            cols = []
+            for base in ("mixup", "fold-average"):
+                p = paired(cells, method, base, t, size)
+                cols.append("-" if p is None else f"{p}: {differs_or_within(p)}")
+            lines.append(f"| {method} | {t} | {hits} of {n} | {'yes' if n and hits >= 8 else 'no'} | "
+                         f"{' | '.join(cols)} |")
+    beside = ", ".join(f"{m} {times[m]:.2f}x vanilla's time, peak {peak[m] / 1024:.1f} GiB"
+                       for m in methods if m in times and m in peak)
+    return "\n".join(lines) + (f"\n\nBeside the rule: {beside}." if beside else "")
+
+
+AVERAGING_CONTRASTS = (
+    ("averaging across runs", "fold-average", "one-fold"),
+    ("averaging within a run", "vanilla-swa", "vanilla"),
+    ("the unused held-out parts", "whole-average", "fold-average"),
+    ("more epochs", "vanilla-extra", "vanilla"),
+    ("a restarted schedule", "one-fold", "vanilla-extra"),
+)
+
+
+def averaging_controls(records: list[dict], tasks: list[str], size: int = 300) -> str:
+    """experiments/averaging-controls.yaml: each ingredient's paired contrast per task, read by
+    :func:`gain_or_none`."""
+    cells = scores_by_cell(records)
+    lines = [f"| ingredient | contrast | {' | '.join(tasks)} |", "|---" * (len(tasks) + 2) + "|"]
+    for name, method, base in AVERAGING_CONTRASTS:
+        row = []
+        for t in tasks:
+            p = paired(cells, method, base, t, size)
+            row.append("-" if p is None else f"{p}: {gain_or_none(p)}")
+        lines.append(f"| {name} | {method} - {base} | {' | '.join(row)} |")
+    return "\n".join(lines)
+
+
+def cheaper_default(records: list[dict], task: str, size: int = 300, default: str = "mixup",
+                    max_time: float = 1.5, margin: float = MARGIN) -> str:
+    """experiments/cheaper-default.yaml. A candidate passes if its interval to the default has lo > -m
+    and its median time over vanilla is at most ``max_time``; the default becomes the cheapest that
+    passes, else stays."""
+    cells, times = scores_by_cell(records), median_times(records, size)
+    candidates = [m for m in _methods(cells, size) if m not in (default, "vanilla")]
+    lines = [f"| candidate | minus {default} | time / vanilla | passes | minus vanilla |", "|---" * 5 + "|"]
+    passing = []
+    for m in sorted(candidates, key=lambda m: times.get(m, float("inf"))):
+        p, v = paired(cells, m, default, task, size), paired(cells, m, "vanilla", task, size)
+        ok = p is not None and p.lo > -margin and times.get(m, float("inf")) <= max_time
+        if ok:
+            passing.append(m)
+        lines.append(f"| {m} | {p if p else '-'} | {times.get(m, float('nan')):.2f}x | {'yes' if ok else 'no'} | "
+                     f"{v if v else '-'} |")
+    verdict = (f"**{min(passing, key=times.get)}** becomes the default" if passing
+               else f"none passes: {default} stays the default")
+    return "\n".join(lines) + f"\n\n{default} itself: {times.get(default, float('nan')):.2f}x vanilla's time. " \
+        f"By the rule, {verdict}."

@@ -1,0 +1,106 @@
+"""The grid files' decision rules (agwm/experiments/rules.py, scripts/grid_rules.py): the readings of an
+interval, each rule on records made to land on either side of it, and the committed grids' answers as
+their READMEs quote them."""
+
+import pytest
+
+from agwm.experiments import rules
+from agwm.experiments.rules import Paired
+from scripts import grid_rules
+
+
+def record(method, seed, score, total=100.0, task="t", size=300, w0=None):
+    r = {"key": f"{method}/{task}/{size}/{seed}", "method": method, "task": task, "train_size": size,
+         "seed": seed, "score": score, "wall_time_s": {"total": total}}
+    if w0 is not None:
+        r["alpha"] = {"a_mean": 1.0, "b_mean": 1.0, "alpha_mean": 1.0, "w0_weight_mean": w0}
+    return r
+
+
+def runs(method, base_score, delta, total=100.0, task="t", w0=None, seeds=range(1, 11)):
+    """Ten seeds of method at base_score + delta(seed)."""
+    return [record(method, s, base_score + delta(s), total, task, w0=w0(s) if w0 else None) for s in seeds]
+
+
+@pytest.mark.parametrize("paired, loses, differs, gain", [
+    (Paired(-2.0, -3.0, -1.0, 10), "shown to lose", "shown to differ", "unresolved"),
+    (Paired(-0.5, -1.0, -0.1, 10), "shown to lose, within 1.5", "shown to differ, within 1.5", "none beyond 1.5"),
+    (Paired(0.0, -1.4, 1.4, 10), "within 1.5", "within 1.5", "none beyond 1.5"),
+    (Paired(0.5, 0.1, 1.4, 10), "within 1.5", "shown to differ, within 1.5", "shown to carry gain, none beyond 1.5"),
+    (Paired(3.0, 1.0, 5.0, 10), "within 1.5", "shown to differ", "shown to carry gain"),
+    (Paired(0.0, -2.0, 2.0, 10), "unresolved", "unresolved", "unresolved"),
+])
+def test_readings(paired, loses, differs, gain):
+    assert rules.loses_or_within(paired) == loses
+    assert rules.differs_or_within(paired) == differs
+    assert rules.gain_or_none(paired) == gain
+
+
+def test_paired_is_the_t_interval_over_common_seeds():
+    records = runs("a", 80, lambda s: s % 3) + runs("b", 80, lambda s: 0, seeds=range(1, 8))
+    p = rules.paired(rules.scores_by_cell(records), "a", "b", "t", 300)
+    diffs = [s % 3 for s in range(1, 8)]
+    assert p.n == 7 and p.mean == pytest.approx(sum(diffs) / 7)
+    assert p.lo < p.mean < p.hi and p.hi - p.mean == pytest.approx(p.mean - p.lo)
+
+
+def test_recommendation_takes_the_cheapest_within_the_margin_else_the_highest_mean():
+    noise = lambda s: 0.3 * (-1) ** s
+    records = (runs("vanilla", 80, lambda s: 0) + runs("slow-best", 82, noise, total=300)
+               + runs("cheap-close", 81.8, lambda s: -noise(s), total=150))
+    assert "**cheap-close**, the cheapest (1.50x)" in rules.recommendation(records, ["t"], 300)
+    assert "none is within" not in rules.recommendation(records, ["t"], 300, time_bound="slow-best")
+    # each is far behind the other's best on one task: none is within the margin everywhere
+    split = (runs("vanilla", 80, lambda s: 0) + runs("vanilla", 70, lambda s: 0, task="u")
+             + runs("other", 85, noise, total=300) + runs("other", 66, noise, total=300, task="u"))
+    assert "the highest mean, **other** (75.50), not shown" in rules.recommendation(split, ["t", "u"], 300)
+
+
+def test_moves_alpha_counts_seeds_at_ten_times_darts():
+    records = (runs("mixup", 70, lambda s: 0, w0=lambda s: 1e-4)
+               + runs("reverse-T5", 70, lambda s: 0, w0=lambda s: 1e-3 if s <= 8 else 9e-4))
+    assert rules.moves_alpha(records, "reverse-T5", "t", 300) == (8, 10)
+    assert "| reverse-T5 | t | 8 of 10 | yes |" in rules.reverse_horizon(
+        records + runs("fold-average", 70, lambda s: 0) + runs("vanilla", 65, lambda s: 0), ["t"],
+        methods=("reverse-T5",))
+
+
+def test_averaging_controls_reads_each_contrast():
+    wobble = lambda s: 0.2 * (-1) ** s
+    records = (runs("vanilla", 65, lambda s: 0) + runs("fold-average", 70, wobble) + runs("one-fold", 66, wobble)
+               + runs("whole-average", 70, lambda s: 0) + runs("vanilla-swa", 65, wobble)
+               + runs("vanilla-extra", 66, lambda s: 0))
+    table = rules.averaging_controls(records, ["t"])
+    assert "| averaging across runs | fold-average - one-fold | +4.0 [+4.0, +4.0]: shown to carry gain |" in table
+    assert "| averaging within a run | vanilla-swa - vanilla | +0.0 [-0.2, +0.2]: none beyond 1.5 |" in table
+
+
+def test_cheaper_default_passes_only_inside_both_bounds():
+    wobble = lambda s: 0.5 * (-1) ** s
+    records = (runs("vanilla", 65, lambda s: 0, total=100) + runs("mixup", 70, lambda s: 0, total=280)
+               + runs("fold-average", 70, wobble, total=145) + runs("one-fold", 69.9, wobble, total=120)
+               + runs("alpha-every-10", 68, wobble, total=110) + runs("slow", 71, lambda s: 0, total=160))
+    table = rules.cheaper_default(records, "t")
+    assert "| one-fold | -0.1 [-0.5, +0.3] | 1.20x | yes |" in table
+    assert "| alpha-every-10 |" in table and "1.10x | no |" in table
+    assert "1.60x | no |" in table
+    assert "By the rule, **one-fold** becomes the default." in table
+    assert "none passes: mixup stays" in rules.cheaper_default([r for r in records if r["method"] != "one-fold"
+                                                                and r["method"] != "fold-average"], "t")
+
+
+def test_the_committed_grids_answer_as_their_readmes_say(capsys):
+    grid_rules.main(["experiments/peers.yaml"])
+    out = capsys.readouterr().out
+    assert "| Q1: mixup - best peer | +1.4 [-0.0, +2.8]: within 1.5 | -0.3 [-0.7, +0.2]: within 1.5 | " \
+           "-1.7 [-3.1, -0.3]: shown to lose |" in out
+    assert "the highest mean, **setfit** (86.03), not shown to match the best" in out
+    grid_rules.main(["experiments/stacked.yaml"])
+    out = capsys.readouterr().out
+    assert "| setfit-vanilla | +1.5 [+0.1, +3.0] | +0.4 [-0.4, +1.2] | -0.2 [-1.0, +0.7] | no |" in out
+    assert "**setfit-vanilla**, the cheapest (2.48x)" in out
+
+
+def test_a_grid_without_a_coded_rule_is_refused():
+    with pytest.raises(SystemExit, match="experiments/default-mixup.yaml is not allowed: its rule is not coded"):
+        grid_rules.main(["experiments/default-mixup.yaml"])
