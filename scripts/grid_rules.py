@@ -10,7 +10,7 @@ import sys
 
 from agwm.experiments import rules
 from agwm.experiments.grid import load_grid, read_records, task_name
-from agwm.experiments.report import merge_records
+from agwm.experiments.report import merge_records, split_unscored
 from problems.overrides import ConfigError
 
 # grid file stem -> (rule, the results files of its partner runs, as its header names them)
@@ -38,9 +38,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(str(error))
     rule, partners = RULES[stem]
     tasks = [task_name(t) for t in grid.tasks]
-    records = merge_records([r for path in [grid.results, *partners] for r in read_records(path)
-                             if r["task"] in tasks and r["seed"] in grid.seeds and r["train_size"] in grid.sizes
-                             and r.get("score") is not None])
+    records, unscored = split_unscored(merge_records([
+        r for path in [grid.results, *partners] for r in read_records(path)
+        if r["task"] in tasks and r["seed"] in grid.seeds and r["train_size"] in grid.sizes]))
+    if unscored:
+        print(unscored, file=sys.stderr)
     if not records:
         sys.exit(f"grid {args.grid}: no scored records in {grid.results}")
     print(rule(records, tasks, grid.sizes[0]))

@@ -3,7 +3,7 @@
 Every rule reads paired differences d_i = score(method, seed i) - score(base, seed i) through their
 95% t interval [lo, hi] (:func:`agwm.experiments.report.mean_interval`) against 0 and a margin m
 (1.5 points in every grid so far), and times as the median over seeds of the probe-corrected ratio
-to vanilla's wall time (:func:`agwm.experiments.report.time_ratios`). One function per grid file;
+to vanilla's wall time (:func:`agwm.experiments.report.median_times`). One function per grid file;
 each returns the markdown its results README quotes (``scripts/grid_rules.py`` prints it)."""
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from agwm.experiments.report import mean_interval, paired_differences, scores_by_cell, time_ratios
+from agwm.experiments.report import (
+    best_by_mean,
+    mean_interval,
+    median_times,
+    paired_differences,
+    scores_by_cell,
+    task_mean,
+)
 
 MARGIN = 1.5
 
@@ -56,24 +63,6 @@ def gain_or_none(p: Paired, margin: float = MARGIN) -> str:
     return ", ".join(said) or "unresolved"
 
 
-def median_times(records: list[dict], size: int) -> dict[str, float]:
-    """method -> the median over its tasks and seeds at this size of its time over vanilla's."""
-    ratios, _ = time_ratios([r for r in records if r["train_size"] == size])
-    pooled: dict[str, list[float]] = {}
-    for (method, _, _), values in ratios.items():
-        pooled.setdefault(method, []).extend(values)
-    return {method: statistics.median(values) for method, values in pooled.items()}
-
-
-def task_mean(cells: dict, method: str, task: str, size: int) -> float:
-    return statistics.mean(cells[method, task, size].values())
-
-
-def best_of(cells: dict, methods, task: str, size: int) -> str:
-    """The method with the highest mean on the task (picked on the same seeds it is compared on)."""
-    return max((m for m in methods if cells.get((m, task, size))), key=lambda m: task_mean(cells, m, task, size))
-
-
 def to_best(cells: dict, method: str, best: dict[str, str], tasks: list[str], size: int) -> dict[str, Paired | None]:
     """task -> method minus the task's best (None where it is the best)."""
     return {t: None if method == best[t] else paired(cells, method, best[t], t, size) for t in tasks}
@@ -99,7 +88,7 @@ def recommendation(records: list[dict], tasks: list[str], size: int, time_bound:
     shown to match the best."""
     cells, times = scores_by_cell(records), median_times(records, size)
     methods = [m for m in _methods(cells, size) if all(cells.get((m, t, size)) for t in tasks)]
-    best = {t: best_of(cells, methods, t, size) for t in tasks}
+    best = {t: best_by_mean(cells, methods, t, size) for t in tasks}
     mean_over = {m: statistics.mean(task_mean(cells, m, t, size) for t in tasks) for m in methods}
     header = f"| method | {' | '.join(f'to the best, {t}' for t in tasks)} | mean | time / vanilla | within {margin:g} everywhere |"
     lines = [header, "|---" * (len(tasks) + 4) + "|"]
@@ -131,7 +120,7 @@ def peers_questions(records: list[dict], tasks: list[str], size: int,
     """experiments/peers.yaml and peers-1000.yaml. Q1 / Q2: each question method minus the task's best
     peer (highest mean), read by :func:`loses_or_within`. Q3: :func:`recommendation`."""
     cells = scores_by_cell(records)
-    best_peer = {t: best_of(cells, peers, t, size) for t in tasks}
+    best_peer = {t: best_by_mean(cells, peers, t, size) for t in tasks}
     lines = [f"| | {' | '.join(tasks)} |", "|---" * (len(tasks) + 1) + "|",
              f"| best peer ({', '.join(peers)}; highest mean) | "
              + " | ".join(f"{best_peer[t]} {task_mean(cells, best_peer[t], t, size):.2f}" for t in tasks) + " |"]
