@@ -99,6 +99,10 @@ def test_the_committed_grids_answer_as_their_readmes_say(capsys):
     out = capsys.readouterr().out
     assert "| setfit-vanilla | +1.5 [+0.1, +3.0] | +0.4 [-0.4, +1.2] | -0.2 [-1.0, +0.7] | no |" in out
     assert "**setfit-vanilla**, the cheapest (2.48x)" in out
+    grid_rules.main(["experiments/peers-1000.yaml"])
+    out = capsys.readouterr().out
+    assert "| Q2: fold-average - best peer | -0.1 [-1.6, +1.5]: unresolved | -2.0 [-2.4, -1.5]: shown to lose |" in out
+    assert "the highest mean, **setfit-vanilla** (87.30), not shown to match the best" in out
 
 
 def test_a_grid_without_a_coded_rule_is_refused():
