@@ -266,6 +266,8 @@ def report(argv: list[str] | None = None) -> None:
     p.add_argument("--tasks", nargs="+", default=None, help="report only these tasks' records (default: all)")
     p.add_argument("--sizes", type=int, nargs="+", default=None,
                    help="report only these training-set sizes' records (default: all)")
+    p.add_argument("--methods", nargs="+", default=None,
+                   help="report only these methods' records (their names in the grid; default: all)")
     p.add_argument("--search", nargs="*", default=[], help="search output folders to plot")
     p.add_argument("--compare", nargs=2, default=None, metavar=("METHOD", "BASE"),
                    help="print METHOD minus BASE per task, size and seed of the results, with the mean's "
@@ -278,7 +280,7 @@ def report(argv: list[str] | None = None) -> None:
         from agwm.experiments.report import write_report
 
         for line in write_report(args.results, args.output_dir, args.data_dir, args.tasks, args.sizes,
-                                 args.search, args.compare, args.compare_searches):
+                                 args.methods, args.search, args.compare, args.compare_searches):
             print(line)
 
     main_guard(body)

@@ -166,6 +166,12 @@ def test_report_of_some_tasks_and_sizes_only(tmp_path, monkeypatch, capsys):
     assert code == 2 and "--tasks qnli is not allowed: the results hold rte, stsb" in err
     code, err = run_script("report.py", [*flags, "--sizes", "500"], monkeypatch, capsys)
     assert code == 2 and "--sizes 500 is not allowed: the results hold 300, 1000" in err
+    monkeypatch.setattr(sys, "argv", ["report.py", *flags, "--methods", "vanilla"])
+    runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert report.startswith("# Results\n\n5 runs;") and "mixup" not in report  # vanilla's 5 runs
+    code, err = run_script("report.py", [*flags, "--methods", "vanilla", "setfit"], monkeypatch, capsys)
+    assert code == 2 and "--methods setfit is not allowed: the results hold mixup, vanilla" in err
 
 
 def test_report_with_the_one_class_scores_of_the_dev_sets(tmp_path, glue_dir, monkeypatch, capsys):

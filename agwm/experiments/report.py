@@ -521,10 +521,11 @@ def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | 
 
 
 def write_report(results: list[str] | None, output_dir: str | None, data_dir: str | None = None,
-                 tasks: list[str] | None = None, sizes: list[int] | None = None, search: list[str] = (),
+                 tasks: list[str] | None = None, sizes: list[int] | None = None,
+                 methods: list[str] | None = None, search: list[str] = (),
                  compare: list[str] | None = None, compare_searches: list[str] = ()) -> list[str]:
     """``agwm report``: ``report.md`` and ``score_vs_size.png`` in ``output_dir`` from the ``results``
-    files' records (only ``tasks`` and ``sizes``), each ``search`` folder's plots, the
+    files' records (only ``tasks``, ``sizes`` and ``methods``), each ``search`` folder's plots, the
     ``compare_searches`` plot, and the ``compare`` table (METHOD BASE); returns what to print."""
     from agwm.experiments.grid import read_records
     from agwm.experiments.plots import plot_alpha_layers, plot_alpha_movement, plot_score_vs_size, plot_search
@@ -566,6 +567,7 @@ def write_report(results: list[str] | None, output_dir: str | None, data_dir: st
         records += found
     records = only_these(records, "--tasks", "task", tasks)
     records = only_these(records, "--sizes", "train_size", sizes)
+    records = only_these(records, "--methods", "method", methods)
 
     def not_one_report(error: ValueError) -> ConfigError:  # records that cannot go in one report
         return ConfigError(f"--results {' '.join(results)} is not allowed: {error}")
