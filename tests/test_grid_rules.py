@@ -103,6 +103,11 @@ def test_the_committed_grids_answer_as_their_readmes_say(capsys):
     out = capsys.readouterr().out
     assert "| Q2: fold-average - best peer | -0.1 [-1.6, +1.5]: unresolved | -2.0 [-2.4, -1.5]: shown to lose |" in out
     assert "the highest mean, **setfit-vanilla** (87.30), not shown to match the best" in out
+    grid_rules.main(["experiments/averaging-controls.yaml"])
+    out = capsys.readouterr().out
+    assert "| a restarted schedule | one-fold - vanilla-extra | +9.6 [+3.8, +15.4]: shown to carry gain | " \
+           "+0.1 [-1.0, +1.3]: none beyond 1.5 |" in out
+    assert "| averaging across runs | fold-average - one-fold | -1.5 [-3.6, +0.7]: unresolved |" in out
 
 
 def test_a_grid_without_a_coded_rule_is_refused():
