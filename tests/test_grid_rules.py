@@ -108,6 +108,11 @@ def test_the_committed_grids_answer_as_their_readmes_say(capsys):
     assert "| a restarted schedule | one-fold - vanilla-extra | +9.6 [+3.8, +15.4]: shown to carry gain | " \
            "+0.1 [-1.0, +1.3]: none beyond 1.5 |" in out
     assert "| averaging across runs | fold-average - one-fold | -1.5 [-3.6, +0.7]: unresolved |" in out
+    grid_rules.main(["experiments/reverse-horizon.yaml"])
+    out = capsys.readouterr().out
+    assert "| reverse-T5 | stsb | 0 of 10 | no | +1.0 [-1.6, +3.7]: unresolved | +0.6 [-1.8, +3.0]: unresolved |" in out
+    assert "| reverse-T10 | mr | 0 of 10 | no | +0.2 [-0.3, +0.7]: within 1.5 | +0.3 [-0.5, +1.2]: within 1.5 |" in out
+    assert "reverse-T10 3.14x vanilla's time, peak 22.4 GiB" in out
 
 
 def test_a_grid_without_a_coded_rule_is_refused():
