@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from agwm.experiments.grid import load_grid
+from agwm.experiments.grid import config_changes, load_grid, read_records
+from agwm.settings import as_recorded
 from tests.conftest import REPO
 
 GRIDS = sorted((REPO / "experiments").glob("*.yaml"))
@@ -39,3 +40,14 @@ def test_grid_loads_and_builds_its_runs(path):
     runs = grid.runs()
     assert runs
     assert len({run.key for run in runs}) == len(runs)
+
+
+@pytest.mark.parametrize("path", GRIDS, ids=[p.stem for p in GRIDS])
+def test_committed_records_have_the_settings_their_grid_gives_today(path):
+    """A changed default must be pinned in the grids whose records ran with the old one (their
+    ``overrides``), so that a committed grid resumes, and reruns, as it ran."""
+    grid = load_grid(str(path))
+    recorded = {r["key"]: r for r in read_records(str(REPO / grid.results))}
+    changed = {run.key: config_changes(recorded[run.key].get("config", {}), as_recorded(run.config), run.entry.method)
+               for run in grid.runs() if run.key in recorded}
+    assert not {key: c for key, c in changed.items() if c}
