@@ -335,15 +335,20 @@ def run_grid(grid: Grid, workers: int = 1, ray: RayOptions | None = None) -> tup
         return _run_missing(grid, workers, ray)
 
 
+def recorded_with_other_settings(runs: list[Run], recorded: dict[str, dict]) -> dict[str, list[str]]:
+    """Each run of ``runs`` whose record (``recorded``: key -> record) has settings it no longer has,
+    with those changes (:func:`config_changes`)."""
+    changes = {run.key: config_changes(recorded[run.key].get("config", {}), as_recorded(run.config), run.entry.method)
+               for run in runs if run.key in recorded}
+    return {key: changed for key, changed in changes.items() if changed}
+
+
 def _run_missing(grid: Grid, workers: int, ray: RayOptions | None) -> tuple[int, int]:
     runs = grid.runs()
     recorded = {r["key"]: r for r in read_records(grid.results)}
-    for run in runs:
-        if run.key in recorded:
-            changed = config_changes(recorded[run.key].get("config", {}), as_recorded(run.config), run.entry.method)
-            if changed:
-                raise ConfigError(f"{grid.results}: {run.key} was recorded with other settings "
-                                  f"({', '.join(changed[:4])}); give the entry a new name or remove its records")
+    for key, changed in recorded_with_other_settings(runs, recorded).items():
+        raise ConfigError(f"{grid.results}: {key} was recorded with other settings "
+                          f"({', '.join(changed[:4])}); give the entry a new name or remove its records")
     pending = [r for r in runs if r.key not in recorded]
     check_data(pending)
     progress = tqdm(total=len(pending), desc="grid")
