@@ -170,7 +170,7 @@ def search(argv: list[str] | None = None) -> None:
         from agwm.search import run_search
 
         metrics = run_search(cfg, settings)
-        print(f"alphas written to {cfg.output_dir}/alphas.safetensors "
+        print(f"search ({cfg.search.problem}, {cfg.search.folds} fold(s)) written to {cfg.output_dir} "
               f"(mean alpha {metrics['alpha']['alpha_mean']:.4f}, {metrics['wall_time_s']:.0f} s)")
 
     main_guard(body)

@@ -78,8 +78,9 @@ def option(default: Any, flag: str, help: str, commands: tuple[str, ...] = BOTH,
 
 @dataclass
 class SearchConfig:
-    problem: str = option("bilevel", "--problem", "bilevel, joint (W and alpha trained together) or inner_only "
-                          "(W alone on each split's train part, alpha at its initial draw)", ("search",))
+    problem: str = option("bilevel", "--problem", "bilevel (alpha learned on the held-out part), joint (W and "
+                          "alpha trained together) or inner_only (W alone on each split's train part, alpha at "
+                          "its initial draw)", ("search",))
     folds: int = option(2, "--folds", "random splits K of the sample", ("search",))
     split_ratio: float = option(0.8, "--split-ratio", "training part of each split", ("search",))
     epochs: float = 3.0
@@ -172,7 +173,7 @@ class RunConfig:
                                     "where it is installed)", metavar="LOG")
     body: str = "pretrained"  # a grid method's start: the pretrained encoder, or setfit's contrastive stage
     hypergrad: str = option("darts", "--hypergrad", "darts, opt_darts, sama, reverse, neumann or cg: "
-                            "engine_configs/<name>.yaml", ("search",))
+                            "engine_configs/<name>.yaml (with --problem bilevel)", ("search",))
     engine_config: str | None = option(None, "--engine-config", "any engine YAML file (instead of --hypergrad)",
                                        ("search",))
     mixup: MixupConfig = field(default_factory=MixupConfig)
@@ -452,7 +453,7 @@ def to_dict(obj: Any) -> dict:
 
 # A setting that only some kinds of method read -> those kinds; for every other kind its value is
 # no change (a grid resumes over it, a report does not list it).
-READ_ONLY_BY = {"search.finetune_start": ("mixup",)}
+READ_ONLY_BY = {"search.finetune_start": ("mixup",), "search.problem": ("mixup",), "search.folds": ("mixup",)}
 
 
 def read_by(key: str, kind: str) -> bool:
@@ -610,7 +611,8 @@ def check_start_weights(path: str, option: str = "--start-weights") -> None:
 
 
 def check_search_inputs(cfg: RunConfig) -> None:
-    """What a search reads before any work: its output folder and the model."""
+    """What a search reads before any work: settings it would not read, its output folder and the model."""
+    refuse_unread_outer_level(cfg)
     _refuse_body(cfg)
     check_output_dir(cfg.output_dir, cfg.overwrite, "search")
     model_config(cfg.model)
@@ -644,6 +646,25 @@ def check_finetune_inputs(cfg: RunConfig, alphas: str | None,
     if start_weights is not None:
         check_start_weights(start_weights)
     return saved, start_weights
+
+
+def refuse_unread_outer_level(cfg: RunConfig) -> None:
+    """A search with no outer level (``search.problem`` not bilevel) computes no hypergradient, so a
+    changed hypergradient, engine file or alpha_every would be silently ignored; with inner_only the
+    alpha optimiser is never stepped either. Refuse each such setting with one line."""
+    problem = cfg.search.problem
+    if problem == "bilevel":
+        return
+    unread = ["hypergrad", "engine_config", "search.alpha_every"]
+    if problem == "inner_only":
+        unread += [f"search.{f.name}" for f in dataclasses.fields(SearchConfig) if f.name.startswith("alpha_")]
+    defaults = RunConfig()
+    for path in unread:
+        value = get_path(cfg, path)
+        if value != get_path(defaults, path):
+            option = f"{FLAGS[path]} {value}" if path in FLAGS else f"{path}={value}"
+            raise ConfigError(f"{option} is not allowed with --problem {problem}: it has no outer level to use "
+                              "it; add --problem bilevel (search.problem=bilevel)")
 
 
 def _refuse_body(cfg: RunConfig) -> None:

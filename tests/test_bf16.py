@@ -34,7 +34,7 @@ def test_bf16_changes_the_computation_a_little_in_both_phases(glue_dir, tiny_mod
     def make_config(out, bf16):
         return build_run_config({"task": "stsb", "train_size": 32, "data_dir": glue_dir, "model": tiny_model_dir,
                                  "output_dir": str(out), "bf16": bf16, "device": "cpu", "report_to": ["csv"]},
-                                ["finetune.epochs=2", "search.folds=1", "search.max_steps=3"])
+                                ["finetune.epochs=2", "search.problem=bilevel", "search.folds=1", "search.max_steps=3"])
 
     for run in (run_finetune, lambda cfg: run_search(cfg, run_engine_settings(cfg))):
         runs = run_both(make_config, run, tmp_path / ("ft" if run is run_finetune else "search"))
@@ -70,7 +70,7 @@ def test_the_hypergradient_is_computed_without_autocast(glue_dir, tiny_model_dir
     monkeypatch.setitem(jvp_fn_mapping, "agwm_darts", watched)
     cfg = build_run_config({"task": "stsb", "train_size": 32, "data_dir": glue_dir, "model": tiny_model_dir,
                             "output_dir": str(tmp_path), "bf16": True, "device": "cpu", "report_to": ["none"]},
-                           ["search.folds=1", "search.max_steps=2"])
+                           ["search.problem=bilevel", "search.folds=1", "search.max_steps=2"])
     run_search(cfg, run_engine_settings(cfg))
     assert autocast_on == [False, False]  # two outer steps, each hypergradient in float32
 

@@ -28,6 +28,11 @@ CASES = [
     (["mixup.rank=0"], "mixup.rank=0 is not allowed: at least 1"),
     (["--data-dir", "/nonexistent"], "data folder '/nonexistent' does not exist"),
     (["--engine-config", "/nonexistent.yaml"], "--engine-config /nonexistent.yaml is not allowed: no such file"),
+    (["--problem", "inner_only", "--hypergrad", "sama"], "--hypergrad sama is not allowed with --problem inner_only: "
+                                                         "it has no outer level to use it; add --problem bilevel "
+                                                         "(search.problem=bilevel)"),
+    (["--problem", "joint", "--alpha-every", "5"], "--alpha-every 5 is not allowed with --problem joint"),
+    (["--problem", "inner_only", "search.alpha_lr=1e-3"], "search.alpha_lr=0.001 is not allowed with --problem inner_only"),
 ]
 
 
@@ -88,7 +93,7 @@ def test_search_runs_with_every_hypergradient(hypergrad, glue_dir, tiny_model_di
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["search.py", "--report-to", "none", "--task", "stsb", "--data-dir", glue_dir,
                                       "--train-size", "16", "--model", tiny_model_dir, "--output-dir", str(out),
-                                      "--folds", "1", "--max-steps", "2", "--hypergrad", hypergrad])
+                                      "--folds", "1", "--max-steps", "2", "--problem", "bilevel", "--hypergrad", hypergrad])
     runpy.run_path(str(REPO / "scripts" / "search.py"), run_name="__main__")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["hypergrad"] == hypergrad and metrics["folds"][0]["iterations"] == 2
@@ -102,7 +107,7 @@ def test_alpha_every_steps_alpha_once_every_n_inner_steps(glue_dir, tiny_model_d
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["search.py", "--report-to", "csv", "--task", "stsb", "--data-dir", glue_dir,
                                       "--train-size", "64", "--model", tiny_model_dir, "--output-dir", str(out),
-                                      "--folds", "1", "--max-steps", "2", "--alpha-every", "3",
+                                      "--folds", "1", "--max-steps", "2", "--problem", "bilevel", "--alpha-every", "3",
                                       "search.alpha_lr=0.05", "search.alpha_warmup_ratio=0"])
     runpy.run_path(str(REPO / "scripts" / "search.py"), run_name="__main__")
     assert json.loads((out / "metrics.json").read_text())["folds"][0]["iterations"] == 6

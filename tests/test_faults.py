@@ -250,7 +250,7 @@ def test_a_huge_alpha_learning_rate_keeps_alpha_finite_and_in_its_box(stsb_dir, 
     out = tmp_path / "out"
     args = ["--report-to", "csv", "--task", "stsb", "--data-dir", str(stsb_dir.parent), "--train-size", "16",
             "--model", tiny_model_dir, "--output-dir", str(out), "--folds", "1", "--max-steps", "4",
-            "search.alpha_lr=1e6", "search.alpha_warmup_ratio=0"]
+            "--problem", "bilevel", "search.alpha_lr=1e6", "search.alpha_warmup_ratio=0"]
     run_to_the_end("search.py", args, monkeypatch, capsys)
     for name, tensor in load_file(out / "alphas.safetensors").items():
         assert torch.isfinite(tensor).all() and tensor.min() >= 0 and tensor.max() <= 1, name
@@ -266,7 +266,8 @@ def test_an_attention_factor_outside_its_box_stops_the_search(stsb_dir, tiny_mod
     monkeypatch.setattr(agwm.search, "project_alphas", lambda alphas: None)  # nothing puts A, B back
     out = tmp_path / "out"
     args = ["--task", "stsb", "--data-dir", str(stsb_dir.parent), "--train-size", "16", "--model", tiny_model_dir,
-            "--output-dir", str(out), "--folds", "1", "--max-steps", "2", "search.alpha_lr=1e6",
+            "--output-dir", str(out), "--folds", "1", "--max-steps", "2", "--problem", "bilevel",
+            "search.alpha_lr=1e6",
             "search.alpha_warmup_ratio=0"]
     code, err = run_script("search.py", args, monkeypatch, capsys)
     assert_one_line(code, err, 3, "search: an attention factor left [0, 1] or became NaN at step 1", out)

@@ -23,7 +23,8 @@ CPU = torch.device("cpu")
 def test_alphas_are_the_fold_mean_and_fold_average_weights_start_the_finetune(tiny_model_dir, glue_dir, tmp_path):
     cfg = build_run_config({"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir,
                             "model": tiny_model_dir, "output_dir": str(tmp_path / "s"), "search.folds": 3,
-                            "search.max_steps": 2}, ["search.finetune_start=fold_average", "search.alpha_lr=0.05"])
+                            "search.max_steps": 2}, ["search.problem=bilevel", "search.finetune_start=fold_average",
+                                                        "search.alpha_lr=0.05"])
     run_search(cfg, load_engine_settings(engine_config_path(cfg)))
     folds = [load_file(tmp_path / "s" / f"fold{k}" / "alphas.safetensors") for k in range(3)]
     averaged = load_file(tmp_path / "s" / "alphas.safetensors")
@@ -82,7 +83,7 @@ def test_holdout_runs_search_and_finetune_on_the_training_part_and_score_on_the_
     from agwm.runtime import load_run_data, set_aside_holdout
 
     flags = {"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
-             "output_dir": str(tmp_path / "s"), "search.folds": 1, "search.max_steps": 1}
+             "output_dir": str(tmp_path / "s"), "search.problem": "bilevel", "search.folds": 1, "search.max_steps": 1}
     overrides = ["finetune.holdout=true", "finetune.epochs=1"]
     cfg = build_run_config(dict(flags), overrides)
     data = load_run_data(cfg, CPU)
@@ -158,7 +159,7 @@ def test_inner_only_trains_w_as_the_search_inner_level_does_and_leaves_alpha_at_
 
     def search(problem):
         cfg = build_run_config({**flags, "output_dir": str(tmp_path / problem), "search.problem": problem},
-                               ["search.alpha_lr=0.05"])
+                               ["search.alpha_lr=0.05"] if problem == "bilevel" else [])
         seen.clear()
         return cfg, run_search(cfg, load_engine_settings(engine_config_path(cfg)))
 
@@ -231,7 +232,7 @@ def test_the_averaging_controls_one_fold_whole_sample_folds_and_swa(tiny_model_d
     run_search(cfg, load_engine_settings(engine_config_path(cfg)))
     assert seen == [20, 20]  # each fold's W on all 20 examples
     with pytest.raises(ConfigError, match="search.fold_data=whole is not allowed: split with search.problem=bilevel"):
-        build_run_config(flags, ["search.fold_data=whole"])
+        build_run_config(flags, ["search.problem=bilevel", "search.fold_data=whole"])
 
     added = []
 

@@ -90,12 +90,13 @@ def test_a_grid_whose_settings_changed_since_its_records_stops_instead_of_mixing
 
 
 def test_a_setting_is_a_change_only_for_the_kinds_of_method_that_read_it():
-    recorded = {"search": {"finetune_start": "pretrained", "folds": 2}}
-    current = {"search": {"finetune_start": "fold_average", "folds": 2}}
-    assert config_changes(recorded, current, "mixup") == ["search.finetune_start: 'pretrained' -> 'fold_average'"]
+    recorded = {"search": {"finetune_start": "pretrained", "folds": 2, "split_ratio": 0.8}}
+    current = {"search": {"finetune_start": "fold_average", "folds": 1, "split_ratio": 0.8}}
+    assert config_changes(recorded, current, "mixup") == ["search.finetune_start: 'pretrained' -> 'fold_average'",
+                                                          "search.folds: 2 -> 1"]
     assert config_changes(recorded, current, "vanilla") == []
-    current["search"]["folds"] = 5  # a setting the table does not list is read by every kind
-    assert config_changes(recorded, current, "vanilla") == ["search.folds: 2 -> 5"]
+    current["search"]["split_ratio"] = 0.5  # a setting the table does not list is read by every kind
+    assert config_changes(recorded, current, "vanilla") == ["search.split_ratio: 0.8 -> 0.5"]
 
 
 def test_record_format(fake_method, glue_dir, tmp_path):
@@ -159,11 +160,13 @@ def test_parallel_workers_record_every_run_once(tiny_model_dir, glue_dir, tmp_pa
     (("finetune.lr=3e-5", "finetune.lr=-1"), "finetune.lr=-1 is not allowed: greater than 0"),
     (("finetune.lr=3e-5", "inner.cg_iter=2"), "inner.cg_iter=2: unknown key"),
     (("finetune.lr=3e-5", "engine.strategy=gpu, device=cpu"), "engine.strategy=gpu is not allowed with device cpu"),
+    (("finetune.lr=3e-5", "search.problem=inner_only, hypergrad=sama"), "--hypergrad sama is not allowed with --problem inner_only: it has "
+                                             "no outer level to use it; add --problem bilevel (search.problem=bilevel)"),
     (("sizes: [50]", "sizes: []"), "sizes must be a non-empty list of int"),
 ])
 def test_a_bad_grid_stops_before_any_run(change, message, fake_method, glue_dir, tmp_path):
     text = GRID.replace(*change)
-    if "inner." in change[1] or "engine." in change[1]:
+    if any(key in change[1] for key in ("inner.", "engine.", "hypergrad")):
         text = text.replace("method: fake\n    overrides", "method: mixup\n    overrides")
     with pytest.raises(ConfigError, match=re.escape(message)):
         run_grid(load_grid(write_grid(tmp_path, glue_dir, text)))

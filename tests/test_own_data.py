@@ -321,6 +321,17 @@ def test_select_compares_the_methods_for_the_tasks_kind_by_default(columns, labe
     assert all(selection.task_error(m, task) is None for m in methods)
 
 
+def test_the_pipelines_select_names_run_the_settings_their_names_meant_in_the_studies(tmp_path):
+    from agwm.experiments.selection import selection_grid
+
+    train, _ = user_files(tmp_path)
+    task = {"name": "mine", "train_file": str(train), "text_columns": ["review"], "label_column": "sentiment"}
+    grid = selection_grid(task, ["mixup", "fold-average", "one-fold", "vanilla"], 2, str(tmp_path / "s"), [])
+    searches = {run.entry.name: (run.config.search.problem, run.config.search.folds) for run in grid.runs()}
+    assert searches == {"mixup": ("bilevel", 2), "fold-average": ("inner_only", 2), "one-fold": ("inner_only", 1),
+                        "vanilla": ("bilevel", 2)}  # the defaults: vanilla reads neither
+
+
 def test_select_without_methods_plans_the_defaults_for_the_files_task(tmp_path, monkeypatch, capsys):
     from agwm.experiments import selection
 

@@ -30,6 +30,7 @@ from agwm.settings import (
     build_run_config,
     changed_settings,
     refuse_unknown,
+    refuse_unread_outer_level,
     run_engine_settings,
 )
 from problems import engine_config_on
@@ -109,6 +110,7 @@ class Grid:
                         runs.append(Run(entry, name, size, seed, cfg, overrides))
         for run in runs:
             if run.entry.method == "mixup":
+                refuse_unread_outer_level(run.config)
                 settings = run_engine_settings(run.config, engine_overrides(run.overrides))
                 engine_config_on(settings.engine, resolve_device(run.config.device))
         return runs

@@ -37,8 +37,13 @@ MARGIN = 3.0  # points: the resolution the project's experiments are sized for
 def rule_text(margin: float) -> str:
     return (f"the cheapest method (mean wall time) whose 95% interval of the paired difference to the best mean "
             f"lies above -{margin:g} points; the best mean when no cheaper one does")
-# The pipelines a user chooses between, as grid entries; any other name is a method of agwm.experiments.methods.
-PIPELINES = {"fold-average": Entry("fold-average", "mixup", ["search.problem=inner_only"])}
+# The pipelines a user chooses between, as grid entries, each pinned to the settings its name meant in
+# the committed studies; any other name is a method of agwm.experiments.methods.
+PIPELINES = {
+    "mixup": Entry("mixup", "mixup", ["search.problem=bilevel", "search.folds=2"]),
+    "fold-average": Entry("fold-average", "mixup", ["search.problem=inner_only", "search.folds=2"]),
+    "one-fold": Entry("one-fold", "mixup", ["search.problem=inner_only", "search.folds=1"]),
+}
 
 
 def selectable_methods() -> list[str]:
