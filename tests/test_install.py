@@ -26,8 +26,8 @@ def test_a_plain_install_runs_a_search_from_another_folder(tmp_path, tiny_model_
     command = site / "bin" / "agwm"  # [project.scripts]: the installed command, run from another folder
     assert command.is_file()
     run = subprocess.run([sys.executable, str(command), "search", "--task", "rte", "--train-size", "16",
-                          "--data-dir", glue_dir, "--model", tiny_model_dir, "--hypergrad", "cg", "--max-steps", "1",
-                          "--folds", "1", "--output-dir", str(tmp_path / "out")],
+                          "--data-dir", glue_dir, "--model", tiny_model_dir, "--problem", "bilevel", "--hypergrad", "cg",
+                          "--max-steps", "1", "--folds", "1", "--output-dir", str(tmp_path / "out")],
                          cwd=tmp_path, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "out" / "alphas.safetensors").is_file()
