@@ -257,15 +257,18 @@ def refuse_unknown(flag: str, wanted: list | None, known: list, known_are: str) 
         raise ConfigError(f"{flag} {' '.join(unknown)} is not allowed: {known_are} {', '.join(map(str, known))}")
 
 
+def spelt(path: str, value: Any) -> str:
+    """A setting as a user gives it: its flag and value where it has a flag, else ``path=value``."""
+    return f"{FLAGS[path]} {value}" if path in FLAGS else f"{path}={value}"
+
+
 def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -> None:
     """``written``: the override text of a field set by ``key=value``, to quote in a message."""
     written = written or {}
 
     def _require(ok: bool, path: str, value: Any, allowed: str) -> None:
         if not ok:
-            flag = FLAGS.get(path)
-            option = written.get(path) or (f"{flag} {value}" if flag else f"{path}={value}")
-            raise ConfigError(f"{option} is not allowed: {allowed}")
+            raise ConfigError(f"{written.get(path) or spelt(path, value)} is not allowed: {allowed}")
 
     validate_data_settings(cfg, _require)
     _require(cfg.max_length >= 8, "max_length", cfg.max_length, "at least 8")
@@ -662,9 +665,8 @@ def refuse_unread_outer_level(cfg: RunConfig) -> None:
     for path in unread:
         value = get_path(cfg, path)
         if value != get_path(defaults, path):
-            option = f"{FLAGS[path]} {value}" if path in FLAGS else f"{path}={value}"
-            raise ConfigError(f"{option} is not allowed with --problem {problem}: it has no outer level to use "
-                              "it; add --problem bilevel (search.problem=bilevel)")
+            raise ConfigError(f"{spelt(path, value)} is not allowed with --problem {problem}: it has no outer level "
+                              "to use it; add --problem bilevel (search.problem=bilevel)")
 
 
 def _refuse_body(cfg: RunConfig) -> None:

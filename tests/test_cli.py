@@ -32,7 +32,8 @@ CASES = [
                                                          "it has no outer level to use it; add --problem bilevel "
                                                          "(search.problem=bilevel)"),
     (["--problem", "joint", "--alpha-every", "5"], "--alpha-every 5 is not allowed with --problem joint"),
-    (["--problem", "inner_only", "search.alpha_lr=1e-3"], "search.alpha_lr=0.001 is not allowed with --problem inner_only"),
+    (["--problem", "inner_only", "search.alpha_lr=1e-3"],
+     "search.alpha_lr=0.001 is not allowed with --problem inner_only"),
 ]
 
 
@@ -93,7 +94,8 @@ def test_search_runs_with_every_hypergradient(hypergrad, glue_dir, tiny_model_di
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["search.py", "--report-to", "none", "--task", "stsb", "--data-dir", glue_dir,
                                       "--train-size", "16", "--model", tiny_model_dir, "--output-dir", str(out),
-                                      "--folds", "1", "--max-steps", "2", "--problem", "bilevel", "--hypergrad", hypergrad])
+                                      "--folds", "1", "--max-steps", "2", "--problem", "bilevel",
+                                      "--hypergrad", hypergrad])
     runpy.run_path(str(REPO / "scripts" / "search.py"), run_name="__main__")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["hypergrad"] == hypergrad and metrics["folds"][0]["iterations"] == 2

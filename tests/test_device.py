@@ -65,7 +65,8 @@ def test_a_cpu_run_records_the_cpu(glue_dir, tiny_model_dir, tmp_path):
 
 
 CUDA_CASES = ([(method, []) for method in sorted(set(METHODS) - {"mixup"})]
-              + [("mixup", ["search.problem=bilevel", f"hypergrad={h}", "search.finetune_start=fold_average"]) for h in HYPERGRADS]
+              + [("mixup", ["search.problem=bilevel", f"hypergrad={h}", "search.finetune_start=fold_average"])
+                 for h in HYPERGRADS]
               + [("mixup", ["search.problem=joint"])])
 
 

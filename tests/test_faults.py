@@ -267,8 +267,7 @@ def test_an_attention_factor_outside_its_box_stops_the_search(stsb_dir, tiny_mod
     out = tmp_path / "out"
     args = ["--task", "stsb", "--data-dir", str(stsb_dir.parent), "--train-size", "16", "--model", tiny_model_dir,
             "--output-dir", str(out), "--folds", "1", "--max-steps", "2", "--problem", "bilevel",
-            "search.alpha_lr=1e6",
-            "search.alpha_warmup_ratio=0"]
+            "search.alpha_lr=1e6", "search.alpha_warmup_ratio=0"]
     code, err = run_script("search.py", args, monkeypatch, capsys)
     assert_one_line(code, err, 3, "search: an attention factor left [0, 1] or became NaN at step 1", out)
 
