@@ -11,8 +11,8 @@ from agwm.experiments import plots
 from agwm.experiments.grid import append_record
 from agwm.experiments.report import (
     ablation_table,
-    changes_from_defaults,
-    default_mixup,
+    method_changes,
+    reference_mixup,
     markdown_report,
     mean_std,
     merge_records,
@@ -289,10 +289,10 @@ def test_ablation_table_names_what_each_variant_changes_and_its_paired_differenc
     config["mixup"]["rank"] = 8
     config["finetune"]["holdout"] = True  # how a run was scored, not a change of the method
     config["seed"] = 7  # not a method setting
-    assert changes_from_defaults(config) == ["mixup.rank=8"]
+    assert method_changes(config) == ["mixup.rank=8"]
     config["search"]["finetune_start"] = "pretrained"  # only a mixup run reads it
-    assert changes_from_defaults(config, "mixup") == ["mixup.rank=8", "search.finetune_start=pretrained"]
-    assert changes_from_defaults(config, "random-alpha") == ["mixup.rank=8"]
+    assert method_changes(config, "mixup") == ["mixup.rank=8", "search.finetune_start=pretrained"]
+    assert method_changes(config, "random-alpha") == ["mixup.rank=8"]
     config["search"]["finetune_start"] = RunConfig().search.finetune_start
     records = RECORDS + [dict(record("rank-8", "rte", 300, 1, 49.0), kind="mixup", config=config)]
     table = ablation_table(records, 300)
@@ -301,15 +301,28 @@ def test_ablation_table_names_what_each_variant_changes_and_its_paired_differenc
     # stsb +2 (seed 1), rte +3, +1 (seeds 1, 2): the average is over seed 1, which both tasks have
     assert "| mixup | mixup | none | +2.0 (1) | +2.0 +- 1.4 (2), p 0.3 | +2.5 (seed 1) |" in table
     assert ablation_table(records, 1000).splitlines()[2:] == []  # no variant ran at 1000
-    assert default_mixup(records) == "mixup"  # rank-8 changes a default
+    assert reference_mixup(records) == "mixup"  # rank-8 changes a default
     against_mixup = ablation_table(records, 300, base="mixup").splitlines()
     assert against_mixup[2:] == ["| rank-8 | mixup | mixup.rank=8 | - | -4.0 (1) | - |"]  # 49 - 53 on seed 1
     one_task = ablation_table([r for r in records if r["task"] == "rte"], 300).splitlines()
     assert one_task[:2] == ["| variant - vanilla | kind | changes from the defaults | rte |", "|---" * 4 + "|"]
     assert "| mixup | mixup | none | +2.0 +- 1.4 (2), p 0.3 |" in one_task
     report = markdown_report(records)
-    assert "Each variant minus the default mixup (mixup) on the same task and seed" in report
-    assert "default mixup" not in markdown_report(RECORDS)  # no variant besides the default
+    assert "Each variant minus mixup, the mixup entry closest to the defaults, on the same task and seed" in report
+    assert "closest to the defaults" not in markdown_report(RECORDS)  # no variant besides the reference
+    # a grid run before a default changed pins the old value: its mixup is still the reference, and a
+    # variant's changes are counted from it
+    fresh = dataclasses.asdict(RunConfig())
+    pinned = dict(fresh, search=dict(fresh["search"], problem="joint", folds=3))
+    old_grid = [dict(r, config=pinned) if r["method"] == "mixup" else r for r in RECORDS]
+    old_grid.append(dict(record("every-10", "rte", 300, 1, 52.0), kind="mixup",
+                         config=dict(pinned, search=dict(pinned["search"], alpha_every=10))))
+    assert reference_mixup(old_grid) == "mixup"
+    assert ablation_table(old_grid, 300, base="mixup").splitlines()[::2] == [
+        "| variant - mixup | kind | changes from mixup | stsb | rte | average |",
+        "| every-10 | mixup | search.alpha_every=10 | - | -1.0 (1) | - |"]
+    assert "| every-10 | mixup | search.alpha_every=10 search.folds=3 search.problem=joint |" in \
+        ablation_table(old_grid, 300)
 
 
 def test_report_of_records_that_disagree_or_of_a_folder_without_alphas_stops_with_a_message(tmp_path, monkeypatch,

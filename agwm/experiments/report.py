@@ -386,30 +386,34 @@ ABLATION_KINDS = ("mixup", "joint", "random-alpha")
 ABLATION_SECTIONS = ("hypergrad", "mixup.", "search.", "finetune.")
 
 
-def changes_from_defaults(config: dict, kind: str = "mixup") -> list[str]:
+def method_changes(config: dict, kind: str = "mixup", reference: dict | None = None) -> list[str]:
     """The method settings (hypergrad, mixup.*, search.*, finetune.* but the held-out switch) of a
-    recorded run of this kind of method that differ from the project's current defaults, as
-    ``key=value``; a setting that only other kinds read (:data:`agwm.settings.READ_ONLY_BY`) is not a change."""
+    recorded run of this kind of method that differ from ``reference`` (a recorded config; the
+    project's current defaults when None or empty), as ``key=value``; a setting that only other kinds
+    read (:data:`agwm.settings.READ_ONLY_BY`) is not a change."""
     from agwm.settings import RunConfig, as_recorded, changed_settings
 
-    changed = changed_settings(config, as_recorded(RunConfig()), kind)
+    changed = changed_settings(config, reference or as_recorded(RunConfig()), kind)
     return [f"{key}={value}" for key, (value, _) in sorted(changed.items())
             if key.startswith(ABLATION_SECTIONS) and key != "finetune.holdout"]
 
 
-def default_mixup(records: list[dict]) -> str | None:
-    """The mixup entry that changes nothing from the defaults (the one with most runs if several),
-    against which each ablation is one change; None when the records hold none."""
+def reference_mixup(records: list[dict]) -> str | None:
+    """The mixup entry closest to the current defaults (fewest changed settings, then most runs),
+    against which each ablation is measured; None when the records hold no mixup entry. A grid run
+    before a default changed pins the old value, so its reference still changes it."""
     runs: dict = defaultdict(int)
+    changes: dict = {}
     for r in records:
-        if r.get("kind") == "mixup" and not changes_from_defaults(r.get("config", {}), "mixup"):
+        if r.get("kind") == "mixup":
             runs[r["method"]] += 1
-    return max(sorted(runs), key=runs.get) if runs else None
+            changes[r["method"]] = len(method_changes(r.get("config", {})))
+    return min(sorted(runs), key=lambda m: (changes[m], -runs[m])) if runs else None
 
 
 def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
     """The mixup variants (mixup, joint, random-alpha entries) run at this size: what each changes
-    from the defaults, and its paired difference to ``base`` per task (:func:`paired_cell`). The average
+    from the defaults (from ``base``'s settings when it is a variant), and its paired difference to ``base`` per task (:func:`paired_cell`). The average
     over tasks uses only the seeds every task of the row shares (as in :func:`score_table`), and
     names them when some task has more; a table of one task has none."""
     cells = scores_by_cell(records)
@@ -417,8 +421,10 @@ def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
     configs = {r["method"]: r.get("config", {}) for r in records
                if r.get("kind") in ABLATION_KINDS and r["train_size"] == size and r["method"] != base}
     kinds = {r["method"]: r["kind"] for r in records}
+    reference = next((r.get("config") for r in records if r["method"] == base and r["train_size"] == size
+                      and r.get("kind") in ABLATION_KINDS), None)
     averaged = len(tasks) > 1
-    lines = [f"| variant - {base} | kind | changes from the defaults | {' | '.join(tasks)} |"
+    lines = [f"| variant - {base} | kind | changes from {base if reference else 'the defaults'} | {' | '.join(tasks)} |"
              + " average |" * averaged, "|---" * (len(tasks) + 3 + averaged) + "|"]
     for method in in_order(configs):
         by_task = {task: paired_by_seed(cells, method, task, size, base) for task in tasks}
@@ -430,7 +436,7 @@ def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
             average = f"{statistics.mean(task_means):+.1f}"
             if any(len(d) > len(common) for d in by_task.values()):
                 average += f" ({_seeds_text(common)})"
-        changes = " ".join(changes_from_defaults(configs[method], kinds[method])) or "none"
+        changes = " ".join(method_changes(configs[method], kinds[method], reference)) or "none"
         lines.append(f"| {method} | {kinds[method]} | {changes} | {' | '.join(row)} |" + f" {average} |" * averaged)
     return "\n".join(lines)
 
@@ -499,11 +505,11 @@ def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | 
             parts.append("Ablations: each mixup variant minus vanilla (same task and seed), as in the paired "
                          "differences above:\n\n"
                          f"{ablation_table(records, size)}\n")
-            reference = default_mixup([r for r in records if r["train_size"] == size])
+            reference = reference_mixup([r for r in records if r["train_size"] == size])
             against_reference = ablation_table(records, size, base=reference) if reference else ""
             if against_reference.count("\n") > 1:  # a row below the header
-                parts.append(f"Each variant minus the default mixup ({reference}) on the same task and seed, "
-                             f"what the variant's changes from the defaults do:\n\n{against_reference}\n")
+                parts.append(f"Each variant minus {reference}, the mixup entry closest to the defaults, on the "
+                             f"same task and seed: what the variant's changes from it do:\n\n{against_reference}\n")
         spread, dof = paired_spread(records, size)
         if dof:
             parts.append(f"Pooled std of a paired difference: {spread:.1f} points ({dof} degrees of freedom); "
