@@ -113,6 +113,11 @@ def test_the_committed_grids_answer_as_their_readmes_say(capsys):
     assert "| reverse-T5 | stsb | 0 of 10 | no | +1.0 [-1.6, +3.7]: unresolved | +0.6 [-1.8, +3.0]: unresolved |" in out
     assert "| reverse-T10 | mr | 0 of 10 | no | +0.2 [-0.3, +0.7]: within 1.5 | +0.3 [-0.5, +1.2]: within 1.5 |" in out
     assert "reverse-T10 3.14x vanilla's time, peak 22.4 GiB" in out
+    grid_rules.main(["experiments/cheaper-default.yaml"])
+    out = capsys.readouterr().out
+    assert "| one-fold | +1.4 [-0.3, +3.1] | 1.28x | yes | +8.3 [+5.5, +11.1] |" in out
+    assert "| fold-average | +0.3 [-0.9, +1.6] | 1.52x | no | +7.3 [+4.8, +9.7] |" in out
+    assert "mixup itself: 2.85x vanilla's time. By the rule, **one-fold** becomes the default." in out
 
 
 def test_a_grid_without_a_coded_rule_is_refused():
