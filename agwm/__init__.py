@@ -2,7 +2,9 @@
 labelled examples. Every targeted ``nn.Linear`` weight becomes W~ = alpha * W + (1 - alpha) * W0
 (:mod:`agwm.mixup`); the attention alpha is searched by bi-level optimisation on Betty
 (:mod:`agwm.search`, problems in the top-level ``problems`` package), then W is finetuned with
-alpha fixed (:mod:`agwm.finetune`).
+alpha fixed (:mod:`agwm.finetune`). By default the search keeps the inner level alone on one split
+(``search.problem=inner_only``, ``search.folds=1``): the short run of W that the finetune restarts
+from carries the measured gain (docs/findings.md); ``search.problem=bilevel`` learns alpha.
 
 The Python API, after PEFT's (each name is imported when first used, so ``import agwm`` is cheap)::
 

@@ -3,8 +3,9 @@
 (:func:`agwm.settings.flag_settings`), as ``HfArgumentParser`` builds them from dataclass fields;
 every other setting is a ``key=value`` override.
 
-    agwm search --task rte --train-size 300 --seed 1 --hypergrad darts --data-dir ../shared/glue \\
-        --output-dir runs/rte-300-s1
+    agwm search --task rte --train-size 300 --seed 1 --data-dir ../shared/glue --output-dir runs/rte-300-s1
+    agwm search --task rte --train-size 300 --seed 1 --problem bilevel --folds 2 --hypergrad darts \\
+        --data-dir ../shared/glue --output-dir runs/rte-300-s1-bilevel
     agwm finetune --task rte --train-size 300 --seed 1 --alphas runs/rte-300-s1/alphas.safetensors \\
         --data-dir ../shared/glue --output-dir runs/rte-300-s1/finetune
     agwm finetune --train-file reviews.csv --text-columns review --label-column sentiment \\
@@ -158,7 +159,9 @@ def main_guard(body: Callable[[], None], stopped: str = RUN_STOPPED) -> None:
 
 
 def search(argv: list[str] | None = None) -> None:
-    """Learn the mixup attention alpha by bi-level optimisation on Betty (the search phase)."""
+    """The search phase: W trained on a split of the sample, the finetune's start (the default,
+    --problem inner_only); with --problem bilevel also the mixup attention alpha, learned on the
+    split's held-out part by bi-level optimisation on Betty."""
     p = parser(_summary(search), "search")
     args = p.parse_args(argv)
 
@@ -170,7 +173,8 @@ def search(argv: list[str] | None = None) -> None:
         from agwm.search import run_search
 
         metrics = run_search(cfg, settings)
-        print(f"search ({cfg.search.problem}, {cfg.search.folds} fold(s)) written to {cfg.output_dir} "
+        k = cfg.search.folds
+        print(f"search ({cfg.search.problem}, {k} fold{'s' * (k > 1)}) written to {cfg.output_dir} "
               f"(mean alpha {metrics['alpha']['alpha_mean']:.4f}, {metrics['wall_time_s']:.0f} s)")
 
     main_guard(body)

@@ -9,8 +9,8 @@ On split k (train part D_tr^k, held-out part D_val^k):
 solved by Betty (one inner step per outer step by default; the outer gradient goes through W* by
 the method of the engine config), then A_bar = mean_k A_k, B_bar = mean_k B_k. The ``joint``
 problem instead minimises L(W, A, B) over W, A, B together on the whole sample; ``inner_only``
-keeps the inner level alone (W*(A0, B0) on each D_tr^k, alpha at its initial draw): the control
-for what the outer level adds to the fold-averaged finetune start."""
+keeps the inner level alone (W*(A0, B0) on each D_tr^k, alpha at its initial draw); with K = 1 it is
+the default (experiments/cheaper-default.yaml): the outer level was not shown to add to the score."""
 
 from __future__ import annotations
 

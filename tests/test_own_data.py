@@ -329,7 +329,7 @@ def test_the_pipelines_select_names_run_the_settings_their_names_meant_in_the_st
     grid = selection_grid(task, ["mixup", "fold-average", "one-fold", "vanilla"], 2, str(tmp_path / "s"), [])
     searches = {run.entry.name: (run.config.search.problem, run.config.search.folds) for run in grid.runs()}
     assert searches == {"mixup": ("bilevel", 2), "fold-average": ("inner_only", 2), "one-fold": ("inner_only", 1),
-                        "vanilla": ("bilevel", 2)}  # the defaults: vanilla reads neither
+                        "vanilla": ("inner_only", 1)}  # the defaults: vanilla reads neither
 
 
 def test_select_without_methods_plans_the_defaults_for_the_files_task(tmp_path, monkeypatch, capsys):
