@@ -413,9 +413,10 @@ def reference_mixup(records: list[dict]) -> str | None:
 
 def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
     """The mixup variants (mixup, joint, random-alpha entries) run at this size: what each changes
-    from the defaults (from ``base``'s settings when it is a variant), and its paired difference to ``base`` per task (:func:`paired_cell`). The average
-    over tasks uses only the seeds every task of the row shares (as in :func:`score_table`), and
-    names them when some task has more; a table of one task has none."""
+    from the defaults (from ``base``'s settings when it is a variant), and its paired difference to
+    ``base`` per task (:func:`paired_cell`). The average over tasks uses only the seeds every task of
+    the row shares (as in :func:`score_table`), and names them when some task has more; a table of
+    one task has none."""
     cells = scores_by_cell(records)
     tasks = in_order([t for _, t, s in cells if s == size], list(TASKS))
     configs = {r["method"]: r.get("config", {}) for r in records
@@ -424,7 +425,8 @@ def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
     reference = next((r.get("config") for r in records if r["method"] == base and r["train_size"] == size
                       and r.get("kind") in ABLATION_KINDS), None)
     averaged = len(tasks) > 1
-    lines = [f"| variant - {base} | kind | changes from {base if reference else 'the defaults'} | {' | '.join(tasks)} |"
+    origin = base if reference else "the defaults"
+    lines = [f"| variant - {base} | kind | changes from {origin} | {' | '.join(tasks)} |"
              + " average |" * averaged, "|---" * (len(tasks) + 3 + averaged) + "|"]
     for method in in_order(configs):
         by_task = {task: paired_by_seed(cells, method, task, size, base) for task in tasks}
