@@ -348,7 +348,9 @@ def recorded_with_other_settings(runs: list[Run], recorded: dict[str, dict]) -> 
 def _run_missing(grid: Grid, workers: int, ray: RayOptions | None) -> tuple[int, int]:
     runs = grid.runs()
     recorded = {r["key"]: r for r in read_records(grid.results)}
-    for key, changed in recorded_with_other_settings(runs, recorded).items():
+    stale = recorded_with_other_settings(runs, recorded)
+    if stale:
+        key, changed = next(iter(stale.items()))
         raise ConfigError(f"{grid.results}: {key} was recorded with other settings "
                           f"({', '.join(changed[:4])}); give the entry a new name or remove its records")
     pending = [r for r in runs if r.key not in recorded]
