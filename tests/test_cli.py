@@ -99,6 +99,7 @@ def test_search_runs_with_every_hypergradient(hypergrad, glue_dir, tiny_model_di
     runpy.run_path(str(REPO / "scripts" / "search.py"), run_name="__main__")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["hypergrad"] == hypergrad and metrics["folds"][0]["iterations"] == 2
+    assert f"search (bilevel, 1 fold) written to {out} " in capsys.readouterr().out
 
 
 def test_alpha_every_steps_alpha_once_every_n_inner_steps(glue_dir, tiny_model_dir, tmp_path, monkeypatch):
