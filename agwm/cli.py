@@ -4,7 +4,7 @@
 every other setting is a ``key=value`` override.
 
     agwm search --task rte --train-size 300 --seed 1 --data-dir ../shared/glue --output-dir runs/rte-300-s1
-    agwm search --task rte --train-size 300 --seed 1 --problem bilevel --folds 2 --hypergrad darts \\
+    agwm search --task rte --train-size 300 --seed 1 --folds 2 --hypergrad darts \\
         --data-dir ../shared/glue --output-dir runs/rte-300-s1-bilevel
     agwm finetune --task rte --train-size 300 --seed 1 --alphas runs/rte-300-s1/alphas.safetensors \\
         --data-dir ../shared/glue --output-dir runs/rte-300-s1/finetune
@@ -160,8 +160,8 @@ def main_guard(body: Callable[[], None], stopped: str = RUN_STOPPED) -> None:
 
 def search(argv: list[str] | None = None) -> None:
     """The search phase: W trained on a split of the sample, the finetune's start (the default,
-    --problem inner_only); with --problem bilevel also the mixup attention alpha, learned on the
-    split's held-out part by bi-level optimisation on Betty."""
+    --problem inner_only); with --hypergrad NAME (or --problem bilevel) also the mixup attention
+    alpha, learned on the split's held-out part by bi-level optimisation on Betty."""
     p = parser(_summary(search), "search")
     args = p.parse_args(argv)
 

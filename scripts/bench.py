@@ -40,10 +40,10 @@ from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from agwm.cli import require_at_least
 from agwm.mixup import alpha_parameters, inject_mixup, project_alphas, task_parameters
+from agwm.models import model_path
 from agwm.run_folder import machine_description
 from agwm.runtime import (
     adamw,
-    default_model,
     model_loss,
     peak_mib_since,
     release_freed_memory,
@@ -70,7 +70,7 @@ SCALING_CONFIGS = ("vanilla", "mixup", "search-darts", "search-opt_darts", "sear
 
 def build(args, mixup: bool):
     torch.manual_seed(0)
-    path = args.model or default_model()
+    path = model_path(args.model)
     if getattr(args, "shape", None) is not None:
         model = AutoModelForSequenceClassification.from_config(args.shape)
     elif args.random_init:
@@ -188,7 +188,7 @@ def time_one(name: str, args) -> float:
 def scaling(args) -> list[dict]:
     """One row per axis point: the axis, its value, each configuration's median seconds, and
     ``vanilla_after`` (vanilla timed again last: how much the machine drifted within the point)."""
-    base = AutoConfig.from_pretrained(args.model or default_model(), num_labels=2)
+    base = AutoConfig.from_pretrained(model_path(args.model), num_labels=2)
     rows = []
     for axis in SCALING:
         for value in getattr(args, SCALING_FLAGS[axis]):

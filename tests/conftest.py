@@ -24,7 +24,7 @@ def glue_dir() -> str:
 def tiny_model_dir(tmp_path_factory):
     """A 1-layer BERT with the default model's tokenizer, saved as a Hugging Face folder."""
     path = tmp_path_factory.mktemp("tiny")
-    from agwm.runtime import default_model
+    from agwm.models import default_model
 
     tokenizer = AutoTokenizer.from_pretrained(default_model())
     config = AutoConfig.for_model("bert", vocab_size=tokenizer.vocab_size, hidden_size=8, num_hidden_layers=1,

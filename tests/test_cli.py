@@ -29,8 +29,10 @@ CASES = [
     (["--data-dir", "/nonexistent"], "data folder '/nonexistent' does not exist"),
     (["--engine-config", "/nonexistent.yaml"], "--engine-config /nonexistent.yaml is not allowed: no such file"),
     (["--problem", "inner_only", "--hypergrad", "sama"], "--hypergrad sama is not allowed with --problem inner_only: "
-                                                         "it has no outer level to use it; add --problem bilevel "
-                                                         "(search.problem=bilevel)"),
+                                                         "it has no outer level to use it; leave --problem out or "
+                                                         "give --problem bilevel (search.problem=bilevel)"),
+    (["--problem", "inner_only", "--hypergrad", "darts"], "--hypergrad darts is not allowed with --problem inner_only"),
+    (["--problem", "joint", "--hypergrad", "darts"], "--hypergrad darts is not allowed with --problem joint"),
     (["--problem", "joint", "--alpha-every", "5"], "--alpha-every 5 is not allowed with --problem joint"),
     (["--problem", "inner_only", "search.alpha_lr=1e-3"],
      "search.alpha_lr=0.001 is not allowed with --problem inner_only"),
@@ -87,19 +89,38 @@ def test_finetune_method_is_chosen_by_name_and_a_bad_name_is_refused(glue_dir, t
     assert not (tmp_path / "metrics.json").exists()
 
 
-@pytest.mark.parametrize("hypergrad", ["opt_darts", "sama", "reverse", "neumann", "cg"])
-def test_search_runs_with_every_hypergradient(hypergrad, glue_dir, tiny_model_dir, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("hypergrad", ["darts", "opt_darts", "sama", "reverse", "neumann", "cg"])
+def test_search_runs_with_every_hypergradient_as_the_brief_writes_it(hypergrad, glue_dir, tiny_model_dir, tmp_path,
+                                                                     monkeypatch, capsys):
+    """``scripts/search.py --hypergrad NAME`` with no --problem: the hypergradient asks for the outer level."""
     import json
+
+    from safetensors.torch import load_file
 
     out = tmp_path / "out"
     monkeypatch.setattr(sys, "argv", ["search.py", "--report-to", "none", "--task", "stsb", "--data-dir", glue_dir,
                                       "--train-size", "16", "--model", tiny_model_dir, "--output-dir", str(out),
-                                      "--folds", "1", "--max-steps", "2", "--problem", "bilevel",
-                                      "--hypergrad", hypergrad])
+                                      "--max-steps", "2", "--hypergrad", hypergrad, "search.alpha_lr=0.05"])
     runpy.run_path(str(REPO / "scripts" / "search.py"), run_name="__main__")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["hypergrad"] == hypergrad and metrics["folds"][0]["iterations"] == 2
+    assert "problem: bilevel" in (out / "config.yaml").read_text()
     assert f"search (bilevel, 1 fold) written to {out} " in capsys.readouterr().out
+    factors = load_file(out / "alphas.safetensors")
+    assert factors and all(bool(((t >= 0) & (t <= 1)).all()) for t in factors.values())
+
+
+@pytest.mark.parametrize("flags, overrides", [({"hypergrad": "darts"}, []), ({"engine_config": None}, ["search.alpha_lr=1e-3"]),
+                                              ({"search.alpha_every": 3}, []), ({}, ["hypergrad=cg"])])
+def test_an_outer_level_setting_selects_bilevel_unless_problem_is_given(flags, overrides):
+    from agwm.settings import build_run_config
+    from problems.overrides import ConfigError
+
+    assert build_run_config({"task": "stsb", **flags}, overrides).search.problem == "bilevel"
+    assert build_run_config({"task": "stsb"}, []).search.problem == "inner_only"
+    assert build_run_config({"task": "stsb", "search.problem": "bilevel", **flags}, overrides).search.problem == "bilevel"
+    with pytest.raises(ConfigError, match="is not allowed with --problem inner_only"):
+        build_run_config({"task": "stsb", "search.problem": "inner_only", **flags}, overrides)
 
 
 def test_alpha_every_steps_alpha_once_every_n_inner_steps(glue_dir, tiny_model_dir, tmp_path, monkeypatch):

@@ -162,7 +162,7 @@ def test_parallel_workers_record_every_run_once(tiny_model_dir, glue_dir, tmp_pa
     (("finetune.lr=3e-5", "engine.strategy=gpu, device=cpu"), "engine.strategy=gpu is not allowed with device cpu"),
     (("finetune.lr=3e-5", "search.problem=inner_only, hypergrad=sama"),
      "--hypergrad sama is not allowed with --problem inner_only: it has no outer level to use it; "
-     "add --problem bilevel (search.problem=bilevel)"),
+     "leave --problem out or give --problem bilevel (search.problem=bilevel)"),
     (("sizes: [50]", "sizes: []"), "sizes must be a non-empty list of int"),
 ])
 def test_a_bad_grid_stops_before_any_run(change, message, fake_method, glue_dir, tmp_path):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from safetensors.torch import load_file
 
 from tests.conftest import REPO
 
@@ -25,13 +26,19 @@ def test_a_plain_install_runs_a_search_from_another_folder(tmp_path, tiny_model_
     assert all(path.startswith(str(site)) for path in where), where
     command = site / "bin" / "agwm"  # [project.scripts]: the installed command, run from another folder
     assert command.is_file()
-    run = subprocess.run([sys.executable, str(command), "search", "--task", "rte", "--train-size", "16",
-                          "--data-dir", glue_dir, "--model", tiny_model_dir, "--problem", "bilevel", "--hypergrad", "cg",
-                          "--max-steps", "1", "--folds", "1", "--output-dir", str(tmp_path / "out")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert (tmp_path / "out" / "alphas.safetensors").is_file()
-    assert "engine_configs/cg.yaml" in (tmp_path / "out" / "config.yaml").read_text()
+    # the brief's command, `scripts/search.py --hypergrad NAME`, for every method: the clone's script
+    # runs the installed package (its folder, scripts/, is first on the path, not the clone's root)
+    runs = [[str(command), "search"], *[[str(REPO / "scripts" / "search.py")]] * 5]
+    for hypergrad, program in zip(("cg", "darts", "opt_darts", "sama", "reverse", "neumann"), runs):
+        out = tmp_path / hypergrad
+        run = subprocess.run([sys.executable, *program, "--task", "rte", "--train-size", "16", "--data-dir", glue_dir,
+                              "--model", tiny_model_dir, "--hypergrad", hypergrad, "--max-steps", "1",
+                              "--output-dir", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert "search (bilevel, 1 fold)" in run.stdout
+        factors = load_file(out / "alphas.safetensors")
+        assert all(bool(((t >= 0) & (t <= 1)).all()) for t in factors.values())
+        assert f"engine_configs/{hypergrad}.yaml" in (out / "config.yaml").read_text()
 
 
 WITHOUT_EXTRAS = """

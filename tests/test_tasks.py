@@ -7,7 +7,7 @@ from transformers import AutoTokenizer
 
 from agwm.data import TASKS, DataError, get_task, load_split, make_loader, random_splits, sample_examples, tokenize
 from agwm.metrics import compute_metrics, constant_prediction_score
-from agwm.runtime import default_model
+from agwm.models import default_model
 
 SIZES = {"cola": (8551, 1043), "rte": (2490, 277), "mrpc": (3668, 408), "stsb": (5749, 1500),
          "mnli": (7999, 2000), "qqp": (7999, 2000), "sst2": (64, 64), "qnli": (64, 64)}

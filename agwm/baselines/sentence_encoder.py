@@ -247,10 +247,10 @@ class SetFitPeer:
 def make_setfit_body(cfg, data, directory: str) -> None:
     """SetFit's contrastive stage alone (``cfg.setfit``'s settings) on ``data.sample``, the encoder
     saved to ``directory`` for plain finetuning to start from (:meth:`SetFitPeer.save_body`)."""
-    from agwm.runtime import default_model
+    from agwm.models import model_path
 
     s = cfg.setfit
-    peer = SetFitPeer(cfg.model or default_model(), data.task, cfg.max_length, cfg.batch_size, data.device)
+    peer = SetFitPeer(model_path(cfg.model), data.task, cfg.max_length, cfg.batch_size, data.device)
     peer.fit(data.sample, s.num_iterations, s.epochs, s.body_lr, cfg.seed, body_only=True)
     peer.save_body(directory)
 
