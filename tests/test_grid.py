@@ -77,6 +77,13 @@ def test_a_killed_grid_resumes_without_losing_or_repeating_a_run(fake_method, gl
     assert {c[2] for c in fake_method.calls} == {1e-4, 3e-5}
 
 
+def test_an_entry_with_tasks_runs_on_those_tasks_alone(fake_method, glue_dir, tmp_path):
+    grid = load_grid(write_grid(tmp_path, glue_dir, GRID.replace("overrides: [finetune.lr=3e-5]", "tasks: [mrpc]")))
+    assert run_grid(grid) == (6, 0)
+    assert sorted({(r["method"], r["task"]) for r in read_records(grid.results)}) == [
+        ("first", "mrpc"), ("first", "rte"), ("second", "mrpc")]
+
+
 def test_a_grid_whose_settings_changed_since_its_records_stops_instead_of_mixing_them(fake_method, glue_dir,
                                                                                      tmp_path):
     run_grid(load_grid(write_grid(tmp_path, glue_dir)))
@@ -159,6 +166,8 @@ def test_parallel_workers_record_every_run_once(tiny_model_dir, glue_dir, tmp_pa
     (("sizes: [50]", "sizes: [50]\nepochs: 3"), "unknown key(s) ['epochs']"),
     (("finetune.lr=3e-5", "finetune.lr=-1"), "finetune.lr=-1 is not allowed: greater than 0"),
     (("finetune.lr=3e-5", "inner.cg_iter=2"), "inner.cg_iter=2: unknown key"),
+    (("overrides: [finetune.lr=3e-5]", "tasks: [qqp]"), "method entry 'second' has tasks ['qqp']: a non-empty list "
+                                                        "of the grid's task names (rte, mrpc)"),
     (("finetune.lr=3e-5", "engine.strategy=gpu, device=cpu"), "engine.strategy=gpu is not allowed with device cpu"),
     (("finetune.lr=3e-5", "search.problem=inner_only, hypergrad=sama"),
      "--hypergrad sama is not allowed with --problem inner_only: it has no outer level to use it; "

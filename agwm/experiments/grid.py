@@ -37,7 +37,7 @@ from problems import engine_config_on
 from problems.overrides import ConfigError, parse_overrides
 
 GRID_KEYS = {"tasks", "sizes", "seeds", "methods", "data_dir", "model", "output_dir", "results", "overrides"}
-ENTRY_KEYS = {"name", "method", "overrides"}
+ENTRY_KEYS = {"name", "method", "overrides", "tasks"}
 # A task is a GLUE name or a mapping of a user's files: these keys, as the command-line flags spell them with _.
 USER_TASK_KEYS = ("name", "train_file", "validation_file", "text_columns", "label_column", "task_type", "metric",
                   "validation_split")
@@ -50,6 +50,7 @@ class Entry:
     name: str
     method: str
     overrides: list[str] = field(default_factory=list)
+    tasks: list[str] | None = None  # the grid's tasks this entry runs on (None: all)
 
 
 @dataclass
@@ -102,6 +103,8 @@ class Grid:
                     for entry in self.entries:
                         overrides = [*self.overrides, *entry.overrides]
                         name = task_name(task)
+                        if entry.tasks is not None and name not in entry.tasks:
+                            continue
                         flags = {**task_flags(task, self.data_dir), "seed": seed, "model": self.model,
                                  "train_size": None if size == ALL_ROWS else size,
                                  "output_dir": os.path.join(self.output_dir, entry.name, f"{name}-{size}-s{seed}"),
@@ -164,6 +167,18 @@ def _sizes(raw: dict, path: str) -> list[int | str]:
     return sizes
 
 
+def _entry_tasks(item: dict, raw: dict, path: str) -> list[str] | None:
+    """An entry's ``tasks``: names of the grid's tasks, or None (every task)."""
+    if "tasks" not in item:
+        return None
+    tasks = raw.get("tasks") if isinstance(raw.get("tasks"), list) else []
+    wanted, known = item["tasks"], [t if isinstance(t, str) else t.get("name") for t in tasks if isinstance(t, (str, dict))]
+    if not isinstance(wanted, list) or not wanted or any(t not in known for t in wanted):
+        raise ConfigError(f"{path}: method entry {item.get('name')!r} has tasks {wanted!r}: a non-empty list of "
+                          f"the grid's task names ({', '.join(map(str, known))})")
+    return [str(t) for t in wanted]
+
+
 def load_grid(path: str) -> Grid:
     if not os.path.isfile(path):
         raise ConfigError(f"--grid {path} is not allowed: no such file")
@@ -187,11 +202,12 @@ def load_grid(path: str) -> Grid:
         bad = set(item) - ENTRY_KEYS
         if bad:
             raise ConfigError(f"{path}: method entry {item!r} has unknown key(s) {sorted(bad)}; "
-                              "allowed: name, method, overrides")
+                              "allowed: name, method, overrides, tasks")
         method = item.get("method", item.get("name"))
         if method not in METHODS:
             raise ConfigError(f"{path}: method {method!r} is not allowed: one of {', '.join(sorted(METHODS))}")
-        entries.append(Entry(str(item.get("name", method)), method, [str(o) for o in item.get("overrides") or []]))
+        entries.append(Entry(str(item.get("name", method)), method, [str(o) for o in item.get("overrides") or []],
+                             _entry_tasks(item, raw, path)))
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: method names must be unique, got {names}")
