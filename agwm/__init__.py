@@ -8,8 +8,8 @@ from carries the measured gain (docs/findings.md); ``search.problem=bilevel`` le
 
 The Python API, after PEFT's (each name is imported when first used, so ``import agwm`` is cheap)::
 
-    from agwm import MixupConfig, get_mixup_model
-    model = get_mixup_model(AutoModelForSequenceClassification.from_pretrained(name), MixupConfig())
+    from agwm import MixupConfig, default_model, get_mixup_model
+    model = get_mixup_model(AutoModelForSequenceClassification.from_pretrained(default_model()), MixupConfig())
     model.load_alphas("runs/search/alphas.safetensors")   # alphas an `agwm search` learned
     ...                                                    # train with your loop or a Trainer
     model.merge_and_unload().save_pretrained("out")
@@ -25,6 +25,7 @@ _EXPORTS = {
     "MixupConfig": "agwm.mixup", "MixupModel": "agwm.mixup", "get_mixup_model": "agwm.mixup",
     "RunConfig": "agwm.settings", "build_run_config": "agwm.settings", "run_engine_settings": "agwm.settings",
     "run_search": "agwm.search", "run_finetune": "agwm.finetune",
+    "default_model": "agwm.models", "model_path": "agwm.models",
 }
 __all__ = [*_EXPORTS, "__version__"]
 
