@@ -2,17 +2,18 @@
 folder's ownership.
 
 A folder is agwm's alone: a marker (:data:`RUN_MARKER`) is written first, a folder holding anything
-else is refused before any work, an earlier run's outputs (:data:`RUN_OUTPUTS`) are the only files
-ever removed, and ``metrics.json`` is written last, so a folder without it holds no finished run.
-Every file goes to a temporary name first and is renamed when complete (:func:`atomic_path`)."""
+else is refused before any work, and ``metrics.json`` is written last, so a folder without it holds
+no finished run. The marker lists what a run wrote: the files found in the folder when it started
+(``foreign``, kept) and, once ``metrics.json`` is written, the run's own files (``files``). A later
+run removes exactly those files (or, after a run that stopped early, every file but the foreign
+ones), never a folder with anything else in it. Every file goes to a temporary name first and is
+renamed when complete (:func:`atomic_path`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,10 +41,6 @@ MIXUP_MODEL_DIR = "mixup_model"  # with --save-model and mixup layers: the unmer
 WEIGHTS_NAME = "model.safetensors"
 BODY_DIR = "body"  # body=setfit: the contrastive stage's encoder
 RUN_MARKER = ".agwm-run"  # written first into a run's folder: the folder is agwm's, and which phase's
-# What a search or a finetune writes into its folder; nothing else there is touched.
-RUN_OUTPUTS = (METRICS_NAME, CONFIG_NAME, LOG_NAME, ALPHA_WEIGHTS_NAME, ALPHA_CONFIG_NAME, TASK_WEIGHTS_NAME,
-               VALIDATION_PREDICTIONS_NAME, TEST_PREDICTIONS_NAME, "tensorboard", MODEL_DIR, MIXUP_MODEL_DIR)
-FOLD_FOLDER = re.compile(r"fold\d+")
 
 
 @contextmanager
@@ -59,15 +56,45 @@ def atomic_path(path: str) -> Iterator[str]:
             os.remove(tmp)
 
 
-def _owner(path: str) -> str | None:
-    """The phase whose marker the folder holds (``search``, ``finetune``), or None."""
+def read_marker(path: str) -> dict | None:
+    """The folder's marker (``phase``, ``foreign``, ``files``), None without one, ``{"phase": "?"}``
+    if it cannot be read."""
     try:
         with open(os.path.join(path, RUN_MARKER)) as f:
-            return json.load(f).get("phase", "?")
+            marker = json.load(f)
+        return marker if isinstance(marker, dict) else {"phase": "?"}
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, AttributeError):
-        return "?"
+    except (OSError, ValueError):
+        return {"phase": "?"}
+
+
+def _owner(path: str) -> str | None:
+    """The phase whose marker the folder holds (``search``, ``finetune``), or None."""
+    marker = read_marker(path)
+    return None if marker is None else marker.get("phase", "?")
+
+
+def files_under(path: str) -> set[str]:
+    """Every file below ``path`` (links too), relative to it, the marker left out."""
+    found = set()
+    for root, dirs, files in os.walk(path):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            found.add(os.path.relpath(os.path.join(root, name), path))
+    return found - {RUN_MARKER}
+
+
+def run_files(path: str, marker: dict | None) -> set[str] | None:
+    """The files an earlier run wrote into ``path``, by its marker: those it listed, or, for a run
+    that stopped before listing them, every file but those it found there; None if the marker says
+    neither (a folder an older agwm wrote)."""
+    if not marker:
+        return set()
+    if isinstance(marker.get("files"), list):
+        return set(marker["files"]) & files_under(path)
+    if isinstance(marker.get("foreign"), list):
+        return files_under(path) - set(marker["foreign"])
+    return None
 
 
 def check_output_dir(path: str, overwrite: bool, phase: str) -> None:
@@ -98,33 +125,50 @@ def check_output_dir(path: str, overwrite: bool, phase: str) -> None:
         raise ConfigError(f"{option}: it holds a {owner} run; give the {phase} another folder")
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(f"{option}: it is not writable")
-    if os.path.isfile(os.path.join(path, METRICS_NAME)) and not overwrite:
+    finished = os.path.isfile(os.path.join(path, METRICS_NAME))
+    if finished and not overwrite:
         raise ConfigError(f"{option}: it holds a finished run ({METRICS_NAME}); "
                           "give --overwrite to replace it, or another folder")
+    if owner is not None and phase != "selection" and run_files(path, read_marker(path)) is None:
+        raise ConfigError(f"{option}: an older agwm wrote it without listing its files, so they cannot be told "
+                          "from yours; give another folder, or empty this one")
 
 
-def prepare_output_dir(path: str, phase: str) -> None:
-    """Create the folder, mark it as this phase's (:data:`RUN_MARKER`, before anything else), and
-    remove what an earlier run wrote there (:data:`RUN_OUTPUTS`, ``fold<k>/``), so that nothing of it
-    is left beside the new run's outputs. :func:`check_output_dir` has made sure the folder is agwm's."""
+def prepare_output_dir(path: str, phase: str, clear: bool = True) -> None:
+    """Create the folder, remove what an earlier run wrote there (:func:`run_files`; ``clear=False``
+    keeps it, for a resumable selection) and the folders that leaves empty, and mark the folder as
+    this phase's, listing the files found there (:data:`RUN_MARKER`, before any output).
+    :func:`check_output_dir` has made sure the folder is agwm's."""
     try:
         os.makedirs(path, exist_ok=True)
-        write_json({"phase": phase, "written_by": "agwm"}, os.path.join(path, RUN_MARKER))
+        stale = run_files(path, read_marker(path)) if clear else set()
+        for name in sorted(stale or ()):
+            os.remove(os.path.join(path, name))
+        for folder in sorted({os.path.dirname(name) for name in stale or ()}, key=len, reverse=True):
+            while folder and not os.listdir(os.path.join(path, folder)):
+                os.rmdir(os.path.join(path, folder))
+                folder = os.path.dirname(folder)
+        _write_marker(path, {"phase": phase, "written_by": "agwm", "foreign": sorted(files_under(path))})
     except OSError as error:
         raise ConfigError(f"--output-dir {path} is not allowed: it cannot be written ({error.strerror})") from None
-    for name in os.listdir(path):
-        if name in RUN_OUTPUTS or FOLD_FOLDER.fullmatch(name):
-            stale = os.path.join(path, name)
-            if os.path.isdir(stale) and not os.path.islink(stale):
-                shutil.rmtree(stale)
-            else:
-                os.remove(stale)
+
+
+def _write_marker(path: str, marker: dict) -> None:
+    write_json(marker, os.path.join(path, RUN_MARKER))
+
+
+def list_run_files(path: str) -> None:
+    """Record in the marker the files this run wrote: every file but those it found (``foreign``)."""
+    marker = read_marker(path) or {}
+    written = files_under(path) - set(marker.get("foreign") or [])
+    _write_marker(path, {**marker, "files": sorted(written)})
 
 
 def write_metrics(path: str, metrics: dict, device: torch.device) -> dict:
     """Write ``metrics.json`` (with the machine the run used) atomically; return what was written."""
     metrics = {**metrics, "machine": machine_description(device)}
     write_json(metrics, os.path.join(path, METRICS_NAME))
+    list_run_files(path)
     return metrics
 
 

@@ -229,6 +229,23 @@ def test_a_report_without_vanilla_has_no_comparisons_to_it():
     assert not any(part in report for part in ("Paired differences", "Ablations", "Relative time"))
 
 
+def test_a_report_replaces_its_own_files_and_refuses_the_users(tmp_path, monkeypatch, capsys):
+    results, out = tmp_path / "results.jsonl", tmp_path / "out"
+    for r in RECORDS:
+        append_record(str(results), r)
+    args = ["--results", str(results), "--output-dir", str(out)]
+    out.mkdir()
+    (out / "README.md").write_text("the user's")  # beside the report, as in every results folder
+    monkeypatch.setattr(sys, "argv", ["report.py", *args])
+    runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")
+    runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")  # its own report: replaced
+    (out / "report.md").write_text("# My report\n\nmine")
+    code, err = run_script("report.py", args, monkeypatch, capsys)
+    assert code == 2 and f"--output-dir {out} is not allowed: it holds a report.md that agwm report did not " \
+        "write" in err and len(err.strip().splitlines()) == 1
+    assert (out / "report.md").read_text() == "# My report\n\nmine" and (out / "README.md").read_text() == "the user's"
+
+
 def test_report_of_an_empty_file_is_refused(tmp_path, monkeypatch, capsys):
     (tmp_path / "empty.jsonl").write_text("")
     code, err = run_script("report.py", ["--results", str(tmp_path / "empty.jsonl"), "--output-dir", str(tmp_path)],

@@ -64,6 +64,54 @@ def test_overwrite_replaces_a_runs_outputs_and_nothing_else(tiny_model_dir, tmp_
     assert code == 2 and "it holds a finetune run; give the search another folder" in err
 
 
+def test_overwrite_removes_exactly_the_files_the_run_wrote_even_inside_its_folders(tiny_model_dir, tmp_path,
+                                                                                   monkeypatch, capsys):
+    data, out = files(tmp_path), tmp_path / "run"
+    args = data + tiny(tiny_model_dir, out, "finetune.epochs=1", "--report-to", "csv", "tensorboard", "--save-model")
+    run_script_ok(args, monkeypatch, capsys)
+    written = json.loads((out / ".agwm-run").read_text())["files"]
+    assert "metrics.json" in written and any(f.startswith("tensorboard/") for f in written)
+    (out / "tensorboard" / "my_events.txt").write_text("mine")  # the user's files in the run's own folders
+    (out / "model" / "NOTES.md").write_text("mine")
+    (out / "fold7").mkdir()
+    (out / "fold7" / "analysis.txt").write_text("mine")
+    run_script_ok(args + ["--overwrite"], monkeypatch, capsys)
+    for mine in ("tensorboard/my_events.txt", "model/NOTES.md", "fold7/analysis.txt"):
+        assert (out / mine).read_text() == "mine"
+    assert len(list((out / "tensorboard").iterdir())) == 2  # the new run's event file beside the user's
+    listed = json.loads((out / ".agwm-run").read_text())
+    assert not {"tensorboard/my_events.txt", "model/NOTES.md"} & set(listed["files"])
+
+
+def test_overwrite_after_a_run_that_stopped_removes_its_files_and_keeps_what_was_there(tiny_model_dir, tmp_path,
+                                                                                       monkeypatch, capsys):
+    from agwm.run_folder import list_run_files, prepare_output_dir
+
+    out = tmp_path / "run"
+    prepare_output_dir(str(out), "finetune")
+    (out / "config.yaml").write_text("a stopped run's")  # written, never listed: the run stopped
+    prepare_output_dir(str(out), "finetune")
+    assert not (out / "config.yaml").exists()
+    os.makedirs(out / "tensorboard")
+    (out / "tensorboard" / "events").write_text("run")
+    list_run_files(str(out))
+    (out / "tensorboard" / "mine.txt").write_text("mine")
+    prepare_output_dir(str(out), "finetune")
+    assert sorted(os.listdir(out / "tensorboard")) == ["mine.txt"]
+
+
+def test_a_folder_an_older_agwm_wrote_is_refused_rather_than_guessed(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".agwm-run").write_text('{"phase": "finetune", "written_by": "agwm"}')
+    (out / "metrics.json").write_text("{}")
+    code, err = run_script("finetune.py", files(tmp_path) + tiny(tiny_model_dir, out, "--overwrite"), monkeypatch,
+                           capsys)
+    assert_one_line(code, without_notes(err), 2, f"--output-dir {out} is not allowed: an older agwm wrote it without "
+                    "listing its files", tmp_path / "none")
+    assert (out / "metrics.json").read_text() == "{}"
+
+
 def run_script_ok(args, monkeypatch, capsys):
     import runpy
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import statistics
 from collections import defaultdict
 
 from agwm.data import TASKS
+from agwm.run_folder import atomic_path
 from agwm.runtime import probe_workload
 from agwm.settings import refuse_unknown
 from problems.overrides import ConfigError
@@ -528,6 +530,28 @@ def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | 
     return "\n".join(parts)
 
 
+REPORT_START = re.compile(r"^# Results\n\n\d+ runs; seeds ", re.M)  # in the first lines of every report.md written
+
+
+def refuse_foreign_outputs(output_dir: str, names: list[str]) -> None:
+    """Refuse, before writing, a file among ``names`` in ``output_dir`` that agwm report did not
+    write: a report.md without its reports' header, a picture that matplotlib did not make."""
+    for name in names:
+        path = os.path.join(output_dir, name)
+        if not os.path.exists(path):
+            continue
+        try:
+            with open(path, "rb") as f:
+                head = f.read(400)
+        except OSError as error:
+            raise ConfigError(f"--output-dir {output_dir} is not allowed: its {name} cannot be read ({error.strerror})")
+        text = head.decode("utf-8", "replace")
+        ours = REPORT_START.search(text) if name.endswith(".md") else b"Matplotlib" in head
+        if not ours:
+            raise ConfigError(f"--output-dir {output_dir} is not allowed: it holds a {name} that agwm report did not "
+                              "write; give another folder, or move that file")
+
+
 def write_report(results: list[str] | None, output_dir: str | None, data_dir: str | None = None,
                  tasks: list[str] | None = None, sizes: list[int] | None = None,
                  methods: list[str] | None = None, search: list[str] = (),
@@ -558,6 +582,7 @@ def write_report(results: list[str] | None, output_dir: str | None, data_dir: st
             require_search_folder(f"--compare-searches {label}={folder}", folder)
         if output_dir is None:
             raise ConfigError("--compare-searches needs --output-dir")
+        refuse_foreign_outputs(output_dir, ["alpha_movement.png"])
         os.makedirs(output_dir, exist_ok=True)
         plot_alpha_movement(searches, os.path.join(output_dir, "alpha_movement.png"))
         lines.append(f"{output_dir}/alpha_movement.png")
@@ -603,9 +628,10 @@ def write_report(results: list[str] | None, output_dir: str | None, data_dir: st
         raise
     except ValueError as error:
         raise not_one_report(error) from None
+    refuse_foreign_outputs(output_dir, ["report.md", "score_vs_size.png"])
     os.makedirs(output_dir, exist_ok=True)
     plot_score_vs_size(records, os.path.join(output_dir, "score_vs_size.png"), constant)
-    with open(os.path.join(output_dir, "report.md"), "w") as f:
+    with atomic_path(os.path.join(output_dir, "report.md")) as tmp, open(tmp, "w") as f:
         f.write(report)
     lines.append(f"{len(records)} records -> {output_dir}/report.md, score_vs_size.png")
     return lines

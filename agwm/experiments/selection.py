@@ -283,6 +283,6 @@ def select_on_file(fields: dict, methods: list[str] | None, seeds: int, margin: 
     print(f"{len(runs)} runs ({' '.join(methods)} x {seeds} seeds) on {fields['train_file']}, "
           f"{len(examples.train)} rows, each scored on its held-out 20%; the rule: {rule_text(margin)}"
           + (f"; {note}" if note else ""))
-    prepare_output_dir(output_dir, "selection")  # marks it; the records there are kept (resumable)
+    prepare_output_dir(output_dir, "selection", clear=False)  # marks it; the records there are kept (resumable)
     result = run_selection(grid, methods, examples.task.metric, output_dir, workers, margin)
     return [result["text"]]
