@@ -15,6 +15,7 @@ same examples and splits to every method, and one method's extra draws never shi
 from __future__ import annotations
 
 import csv
+import io
 import dataclasses
 import hashlib
 import json
@@ -232,8 +233,9 @@ class Examples:
 def read_table(path: str, option: str, quoting: int = csv.QUOTE_MINIMAL,
                column_names: tuple[str, ...] | None = None, notes: list[str] | None = None) -> Dataset:
     """The rows of ``path`` with the file's columns. Delimited files are read here as text, every
-    value a string as written (a ``.tsv`` keeps its quotes: tabs separate, nothing else is special),
-    so that no value is reinterpreted; JSON and Parquet keep their types. What was ignored (pandas'
+    value a string, so that no value is reinterpreted: a CSV as the csv module reads it; a TSV too
+    where a CSV writer quoted it (:func:`written_quoted`), else as written (tabs separate, quotes are
+    text, as in the GLUE files); JSON and Parquet keep their types. What was ignored (pandas'
     unnamed index column, an empty last column left by a comma at the end of each line) is added to
     ``notes``."""
     datasets.disable_progress_bars()  # a file's rows are read (and later tokenised) without a bar each
@@ -251,7 +253,8 @@ def read_table(path: str, option: str, quoting: int = csv.QUOTE_MINIMAL,
         raise DataError(f"{option} {path} is not allowed: it cannot be read (no read permission)")
     if FORMATS[ext] == "csv":
         delimiter = "\t" if ext == ".tsv" else ","
-        quoting = csv.QUOTE_NONE if ext == ".tsv" else quoting
+        if ext == ".tsv" and quoting != csv.QUOTE_NONE and not written_quoted(path):
+            quoting = csv.QUOTE_NONE  # quotes that are text, as in the GLUE files: read as written
         return read_delimited(path, option, delimiter, quoting, column_names, notes if notes is not None else [])
     if FORMATS[ext] == "json":
         check_json_syntax(path, option, lines=ext == ".jsonl")
@@ -291,6 +294,27 @@ def check_json_syntax(path: str, option: str, lines: bool) -> None:
         raise DataError(f"{option} {path} is not allowed: it is not UTF-8 text") from None
     except OSError as error:
         raise DataError(f"{option} {path} is not allowed: it cannot be read ({error.strerror})") from None
+
+
+def written_quoted(path: str) -> bool:
+    """Whether a TSV's quotes are a CSV writer's (pandas encloses a field holding a quote, a tab or
+    a line break in quotes, doubling the quotes inside): the file has a quote, and reading it as the
+    csv module does and writing it back gives the file again. Quotes that are text (a field
+    ``"quoted" start``) do not come back."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            text = f.read().replace("\r\n", "\n")
+    except (OSError, UnicodeDecodeError):
+        return False  # read_delimited names the problem
+    if '"' not in text:
+        return False
+    try:
+        rows = list(csv.reader(io.StringIO(text), delimiter="\t"))
+    except csv.Error:
+        return False
+    again = io.StringIO()
+    csv.writer(again, delimiter="\t", lineterminator="\n").writerows(rows)
+    return again.getvalue() == (text if text.endswith("\n") else text + "\n")
 
 
 def read_delimited(path: str, option: str, delimiter: str, quoting: int, column_names: tuple[str, ...] | None,
@@ -452,6 +476,17 @@ def guess_task_type(keys: list[str]) -> str:
     return "classification"
 
 
+def refuse_stray_non_numbers(keys: list[str], path: str, label_column: str) -> None:
+    """Labels that are real numbers but for a few (fewer than half) that are not: a regression file
+    with a bad value, refused at the first, rather than read as that many classes."""
+    numbers = [_as_number(k) for k in keys]
+    strays = [row for row, n in enumerate(numbers, start=1) if n is None]
+    if strays and len(strays) < len(keys) / 2 and any(n is not None and not n.is_integer() for n in numbers):
+        raise DataError(f"{path}, row {strays[0]}: label {keys[strays[0] - 1]!r} in column {label_column!r} is not a "
+                        f"number, while {len(keys) - len(strays)} of {len(keys)} labels are real numbers (a "
+                        "regression file); correct it, or give --task-type classification")
+
+
 def class_order(keys: set[str]) -> tuple[str, ...]:
     """The classes in index order: by value when all are whole numbers, else alphabetically."""
     if all(_as_number(k) is not None and _as_number(k).is_integer() for k in keys):
@@ -594,12 +629,22 @@ def describe_task(table: Dataset, path: str, text_columns: list[str] | None, lab
     require_columns(table, {"--label-column": [label_column]}, path)
     text = tuple(text_columns) if text_columns else default_text_columns(table, label_column, path)
     require_columns(table, {"--text-columns": list(text)}, path)
+    if label_column in text:
+        raise DataError(f"--text-columns {' '.join(text)} is not allowed: {label_column!r} is the label column "
+                        "(a model shown its label learns nothing); name the text columns")
     values = table[label_column][:]
+    nested = next((row for row, v in enumerate(values, start=1) if isinstance(v, (list, tuple, dict))), None)
+    if nested is not None:
+        raise DataError(f"{path}, row {nested}: label {values[nested - 1]!r} in column {label_column!r} is a "
+                        f"{'list' if isinstance(values[nested - 1], (list, tuple)) else 'mapping'}; a label is "
+                        "one string or number")
     keys = [label_key(v) for v in values]
     missing = next((row for row, key in enumerate(keys, start=1) if key is None), None)
     if missing is not None:
         raise DataError(f"{path}, row {missing}: no label in column {label_column!r}")
     guessed = task_type is None
+    if guessed:
+        refuse_stray_non_numbers(keys, path, label_column)
     task_type = task_type or guess_task_type(keys)
     labels = None
     if task_type == "classification":

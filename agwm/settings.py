@@ -543,6 +543,23 @@ def model_config(model: str | None):
                           f"(offline, or no such model: {reason[:160]})") from None
 
 
+# families whose position ids start after the padding index (pad_token_id + 1 = 2): 2 positions fewer
+POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "mpnet", "longformer",
+                           "data2vec-text")
+
+
+def check_model(cfg: RunConfig):
+    """The model loads (:func:`model_config`) and takes ``--max-length`` tokens; returns its config."""
+    config = model_config(cfg.model)
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and getattr(config, "position_embedding_type", "absolute") == "absolute":
+        positions -= 2 if config.model_type in POSITIONS_AFTER_PADDING else 0
+        if cfg.max_length > positions:
+            raise ConfigError(f"--max-length {cfg.max_length} is not allowed: at most {positions}, the positions of "
+                              f"{cfg.model or 'all-MiniLM-L6-v2'}")
+    return config
+
+
 def model_skeleton(model: str | None) -> nn.Module:
     """The model's modules on the meta device: names and shapes, no weights read."""
     config = model_config(model)
@@ -629,7 +646,7 @@ def check_search_inputs(cfg: RunConfig) -> None:
     refuse_unread_outer_level(cfg)
     _refuse_body(cfg)
     check_output_dir(cfg.output_dir, cfg.overwrite, "search")
-    model_config(cfg.model)
+    check_model(cfg)
 
 
 def check_finetune_inputs(cfg: RunConfig, alphas: str | None,
@@ -655,7 +672,7 @@ def check_finetune_inputs(cfg: RunConfig, alphas: str | None,
                               "or search.finetune_start=pretrained to start from the pretrained weights")
     _refuse_body(cfg)
     check_output_dir(cfg.output_dir, cfg.overwrite, "finetune")
-    model_config(cfg.model)
+    check_model(cfg)
     saved = check_alphas(alphas, cfg) if alphas is not None else None
     if start_weights is not None:
         check_start_weights(start_weights)

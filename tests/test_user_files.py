@@ -234,6 +234,30 @@ def test_tsv_text_keeps_its_quotes_as_written(tmp_path):
     assert examples.train["text_a"] == ['"quoted" start', 'plain "mid" quote']
 
 
+def test_a_tsv_that_pandas_quoted_is_read_without_its_quotes(tmp_path):
+    rows = pd.DataFrame({"text": ['he said "hi"', "plain", "tab\there"], "label": ["a", "b", "a"]})
+    rows.to_csv(tmp_path / "q.tsv", sep="\t", index=False)
+    assert load_files(str(tmp_path / "q.tsv"), with_validation=False).train["text_a"] == list(rows["text"])
+
+
+def test_the_label_column_as_a_text_column_a_list_label_and_a_stray_non_number_are_refused(tmp_path):
+    ROWS.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match="--text-columns label is not allowed: 'label' is the label column"):
+        load_files(str(tmp_path / "t.csv"), text_columns=["label"], with_validation=False)
+    (tmp_path / "l.jsonl").write_text('{"text": "a", "label": "positive"}\n{"text": "b", "label": ["positive"]}\n'
+                                      '{"text": "c", "label": "negative"}\n')
+    with pytest.raises(DataError, match=r"l.jsonl, row 2: label \['positive'\] in column 'label' is a list"):
+        load_files(str(tmp_path / "l.jsonl"), with_validation=False)
+    scores = pd.DataFrame({"first": [f"a{i}" for i in range(40)], "second": [f"b{i}" for i in range(40)],
+                           "similarity": [f"{i / 10:.1f}" for i in range(40)]})
+    scores.loc[17, "similarity"] = "n/a"
+    scores.to_csv(tmp_path / "s.csv", index=False)
+    with pytest.raises(DataError, match="s.csv, row 18: label 'n/a' in column 'similarity' is not a number, while 39 "
+                                        "of 40 labels are real numbers"):
+        load_files(str(tmp_path / "s.csv"), text_columns=["first", "second"], label_column="similarity",
+                   with_validation=False)
+
+
 def test_a_folder_as_a_file_and_too_many_classes_to_hold_out_are_named(tmp_path):
     with pytest.raises(DataError, match="--train-file .* is not allowed: it is a folder, not a file"):
         load_files(str(tmp_path))

@@ -251,7 +251,7 @@ def check_data(runs: list[Run]) -> None:
     grid with one line naming the task, with nothing run."""
     from agwm.baselines.sentence_encoder import task_error
     from agwm.runtime import load_examples
-    from agwm.settings import model_config
+    from agwm.settings import check_model
 
     tasks, models = {}, set()
     for run in runs:
@@ -269,9 +269,9 @@ def check_data(runs: list[Run]) -> None:
                 raise DataError(f"method {run.entry.name}: {error}")
         except DataError as error:
             raise DataError(f"task {run.task}: {error}; no run was started") from None
-        if cfg.model not in models:
-            model_config(cfg.model)
-            models.add(cfg.model)
+        if (cfg.model, cfg.max_length) not in models:
+            check_model(cfg)
+            models.add((cfg.model, cfg.max_length))
 
 
 def execute(run: Run) -> dict:
