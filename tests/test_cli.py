@@ -21,6 +21,7 @@ CASES = [
     (["--split-ratio", "1.5"], "--split-ratio 1.5 is not allowed: strictly between 0 and 1"),
     (["--split-ratio", "0"], "--split-ratio 0.0 is not allowed: strictly between 0 and 1"),
     (["--folds", "0"], "--folds 0 is not allowed: at least 1"),
+    (["--max-length", "1024"], "--max-length 1024 is not allowed: at most 512, the positions of all-MiniLM-L6-v2"),
     (["--hypergrad", "adam"], "--hypergrad adam is not allowed: one of darts, opt_darts, sama, reverse, neumann, cg"),
     (["--problem", "triple"], "--problem triple is not allowed: one of bilevel, joint, inner_only"),
     (["search.alpha_lrr=1e-3"], "search.alpha_lrr=1e-3: unknown key 'search.alpha_lrr'"),

@@ -123,11 +123,12 @@ def test_record_format(fake_method, glue_dir, tmp_path):
 
 def test_a_record_cut_short_is_ignored_and_removed_by_the_next_append(tmp_path):
     path = str(tmp_path / "r.jsonl")
-    append_record(path, {"key": "a"})
+    run = {"method": "m", "task": "t", "train_size": 5, "seed": 1}
+    append_record(path, {"key": "a", **run})
     with open(path, "a") as f:
         f.write('{"key": "b", "sco')  # killed mid-write
     assert [r["key"] for r in read_records(path)] == ["a"]
-    append_record(path, {"key": "c"})
+    append_record(path, {"key": "c", **run})
     assert [r["key"] for r in read_records(path)] == ["a", "c"]
     assert open(path).read().count("\n") == 2
 

@@ -400,3 +400,22 @@ def test_each_method_against_the_tasks_best_mean_with_its_interval_and_median_ti
     half = 4.302652729911275 * statistics.stdev(diffs) / math.sqrt(3)  # t_{0.975, 2}
     assert by_method["vanilla"] == f"| vanilla | -3.0 [{-3 - half:+.1f} to {-3 + half:+.1f}] | 1.00x |"
     assert by_method["probe"].startswith("| probe | -13.0 [")
+
+
+def test_a_report_of_whole_file_runs_and_of_bad_lines(tmp_path, monkeypatch, capsys):
+    """sizes: [all] (a selection's records) plot at their own place; a line that is not a record is one line."""
+    results = tmp_path / "results.jsonl"
+    for r in RECORDS[:5]:
+        append_record(str(results), {**r, "train_size": "all", "key": r["key"].replace("/300/", "/all/")})
+    append_record(str(results), RECORDS[-1])
+    monkeypatch.setattr(sys, "argv", ["report.py", "--results", str(results), "--output-dir", str(tmp_path / "out")])
+    runpy.run_path(str(REPO / "scripts" / "report.py"), run_name="__main__")
+    assert (tmp_path / "out" / "score_vs_size.png").stat().st_size > 5000
+    for bad, said in (("not json\n", "line 7: not a record (not JSON"),
+                      ('{"method": "x"}\n', "line 7: not a record of a grid run (no key, task, train_size, seed)")):
+        broken = tmp_path / "broken.jsonl"
+        broken.write_text(results.read_text() + bad)
+        code, err = run_script("report.py", ["--results", str(broken), "--output-dir", str(tmp_path / "o2")],
+                               monkeypatch, capsys)
+        assert code == 2 and said in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "o2").exists()

@@ -217,13 +217,33 @@ def load_grid(path: str) -> Grid:
                 overrides=[str(o) for o in raw.get("overrides") or []])
 
 
+RECORD_KEYS = ("key", "method", "task", "train_size", "seed")  # what every record of a grid run holds
+
+
 def read_records(path: str) -> list[dict]:
-    """The complete records of a results file (a last line without a newline is not one)."""
+    """The complete records of a results file (a last line without a newline is not one); a line
+    that is not a grid run's record stops with one line naming it."""
     if not os.path.exists(path):
         return []
-    with open(path) as f:
-        text = f.read()
-    return [json.loads(line) for line in text.split("\n")[:-1] if line.strip()]
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} cannot be read as a results file ({error})") from None
+    records = []
+    for number, line in enumerate(text.split("\n")[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path}, line {number}: not a record (not JSON: {error.msg}); a results file "
+                              "holds one JSON record of a grid run a line") from None
+        missing = [k for k in RECORD_KEYS if k not in record] if isinstance(record, dict) else list(RECORD_KEYS)
+        if missing:
+            raise ConfigError(f"{path}, line {number}: not a record of a grid run (no {', '.join(missing)})")
+        records.append(record)
+    return records
 
 
 def append_record(path: str, record: dict) -> None:

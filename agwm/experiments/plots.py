@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from agwm.data import TASKS
-from agwm.experiments.report import BASELINE, in_order, mean_std, scores_by_cell, task_metric
+from agwm.experiments.report import BASELINE, in_order, mean_std, scores_by_cell, size_order, task_metric
 
 
 def _dodge(i: int, n: int, spread: float = 1.25) -> float:
@@ -22,6 +22,15 @@ def _dodge(i: int, n: int, spread: float = 1.25) -> float:
     [1 / spread, spread] (inside the panel's [size / 1.4, size * 1.4] for any n)."""
     centre = (n - 1) / 2
     return spread ** ((i - centre) / centre) if n > 1 else 1.0
+
+
+def size_positions(sizes: set) -> dict:
+    """Where each training-set size sits on the log x axis: at itself when all are numbers, else
+    (``all``: a user file's every row) the numbers in order, then the names, a factor of 2 apart."""
+    if all(isinstance(s, (int, float)) for s in sizes):
+        return {s: s for s in sizes}
+    ordered = sorted(sizes, key=size_order)
+    return {s: 2 ** k for k, s in enumerate(ordered)}
 
 
 def plot_score_vs_size(records: list[dict], path: str,
@@ -39,13 +48,14 @@ def plot_score_vs_size(records: list[dict], path: str,
     colors = {method: palette(i % palette.N) for i, method in enumerate(methods)}  # one colour per method
     level_drawn = False
     for ax, task in zip(axes[0], tasks):
+        at = size_positions({s for _, t, s in cells if t == task})
         for i, method in enumerate(methods):
-            sizes = sorted(s for m, t, s in cells if m == method and t == task)
+            sizes = sorted((s for m, t, s in cells if m == method and t == task), key=at.get)
             if not sizes:
                 continue
             stats = [mean_std(list(cells[method, task, s].values())) for s in sizes]
             dodge = _dodge(i, len(methods))
-            ax.errorbar([s * dodge for s in sizes], [m for m, _ in stats], yerr=[s for _, s in stats],
+            ax.errorbar([at[s] * dodge for s in sizes], [m for m, _ in stats], yerr=[s for _, s in stats],
                         marker="o", capsize=3, label=method, color=colors[method])
         low, high = ax.get_ylim()
         if constant and task in constant and low < constant[task][0] < high:
@@ -54,10 +64,9 @@ def plot_score_vs_size(records: list[dict], path: str,
         ax.set_title(f"{task} ({metrics[task]})")
         ax.set_xlabel("training examples")
         ax.set_xscale("log")
-        ticks = sorted({s for _, t, s in cells if t == task})
-        ax.set_xticks(ticks)
-        ax.set_xlim(ticks[0] / 1.4, ticks[-1] * 1.4)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ticks = sorted(at, key=at.get)
+        ax.set_xticks([at[s] for s in ticks], [str(s) for s in ticks])
+        ax.set_xlim(at[ticks[0]] / 1.4, at[ticks[-1]] * 1.4)
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[0][0].set_ylabel("score (mean +- std over seeds)")
     handles = [plt.Line2D([], [], color=colors[m], marker="o", linestyle="") for m in methods]

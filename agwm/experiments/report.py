@@ -193,7 +193,7 @@ def comparison_table(records: list[dict], method: str, base: str) -> str:
     lines = [f"| task | size | {method} - {base} per seed | mean +- std (n) | 95% interval | t-test p | Wilcoxon p |",
              "|---|---|---|---|---|---|---|"]
     for task in in_order({t for m, t, _ in cells if m == method}, list(TASKS)):
-        for size in sorted(s for m, t, s in cells if m == method and t == task):
+        for size in sorted((s for m, t, s in cells if m == method and t == task), key=size_order):
             by_seed = paired_by_seed(cells, method, task, size, base)
             if by_seed:
                 diffs = list(by_seed.values())
@@ -352,7 +352,7 @@ def size_time_table(records: list[dict]) -> str:
     """Whole runs against the training-set size n, per method and task with two or more sizes: the
     mean total wall time t at each n, the exponent b of the least-squares fit log t = a + b log n,
     and the mean time ratio to vanilla at each n (:func:`time_ratios`). b = 1 is a cost linear in n."""
-    sizes = sorted({r["train_size"] for r in records})
+    sizes = sorted({r["train_size"] for r in records}, key=size_order)
     seconds: dict = defaultdict(list)
     for r in records:
         seconds[(r["method"], r["task"], r["train_size"])].append(r["wall_time_s"]["total"])
@@ -362,10 +362,10 @@ def size_time_table(records: list[dict]) -> str:
     methods = in_order({r["method"] for r in records}, [BASELINE])
     for method in methods:
         for task in in_order({r["task"] for r in records}, list(TASKS)):
-            here = [n for n in sizes if seconds.get((method, task, n))]
+            means = {n: statistics.mean(seconds[(method, task, n)]) for n in sizes if seconds.get((method, task, n))}
+            here = [n for n in means if not isinstance(n, str)]  # a named size (all) has no n to fit
             if len(here) < 2:
                 continue
-            means = {n: statistics.mean(seconds[(method, task, n)]) for n in here}
             b = statistics.linear_regression([math.log(n) for n in here], [math.log(means[n]) for n in here]).slope
             times = [f"{means[n]:.0f}" if n in means else "-" for n in sizes]
             shares = [f"{statistics.mean(ratios[(method, task, n)]):.2f}x" if ratios.get((method, task, n)) else "-"
@@ -456,7 +456,7 @@ def alpha_table(records: list[dict]) -> str:
             cells[r["method"], r["task"], r["train_size"]].append(
                 (a["a_mean"], a["b_mean"], a["alpha_mean"], 1 - a["alpha_mean"] if convex else a["w0_weight_mean"]))
     lines = ["| method | task | size | seeds | mean A | mean B | mean alpha | mean W0 weight |", "|---" * 8 + "|"]
-    for (method, task, size), rows in sorted(cells.items()):
+    for (method, task, size), rows in sorted(cells.items(), key=lambda c: (c[0][0], c[0][1], size_order(c[0][2]))):
         means = [statistics.mean(column) for column in zip(*rows)]
         lines.append(f"| {method} | {task} | {size} | {len(rows)} | {means[0]:.4f} | {means[1]:.4f} | "
                      f"{means[2]:.4f} | {means[3]:.2e} |")
@@ -475,7 +475,7 @@ def constant_table(constant: dict[str, tuple[float, str | None]]) -> str:
 def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | None]] | None = None) -> str:
     """The report; ``constant`` (task -> best one-class score on the scored split) adds the level a
     model must pass to have learned anything."""
-    sizes = sorted({r["train_size"] for r in records})
+    sizes = sorted({r["train_size"] for r in records}, key=size_order)
     seeds = sorted({r["seed"] for r in records})
     evaluated = {r.get("evaluated_on", "dev") for r in records}
     if evaluated == {"holdout"}:
@@ -528,6 +528,12 @@ def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | 
                          f"not speed-corrected):\n\n{size_time_table(records)}\n")
     parts.append("![score against size](score_vs_size.png)\n")
     return "\n".join(parts)
+
+
+def size_order(value) -> tuple:
+    """A sort key for training-set sizes (numbers, then names such as ``all``), or any values of
+    one record field."""
+    return (isinstance(value, str), str(value)) if isinstance(value, str) else (False, value)
 
 
 REPORT_START = re.compile(r"^# Results\n\n\d+ runs; seeds ", re.M)  # in the first lines of every report.md written
@@ -656,7 +662,7 @@ def only_these(records: list[dict], flag: str, field: str, wanted: list | None) 
     has is refused, naming those the records have."""
     if wanted is None:
         return records
-    refuse_unknown(flag, wanted, sorted({r[field] for r in records}), "the results hold")
+    refuse_unknown(flag, wanted, sorted({r[field] for r in records}, key=size_order), "the results hold")
     return [r for r in records if r[field] in wanted]
 
 
