@@ -17,13 +17,25 @@ every other setting is a ``key=value`` override.
 
 from __future__ import annotations
 
-import argparse
-import multiprocessing
-import os
 import signal
 import sys
-import typing
-from collections.abc import Callable
+
+
+def _stopped_while_starting(signum, frame):
+    print(f"stopped by {signal.Signals(signum).name} while starting: nothing was run", file=sys.stderr)
+    sys.exit(128 + signum)
+
+
+# first of all, so that Ctrl-C while the modules below load is one line too (exit_on_signals keeps it)
+_DEFAULT_HANDLERS = {signum: signal.signal(signum, _stopped_while_starting) for signum in (signal.SIGINT,
+                                                                                           signal.SIGTERM)}
+
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import multiprocessing  # noqa: E402
+import os  # noqa: E402
+import typing  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 
 class Interrupted(BaseException):
@@ -37,12 +49,8 @@ class Interrupted(BaseException):
 def exit_on_signals() -> None:
     """While a script starts (its libraries load), end it at SIGINT or SIGTERM with one line and
     exit code 130 / 143: nothing has run yet. :func:`raise_on_signals` takes over for the run."""
-    def handler(signum, frame):
-        print(f"stopped by {signal.Signals(signum).name} while starting: nothing was run", file=sys.stderr)
-        sys.exit(128 + signum)
-
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, handler)
+        signal.signal(signum, _stopped_while_starting)
 
 
 def raise_on_signals() -> None:
@@ -55,8 +63,21 @@ def raise_on_signals() -> None:
         signal.signal(signum, handler)
 
 
-if multiprocessing.parent_process() is None:  # a grid's worker, which imports this too, leaves signals to the pool
-    exit_on_signals()  # the commands import this module first: Ctrl-C while torch and the rest load is one line
+if multiprocessing.parent_process() is not None:  # a grid's worker, which imports this too, leaves signals to the pool
+    for _signum, _handler in _DEFAULT_HANDLERS.items():
+        signal.signal(_signum, _handler)
+
+
+def quiet_when_the_reader_leaves(command: Callable) -> Callable:
+    """``agwm ... | head``: output whose reader has gone ends the command quietly (exit 1), no traceback."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+            sys.exit(1)
+    return run
 
 RUN_STOPPED = "the run is incomplete and wrote no metrics.json"
 GRID_STOPPED = "the runs in progress were stopped and not recorded; the same command resumes"
@@ -158,6 +179,7 @@ def main_guard(body: Callable[[], None], stopped: str = RUN_STOPPED) -> None:
         sys.exit(getattr(stop, "code", 130))
 
 
+@quiet_when_the_reader_leaves
 def search(argv: list[str] | None = None) -> None:
     """The search phase: W trained on a split of the sample, the finetune's start (the default,
     --problem inner_only); with --hypergrad NAME (or --problem bilevel) also the mixup attention
@@ -180,6 +202,7 @@ def search(argv: list[str] | None = None) -> None:
     main_guard(body)
 
 
+@quiet_when_the_reader_leaves
 def finetune(argv: list[str] | None = None) -> None:
     """Finetune on the whole training sample with the searched alpha fixed (--alphas), plainly, or by
     another --method; score on the validation set, predict a test file."""
@@ -218,6 +241,7 @@ def finetune(argv: list[str] | None = None) -> None:
     main_guard(body)
 
 
+@quiet_when_the_reader_leaves
 def experiment(argv: list[str] | None = None) -> None:
     """Run an experiment grid (methods x tasks x sizes x seeds) from a YAML file; resumable: each finished
     run appends one record to the grid's results file, and the same command skips those."""
@@ -260,6 +284,7 @@ def experiment(argv: list[str] | None = None) -> None:
     main_guard(body, GRID_STOPPED)
 
 
+@quiet_when_the_reader_leaves
 def report(argv: list[str] | None = None) -> None:
     """Turn grid results into Markdown tables and plots, and a search folder into its plots."""
     p = argparse.ArgumentParser(description=_summary(report))
@@ -290,6 +315,7 @@ def report(argv: list[str] | None = None) -> None:
     main_guard(body)
 
 
+@quiet_when_the_reader_leaves
 def select(argv: list[str] | None = None) -> None:
     """Choose the finetuning method for your data, on your training file alone: every method runs on
     the same seeds, each seed training on 80% of the training file and scoring on the other 20% (your
@@ -335,6 +361,7 @@ COMMANDS: dict[str, Callable[[list[str] | None], None]] = {
     "search": search, "finetune": finetune, "experiment": experiment, "report": report, "select": select}
 
 
+@quiet_when_the_reader_leaves
 def main(argv: list[str] | None = None) -> None:
     """``agwm <command> [options]``: the installed command."""
     argv = sys.argv[1:] if argv is None else argv

@@ -369,3 +369,24 @@ def test_cosine_finetune_pulls_the_more_similar_class_to_one_whatever_its_index(
     scores = pairs.map(lambda row, i: {"label": float(i)}, with_indices=True)
     regression = Task("scores", ("text_a", "text_b"), "label", None, "spearman")
     np.testing.assert_allclose(similarity_targets(Encoder(), scores, regression, 2), [0, 1 / 3, 2 / 3, 1])
+
+
+def test_probe_tuned_folds_fit_the_smallest_class_and_a_one_class_sample_is_one_line(tiny_model_dir, tmp_path,
+                                                                                     capsys):
+    import torch
+    from datasets import Dataset
+
+    from agwm.baselines.sentence_encoder import ProbeConfig, ProbeModel, load_encoder
+    from agwm.data import DataError, Task
+
+    task = Task("t", ("text",), "label", ("neg", "pos"), "accuracy")
+    probe = ProbeModel(load_encoder(tiny_model_dir, 16, torch.device("cpu")), task, batch_size=4)
+    six = Dataset.from_dict({"text_a": ["good", "bad", "great", "awful", "fine", "dull"], "label": [1, 0] * 3})
+    assert probe.fit(six, ProbeConfig(), tuned=True)["folds"] == 3
+    assert "probe-tuned: 3 folds, not 5: the sample's smallest class has 3 rows" in capsys.readouterr().err
+    one = Dataset.from_dict({"text_a": ["good", "great"], "label": [1, 1]})
+    with pytest.raises(DataError, match="--method probe is not allowed on this sample: it holds one class \\('pos'\\)"):
+        probe.fit(one, ProbeConfig())
+    lone = Dataset.from_dict({"text_a": ["good", "great", "bad"], "label": [1, 1, 0]})
+    with pytest.raises(DataError, match="its smallest class has one row"):
+        probe.fit(lone, ProbeConfig(), tuned=True)

@@ -433,3 +433,22 @@ def test_alphas_with_a_model_that_is_not_there_stop_in_one_line(searched, glue_d
             "--alphas", str(searched / "alphas.safetensors")]
     code, err = run_script("finetune.py", args, monkeypatch, capsys)
     assert_one_line(code, err, 2, f"--model {tmp_path / 'no-model'} is not allowed", out)
+
+
+@pytest.mark.slow
+def test_a_reader_that_leaves_and_an_early_ctrl_c_end_without_a_traceback():
+    import signal
+    import subprocess
+    import time
+
+    for command in (["--help"], ["search", "--help"]):
+        closed = subprocess.run(f"{sys.executable} -m agwm {' '.join(command)} | true", shell=True,
+                                capture_output=True, text=True, cwd=REPO)
+        assert "Traceback" not in closed.stderr and "BrokenPipeError" not in closed.stderr, closed.stderr
+    for delay in (0.1, 0.2, 0.4):
+        started = subprocess.Popen([sys.executable, "-m", "agwm", "search", "--help"], cwd=REPO,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        started.send_signal(signal.SIGINT)
+        err = started.communicate()[1]
+        assert started.returncode in (0, 130) and "Traceback" not in err, err

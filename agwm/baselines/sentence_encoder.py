@@ -33,6 +33,7 @@ import importlib.util
 import json
 import math
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 
@@ -44,7 +45,7 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, Ridge
 from sklearn.metrics import make_scorer, matthews_corrcoef
 from sklearn.model_selection import StratifiedKFold
 
-from agwm.data import Task, stream_seed
+from agwm.data import DataError, Task, stream_seed
 from agwm.metrics import Predictions
 from agwm.runtime import install_hint
 
@@ -164,8 +165,21 @@ class ProbeModel:
                 head = Ridge(alpha=probe.ridge_alpha).fit(x, y)
             self.coef, self.intercept = head.coef_.reshape(1, -1), np.atleast_1d(head.intercept_)
         else:
+            present, counts = np.unique(y, return_counts=True)
+            if len(present) < 2:
+                raise DataError(f"--method probe{'-tuned' * tuned} is not allowed on this sample: it holds one class "
+                                f"({self.task.class_names[int(present[0])]!r}); a classifier needs two (more rows, "
+                                "or another --seed)")
             if tuned:
-                folds = StratifiedKFold(probe.folds, shuffle=True, random_state=stream_seed(seed, "probe") % 2**32)
+                k = min(probe.folds, int(counts.min()))
+                if k < 2:
+                    raise DataError(f"--method probe-tuned is not allowed on this sample: its smallest class has one "
+                                    "row, too few to cross-validate C; use --method probe")
+                if k < probe.folds:
+                    print(f"probe-tuned: {k} folds, not {probe.folds}: the sample's smallest class has {k} rows",
+                          file=sys.stderr)
+                fitted["folds"] = k
+                folds = StratifiedKFold(k, shuffle=True, random_state=stream_seed(seed, "probe") % 2**32)
                 head = LogisticRegressionCV(Cs=probe.cs, cv=folds, scoring=SCORERS[self.task.metric],
                                             max_iter=1000).fit(x, y)
                 fitted["c"] = float(np.ravel(head.C_)[0])  # one C for all classes; C_ is simplified in 1.10
