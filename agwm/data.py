@@ -599,7 +599,12 @@ def load_from_hub(preset: GluePreset, split: str) -> Dataset:
     """The ``nyu-mll/glue`` parquet files; their class indices already follow ``task.labels``."""
     name = preset.task.name
     hub_split = "train" if split == "train" else HUB_VALIDATION_SPLIT.get(name, "validation")
-    ds = datasets.load_dataset("nyu-mll/glue", name, split=hub_split)
+    try:
+        ds = datasets.load_dataset("nyu-mll/glue", name, split=hub_split)
+    except Exception as error:  # offline, or the hub refused: whatever the datasets library raised
+        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise DataError(f"--task {name}: no --data-dir or $GLUE_DIR, and the hub did not give nyu-mll/glue "
+                        f"({reason}); give --data-dir, a folder in the glue_data layout") from None
     text = [c for c in ds.column_names if c not in ("label", "idx")]
     ds = ds.rename_columns({c: f"text_{'ab'[i]}" for i, c in enumerate(text)})
     return ds.remove_columns([c for c in ds.column_names if c == "idx"])

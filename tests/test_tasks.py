@@ -155,3 +155,15 @@ def test_without_a_folder_tasks_come_from_the_hub(monkeypatch):
     ds = load_split(get_task("mnli"), "dev")
     assert asked == [("nyu-mll/glue", "mnli", "validation_matched")]
     assert ds.column_names == ["text_a", "text_b", "label"] and ds[0] == {"text_a": "p", "text_b": "h", "label": 2}
+
+
+@pytest.mark.slow  # the datasets library takes tens of seconds to give up offline
+def test_a_glue_task_without_a_folder_offline_is_one_line(tmp_path, monkeypatch, capsys):
+    from tests.conftest import run_script
+
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, err = run_script("finetune.py", ["--task", "stsb", "--output-dir", str(tmp_path / "o")], monkeypatch, capsys)
+    assert code == 2 and "--task stsb: no --data-dir or $GLUE_DIR, and the hub did not give nyu-mll/glue" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
