@@ -11,6 +11,7 @@ renamed when complete (:func:`atomic_path`)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -41,6 +42,8 @@ MIXUP_MODEL_DIR = "mixup_model"  # with --save-model and mixup layers: the unmer
 WEIGHTS_NAME = "model.safetensors"
 BODY_DIR = "body"  # body=setfit: the contrastive stage's encoder
 RUN_MARKER = ".agwm-run"  # written first into a run's folder: the folder is agwm's, and which phase's
+RUN_LOCK = ".agwm-run.lock"  # held while a run writes there: one run at a time per folder
+_HELD: dict[str, int] = {}  # folder -> the descriptor holding its lock, in this process
 
 
 @contextmanager
@@ -81,7 +84,7 @@ def files_under(path: str) -> set[str]:
     for root, dirs, files in os.walk(path):
         for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
             found.add(os.path.relpath(os.path.join(root, name), path))
-    return found - {RUN_MARKER}
+    return found - {RUN_MARKER, RUN_LOCK}
 
 
 def run_files(path: str, marker: dict | None) -> set[str] | None:
@@ -114,7 +117,7 @@ def check_output_dir(path: str, overwrite: bool, phase: str) -> None:
             raise ConfigError(f"{option}: it cannot be created in {parent} ({error.strerror})") from None
         return
     try:
-        entries = sorted(os.listdir(path))
+        entries = sorted(set(os.listdir(path)) - {RUN_LOCK})
     except OSError as error:
         raise ConfigError(f"{option}: it cannot be read ({error.strerror})") from None
     owner = _owner(path)
@@ -141,6 +144,7 @@ def prepare_output_dir(path: str, phase: str, clear: bool = True) -> None:
     :func:`check_output_dir` has made sure the folder is agwm's."""
     try:
         os.makedirs(path, exist_ok=True)
+        hold_lock(path)
         stale = run_files(path, read_marker(path)) if clear else set()
         for name in sorted(stale or ()):
             os.remove(os.path.join(path, name))
@@ -151,6 +155,22 @@ def prepare_output_dir(path: str, phase: str, clear: bool = True) -> None:
         _write_marker(path, {"phase": phase, "written_by": "agwm", "foreign": sorted(files_under(path))})
     except OSError as error:
         raise ConfigError(f"--output-dir {path} is not allowed: it cannot be written ({error.strerror})") from None
+
+
+def hold_lock(path: str) -> None:
+    """Take the folder's lock for the rest of this run (released when the process ends, or when it
+    takes the lock again for its next run there); refused with one line while another holds it."""
+    key = os.path.realpath(path)
+    if key in _HELD:
+        os.close(_HELD.pop(key))
+    fd = os.open(os.path.join(path, RUN_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(f"--output-dir {path} is not allowed: another agwm run is writing there now; wait for it "
+                          "or give another folder") from None
+    _HELD[key] = fd
 
 
 def _write_marker(path: str, marker: dict) -> None:

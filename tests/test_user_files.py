@@ -112,6 +112,22 @@ def test_a_folder_an_older_agwm_wrote_is_refused_rather_than_guessed(tiny_model_
     assert (out / "metrics.json").read_text() == "{}"
 
 
+def test_a_second_run_into_a_folder_that_a_run_is_writing_is_refused(tmp_path):
+    import fcntl
+
+    from agwm.run_folder import RUN_LOCK, prepare_output_dir
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / RUN_LOCK, "w") as other:  # another run holds the folder
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with pytest.raises(ConfigError, match=f"--output-dir {out} is not allowed: another agwm run is writing "
+                                              "there now"):
+            prepare_output_dir(str(out), "finetune")
+    prepare_output_dir(str(out), "finetune")  # free again
+    prepare_output_dir(str(out), "finetune")  # this process's next run there takes it again
+
+
 def run_script_ok(args, monkeypatch, capsys):
     import runpy
 
