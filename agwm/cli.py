@@ -268,7 +268,8 @@ def experiment(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     def body() -> None:
-        from agwm.experiments.grid import RayOptions, load_grid, part_of, run_grid
+        from agwm.experiments.grid import RayOptions, load_grid, part_of, read_records, run_grid
+        from agwm.runtime import EXIT_FAILED
         from problems.overrides import ConfigError
 
         given = {name: value for name in ("address", "cpus_per_run", "gpus_per_run", "retries")
@@ -278,8 +279,13 @@ def experiment(argv: list[str] | None = None) -> None:
             raise ConfigError(f"{flag} is not allowed with --executor process: it is for --executor ray")
         grid = part_of(load_grid(args.grid), args.tasks, args.sizes, args.methods, args.seeds)
         ray = RayOptions(**given) if args.executor == "ray" else None
+        before = {r["key"] for r in read_records(grid.results)}
         done, skipped = run_grid(grid, args.workers, ray)
-        print(f"{done} runs done, {skipped} already in {grid.results}")
+        failed = [r for r in read_records(grid.results) if r["key"] not in before and r.get("failed")]
+        said = f" ({len(failed)} failed, recorded as such: {failed[0]['key']}: {failed[0]['failed']})" if failed else ""
+        print(f"{done} runs done{said}, {skipped} already in {grid.results}")
+        if failed:
+            sys.exit(EXIT_FAILED)
 
     main_guard(body, GRID_STOPPED)
 

@@ -427,6 +427,19 @@ def test_a_grid_records_a_diverged_run_as_failed_not_as_a_score(glue_dir, tiny_m
     assert run_grid(load_grid(str(grid))) == (0, 1)  # recorded: a resumed grid does not rerun it
 
 
+def test_the_grid_command_says_a_run_failed_and_exits_3(glue_dir, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"tasks: [stsb]\nsizes: [16]\nseeds: [1]\ndata_dir: {glue_dir}\nmodel: {tiny_model_dir}\n"
+                    f"output_dir: {tmp_path / 'runs'}\nresults: {tmp_path / 'results.jsonl'}\n"
+                    "overrides: [report_to=none, finetune.warmup_ratio=0]\nmethods:\n"
+                    "  - {name: diverging, method: vanilla, overrides: [finetune.lr=1e8]}\n")
+    monkeypatch.setattr(sys, "argv", ["experiment.py", "--grid", str(grid)])
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(str(REPO / "scripts" / "experiment.py"), run_name="__main__")
+    assert stopped.value.code == 3
+    assert "1 runs done (1 failed, recorded as such: diverging/stsb/16/1: " in capsys.readouterr().out
+
+
 def test_alphas_with_a_model_that_is_not_there_stop_in_one_line(searched, glue_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     args = ["--task", "rte", "--data-dir", glue_dir, "--model", str(tmp_path / "no-model"), "--output-dir", str(out),
