@@ -220,6 +220,10 @@ def finetune(argv: list[str] | None = None) -> None:
 
         cfg = run_config(args, "finetune")
         for flag, path in (("--alphas", args.alphas), ("--start-weights", args.start_weights)):
+            if path is not None and os.path.isdir(path):
+                inside = "alphas.safetensors" if flag == "--alphas" else "task_weights.safetensors"
+                raise ConfigError(f"{flag} {path} is not allowed: it is a folder; give the file, e.g. "
+                                  f"{os.path.join(path, inside)}")
             if path is not None and not os.path.isfile(path):
                 raise ConfigError(f"{flag} {path} is not allowed: no such file")
         from agwm.finetune import run_finetune

@@ -76,6 +76,10 @@ def test_finetune_rejects_a_missing_alphas_file(glue_dir, tmp_path, monkeypatch,
     code, err = run_script("finetune.py", base(glue_dir, tmp_path) + ["--alphas", "/no/alphas.safetensors"],
                            monkeypatch, capsys)
     assert code == 2 and "--alphas /no/alphas.safetensors is not allowed: no such file" in err
+    code, err = run_script("finetune.py", base(glue_dir, tmp_path / "o") + ["--alphas", str(tmp_path)],
+                           monkeypatch, capsys)
+    assert code == 2 and f"--alphas {tmp_path} is not allowed: it is a folder; give the file, e.g. " \
+        f"{tmp_path / 'alphas.safetensors'}" in err
 
 
 def test_finetune_method_is_chosen_by_name_and_a_bad_name_is_refused(glue_dir, tmp_path, monkeypatch, capsys):

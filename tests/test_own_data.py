@@ -299,6 +299,9 @@ def test_the_selection_estimate_scores_each_seed_by_the_choice_made_without_it()
     assert estimate["per_seed"] == {1: ("b", 60), 2: ("b", 61), 3: ("a", 50)}
     assert estimate["mean"] == pytest.approx(57.0) and estimate["mean"] < result["methods"]["b"]["mean"]
     assert select(a[:2] + b[:2], ["a", "b"])["estimate"] is None  # two seeds: no choice without one of them
+    high = [record("a", s, v, 100) for s, v in zip((1, 2, 3), (99.5, 99.9, 80))]
+    low = [record("b", s, v, 100) for s, v in zip((1, 2, 3), (10, 12, 98))]
+    assert select(high + low, ["a", "b"])["estimate"]["interval"][1] == 100.0  # clipped to accuracy's range
 
 
 @pytest.mark.parametrize("columns, labels, setfit, expected", [

@@ -105,7 +105,8 @@ def select(records: list[dict], methods: list[str], margin: float = MARGIN) -> d
                           f"compare them{why}")
     best, recommended, rows = apply_rule(scores, times, methods, seeds, margin)
     return {"seeds": seeds, "best": best, "recommended": recommended, "margin": margin, "rule": rule_text(margin),
-            "methods": rows, "estimate": held_out_estimate(scores, times, methods, seeds, margin),
+            "methods": rows, "estimate": held_out_estimate(scores, times, methods, seeds, margin,
+                                                           records[0].get("metric") if records else None),
             "unscored": unscored}
 
 
@@ -125,11 +126,13 @@ def apply_rule(scores: dict, times: dict, methods: list[str], seeds: list[int], 
     return best, min(candidates, key=lambda m: rows[m]["wall_time_s"]), rows
 
 
-def held_out_estimate(scores: dict, times: dict, methods: list[str], seeds: list[int], margin: float) -> dict | None:
+def held_out_estimate(scores: dict, times: dict, methods: list[str], seeds: list[int], margin: float,
+                      metric: str | None = None) -> dict | None:
     """What following the rule scores, estimated on data the choice did not see: on each seed s,
     the score of the method the rule recommends from the other seeds, mean_s score_{choice(-s)}(s),
     with its 95% t interval. The recommended method's own mean is not that estimate: it is the best
-    of several means on the same seeds, biased upward. None below 3 seeds (a choice needs 2)."""
+    of several means on the same seeds, biased upward. None below 3 seeds (a choice needs 2). The
+    interval is clipped to the ``metric``'s range (0 to 100 points, -100 to 100 for a correlation)."""
     if len(seeds) < 3:
         return None
     per_seed = {}
@@ -139,7 +142,9 @@ def held_out_estimate(scores: dict, times: dict, methods: list[str], seeds: list
         per_seed[s] = (chosen, scores[chosen][s])
     values = [score for _, score in per_seed.values()]
     low, high = mean_interval(values)
-    return {"mean": statistics.mean(values), "interval": (float(low), float(high)), "per_seed": per_seed}
+    floor = -100.0 if metric in ("mcc", "spearman", "pearson") else 0.0
+    return {"mean": statistics.mean(values), "interval": (max(float(low), floor), min(float(high), 100.0)),
+            "per_seed": per_seed}
 
 
 def selection_text(result: dict, metric: str) -> str:
