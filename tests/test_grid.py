@@ -96,6 +96,22 @@ def test_a_grid_whose_settings_changed_since_its_records_stops_instead_of_mixing
     assert config_changes(old["config"], old["config"] | {"finetune": {"lr": 1.0, "epochs": 10.0}}, "fake") == []
 
 
+def test_a_grid_whose_task_file_changed_since_its_records_stops_instead_of_reusing_them(fake_method, tmp_path):
+    rows = "text,label\n" + "".join(f"text {i},{'ab'[i % 2]}\n" for i in range(80))
+    (tmp_path / "train.csv").write_text(rows)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"tasks: [{{name: mine, train_file: {tmp_path / 'train.csv'}}}]\nsizes: [50]\nseeds: [1]\n"
+                    f"output_dir: {tmp_path}/runs\nresults: {tmp_path}/results.jsonl\nmethods: [{{name: fake}}]\n")
+    assert run_grid(load_grid(str(grid))) == (1, 0)
+    record = read_records(str(tmp_path / "results.jsonl"))[0]
+    assert record["data"]["train"]["file"] == str(tmp_path / "train.csv") and len(record["data"]["train"]["sha256"]) == 16
+    assert run_grid(load_grid(str(grid))) == (0, 1)
+    (tmp_path / "train.csv").write_text(rows.replace("text 3,b", "text 3,a"))  # a label flipped
+    with pytest.raises(ConfigError, match=f"fake/mine/50/1 was made from other data \\({tmp_path / 'train.csv'} has "
+                                          "changed since\\)"):
+        run_grid(load_grid(str(grid)))
+
+
 def test_a_setting_is_a_change_only_for_the_kinds_of_method_that_read_it():
     recorded = {"search": {"finetune_start": "pretrained", "folds": 2, "split_ratio": 0.8}}
     current = {"search": {"finetune_start": "fold_average", "folds": 1, "split_ratio": 0.8}}
@@ -110,7 +126,8 @@ def test_record_format(fake_method, glue_dir, tmp_path):
     grid = load_grid(write_grid(tmp_path, glue_dir))
     run_grid(grid)
     record = read_records(grid.results)[0]
-    assert set(record) == {"key", "method", "kind", "settings", "task", "train_size", "seed", "score", "metric", "dev",
+    assert set(record) == {"key", "data", "method", "kind", "settings", "task", "train_size", "seed", "score", "metric",
+                           "dev",
                            "wall_time_s", "speed_probe_s", "speed_probe_workload", "peak_memory_mib", "threads",
                            "machine", "config"}
     assert record["key"] == f"{record['method']}/{record['task']}/{record['train_size']}/{record['seed']}"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import functools
+import hashlib
 import json
 import os
 import socket
@@ -19,7 +21,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from agwm.data import DataError
+from agwm.data import DataError, get_preset, resolve_data_dir
 from agwm.experiments.executors import run_in_processes
 from agwm.experiments.methods import METHODS
 from agwm.runtime import WORKLOAD as PROBE_WORKLOAD
@@ -294,6 +296,51 @@ def check_data(runs: list[Run]) -> None:
             models.add((cfg.model, cfg.max_length))
 
 
+def data_files(cfg: RunConfig) -> dict[str, str]:
+    """The files a run reads its examples from, by role: a user's files, or a GLUE task's train and
+    dev files in its folder (none when they come from the hub)."""
+    if cfg.train_file is not None:
+        roles = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
+    else:
+        data_dir = resolve_data_dir(cfg.data_dir)
+        preset = get_preset(cfg.task)
+        roles = {} if data_dir is None else {"train": preset.file(data_dir, "train"), "dev": preset.file(data_dir, "dev")}
+        roles["test"] = cfg.test_file
+    return {role: path for role, path in roles.items() if path is not None}
+
+
+@functools.cache
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def data_fingerprint(cfg: RunConfig) -> dict[str, dict]:
+    """Role -> the file and the SHA-256 (first 16 hex digits) of its content: what a record was made from."""
+    prints = {}
+    for role, path in data_files(cfg).items():
+        status = os.stat(path)
+        prints[role] = {"file": path, "sha256": _digest(os.path.abspath(path), status.st_size, status.st_mtime_ns)}
+    return prints
+
+
+def recorded_with_other_data(runs: list[Run], recorded: dict[str, dict]) -> tuple[str, str] | None:
+    """The first run whose record says it was made from files whose content has changed since, with
+    the changed file; records made before fingerprints were kept are taken as they are."""
+    for run in runs:
+        was = recorded.get(run.key, {}).get("data")
+        if was is None:
+            continue
+        now = data_fingerprint(run.config)
+        for role in sorted(set(was) | set(now)):
+            if (was.get(role) or {}).get("sha256") != (now.get(role) or {}).get("sha256"):
+                return run.key, (now.get(role) or was.get(role))["file"]
+    return None
+
+
 def execute(run: Run) -> dict:
     """Run one grid cell; the record to append. Its ``speed_probe_s`` is the mean of
     :func:`~agwm.runtime.speed_probe` just before and just after the run, the machine's speed while it ran,
@@ -301,7 +348,8 @@ def execute(run: Run) -> dict:
     what the worker held at its start (:mod:`agwm.runtime`: CUDA's allocator, or the resident set)."""
     device = resolve_device(run.config.device)
     run_fields = {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
-                  "task": run.task, "train_size": run.size, "seed": run.seed, "config": dataclasses.asdict(run.config)}
+                  "task": run.task, "train_size": run.size, "seed": run.seed, "config": dataclasses.asdict(run.config),
+                  "data": data_fingerprint(run.config)}
     probe_before = speed_probe(device)
     memory_before = reset_peak(device)
     start = time.perf_counter()
@@ -389,6 +437,10 @@ def _run_missing(grid: Grid, workers: int, ray: RayOptions | None) -> tuple[int,
         key, changed = next(iter(stale.items()))
         raise ConfigError(f"{grid.results}: {key} was recorded with other settings "
                           f"({', '.join(changed[:4])}); give the entry a new name or remove its records")
+    changed = recorded_with_other_data(runs, recorded)
+    if changed:
+        raise ConfigError(f"{grid.results}: {changed[0]} was made from other data ({changed[1]} has changed since); "
+                          "remove its records, or give the grid another results file, to run it on the new data")
     pending = [r for r in runs if r.key not in recorded]
     check_data(pending)
     progress = tqdm(total=len(pending), desc="grid")
