@@ -22,6 +22,7 @@ RULES = {
     "averaging-controls": (rules.averaging_controls,
                            ["results/peers/results.jsonl", "results/peers-stsb/results.jsonl"]),
     "cheaper-default": (lambda records, tasks, size: rules.cheaper_default(records, tasks[0], size), []),
+    "mpnet": (rules.mpnet, []),
 }
 
 

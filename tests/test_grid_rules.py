@@ -89,6 +89,34 @@ def test_cheaper_default_passes_only_inside_both_bounds():
                                                                 and r["method"] != "fold-average"], "t")
 
 
+def test_the_mpnet_rule_answers_each_question_per_task():
+    wobble = lambda s: 0.5 * (-1) ** s  # seeds 11-15: mean -0.1
+    seeds = range(11, 16)
+    records = []
+    for task, advice, level in (("stsb", "cosine-finetune", 70), ("mr", "setfit-vanilla", 74)):
+        records += (runs("vanilla", 70, wobble, 100, task, seeds=seeds)
+                    + runs("one-fold", 75, lambda s: 0, 130, task, seeds=seeds)
+                    + runs("mixup", 75.3, wobble, 290, task, w0=lambda s: 0.25, seeds=seeds)
+                    + runs(advice, level, wobble, 60, task, seeds=seeds)
+                    + runs("minilm-vanilla", 60, lambda s: 0, 25, task, seeds=seeds)
+                    + runs(f"minilm-{advice}", 72, wobble, 15, task, seeds=seeds))
+    text = rules.mpnet(records, ["mr", "stsb"])
+    assert text.startswith("Seeds in: 11, 12, 13, 14, 15 (5 of 5).")
+    assert "| Q1: mixup - one-fold | +0.2 [-0.5, +0.9]: none beyond 1.5 | +0.2 [-0.5, +0.9]: none beyond 1.5 |" in text
+    assert "| mixup's W0 weight after the search (mean) | 0.2500 | 0.2500 |" in text
+    assert "| Q2: one-fold - vanilla | +5.1 [+4.4, +5.8]: shown to carry gain |" in text
+    assert "setfit-vanilla - mixup: -1.3 [-1.3, -1.3]: holds |" in text
+    assert "cosine-finetune - mixup: -5.3 [-5.3, -5.3]: shown not to hold |" in text
+    assert "mixup - minilm-setfit-vanilla: +3.3 [+3.3, +3.3], 19.3x its time" in text
+    assert "nothing is decided" in rules.mpnet([r for r in records if r["seed"] < 14], ["mr", "stsb"])
+    mrpc = [{**r, "dev": {"accuracy": r["score"] - 10.0}, "score": 81.2 + (2.0 if r["method"] == "mixup" else 0.0)
+             + wobble(r["seed"]) / 5} for r in runs("vanilla", 70, wobble, 100, "mrpc", seeds=seeds)
+            + runs("mixup", 72, wobble, 290, "mrpc", seeds=seeds)]
+    text = rules.mpnet(mrpc, ["mrpc"])
+    assert "| Q2: mixup - vanilla | +2.0 [+2.0, +2.0]: shown to carry gain |" in text  # on accuracy
+    assert "mixup +2.0 [+1.8, +2.1]: learns it; vanilla -0.0 [-0.2, +0.1]." in text  # on F1
+
+
 def test_the_committed_grids_answer_as_their_readmes_say(capsys):
     grid_rules.main(["experiments/peers.yaml"])
     out = capsys.readouterr().out

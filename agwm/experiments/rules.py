@@ -18,6 +18,7 @@ from agwm.experiments.report import (
     paired_differences,
     scores_by_cell,
     task_mean,
+    time_ratios,
 )
 
 MARGIN = 1.5
@@ -230,3 +231,70 @@ def cheaper_default(records: list[dict], task: str, size: int = 300, default: st
                else f"none passes: {default} stays the default")
     return "\n".join(lines) + f"\n\n{default} itself: {times.get(default, float('nan')):.2f}x vanilla's time. " \
         f"By the rule, {verdict}."
+
+
+MINILM = "minilm-"  # experiments/mpnet.yaml: the entries on the default model carry this prefix
+RECOMMENDED = {"mr": "setfit-vanilla", "stsb": "cosine-finetune", "mrpc": "cosine-finetune"}  # the README's, per kind
+MRPC_ONE_CLASS_F1 = 81.2
+
+
+def mpnet(records: list[dict], tasks: list[str], size: int = 300, margin: float = MARGIN) -> str:
+    """experiments/mpnet.yaml. Per task, paired by seed (MRPC on dev accuracy, its learning on F1):
+    Q1 mixup - one-fold, with the search's W0 weight and mean alpha; Q2 one-fold and mixup - vanilla;
+    Q3 the README's recommendation - the best all-mpnet-base-v2 mean (holds if best or lo > -m,
+    shown not to if hi < -m); Q4 the best all-mpnet-base-v2 mean - the best minilm- mean, and their
+    median time ratio on the same seed. Says how many seeds it holds; decides nothing below five."""
+    f1 = scores_by_cell(records)
+    read = [{**r, "score": r["dev"]["accuracy"]} if r["task"] == "mrpc" and r.get("dev") else r for r in records]
+    cells = scores_by_cell(read)
+    seeds = sorted({r["seed"] for r in records})
+    ratios = time_ratios(records)[0]
+    lines = [f"Seeds in: {', '.join(map(str, seeds))} ({len(seeds)} of 5){'' if len(seeds) >= 5 else '; nothing is decided before all five'}.",
+             "", f"| | {' | '.join(tasks)} |", "|---" * (len(tasks) + 1) + "|"]
+
+    def row(label: str, values: list[str]) -> None:
+        lines.append(f"| {label} | {' | '.join(values)} |")
+
+    def pair(method: str, base: str, task: str, reading=gain_or_none) -> str:
+        p = paired(cells, method, base, task, size)
+        return "-" if p is None else f"{p}: {reading(p, margin)}"
+
+    def alpha(task: str, key: str) -> str:
+        values = [r["alpha"][key] for r in records if r["method"] == "mixup" and r["task"] == task and "alpha" in r]
+        return f"{statistics.mean(values):.4f}" if values else "-"
+
+    row("Q1: mixup - one-fold", [pair("mixup", "one-fold", t) for t in tasks])
+    row("mixup's W0 weight after the search (mean)", [alpha(t, "w0_weight_mean") for t in tasks])
+    row("mixup's mean alpha after the search", [alpha(t, "alpha_mean") for t in tasks])
+    row("Q2: one-fold - vanilla", [pair("one-fold", "vanilla", t) for t in tasks])
+    row("Q2: mixup - vanilla", [pair("mixup", "vanilla", t) for t in tasks])
+    ours = [m for m in _methods(cells, size) if not m.startswith(MINILM)]
+    theirs = [m for m in _methods(cells, size) if m.startswith(MINILM)]
+    best = {t: best_by_mean(cells, ours, t, size) for t in tasks}
+    q3 = []
+    for t in tasks:
+        advice = RECOMMENDED.get(t)
+        p = None if advice == best[t] else paired(cells, advice, best[t], t, size)
+        verdict = "holds (best)" if advice == best[t] else "-" if p is None else \
+            f"{p}: " + ("holds" if p.lo > -margin else "shown not to hold" if p.hi < -margin else "unresolved")
+        q3.append(f"{advice} - {best[t]}: {verdict}")
+    row("Q3: the recommendation - the best all-mpnet-base-v2 mean", q3)
+    q4 = []
+    for t in tasks:
+        mine, other = best[t], best_by_mean(cells, theirs, t, size) if any(cells.get((m, t, size)) for m in theirs) \
+            else None
+        p = paired(cells, mine, other, t, size) if other else None
+        mine_t, other_t = ratios.get((mine, t, size)), ratios.get((other, t, size))
+        time = f", {statistics.median(mine_t) / statistics.median(other_t):.1f}x its time" if mine_t and other_t else ""
+        q4.append("-" if p is None else f"{mine} - {other}: {p}{time}")
+    row("Q4: best all-mpnet-base-v2 - best minilm", q4)
+    if "mrpc" in tasks:
+        learns = []
+        for m in _methods(f1, size):
+            scores = list(f1.get((m, "mrpc", size), {}).values())
+            interval = mean_interval([s - MRPC_ONE_CLASS_F1 for s in scores]) if len(scores) > 1 else None
+            if interval is not None:
+                learns.append(f"{m} {statistics.mean(scores) - MRPC_ONE_CLASS_F1:+.1f} [{interval[0]:+.1f}, "
+                              f"{interval[1]:+.1f}]{': learns it' if interval[0] > 0 else ''}")
+        lines += ["", f"MRPC F1 minus the one-class F1 ({MRPC_ONE_CLASS_F1}): " + "; ".join(learns) + "."]
+    return "\n".join(lines)
