@@ -80,6 +80,15 @@ def quiet_when_the_reader_leaves(command: Callable) -> Callable:
     return run
 
 RUN_STOPPED = "the run is incomplete and wrote no metrics.json"
+_PROBE_SAVED = ("a sentence-transformers encoder with agwm's linear head, not a transformers classifier (pipeline() "
+                "would add a random head): load it with agwm.baselines.sentence_encoder.load_encoder_model")
+SAVED_AS = {  # what --save-model writes, by method: how to load it
+    "vanilla": "a stock Hugging Face folder: transformers' pipeline('text-classification', model=...) loads it",
+    "probe": _PROBE_SAVED, "probe-tuned": _PROBE_SAVED, "cosine": _PROBE_SAVED, "cosine-finetune": _PROBE_SAVED,
+    "setfit": "a SetFit model: setfit.SetFitModel.from_pretrained loads it",
+    "prefix": "a PEFT adapter folder: peft.AutoPeftModelForSequenceClassification loads it",
+    "prompt": "a PEFT adapter folder: peft.AutoPeftModelForSequenceClassification loads it",
+}
 GRID_STOPPED = "the runs in progress were stopped and not recorded; the same command resumes"
 
 
@@ -241,6 +250,8 @@ def finetune(argv: list[str] | None = None) -> None:
             print(f"warning: {scores['warning']}: the model did not learn to tell the classes apart")
         if cfg.test_file:
             print(f"predictions written to {os.path.join(cfg.output_dir, 'predictions.csv')}")
+        if args.save_model:
+            print(f"model saved to {os.path.join(cfg.output_dir, 'model')}: {SAVED_AS.get(cfg.finetune.method, SAVED_AS['vanilla'])}")
 
     main_guard(body)
 

@@ -34,6 +34,7 @@ from agwm.mixup import (
     save_mixup_model,
     task_parameters,
 )
+from agwm.models import model_path
 from agwm.run_folder import (
     MIXUP_MODEL_DIR,
     TEST_PREDICTIONS_NAME,

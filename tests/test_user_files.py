@@ -412,3 +412,14 @@ def test_select_method_refuses_a_folder_of_the_users_files(tmp_path, monkeypatch
     code, err = run_script("select_method.py", [*data[:2], "--output-dir", str(tmp_path)], monkeypatch, capsys)
     assert code == 2 and "it holds files that no agwm run wrote (dev.csv, train.csv)" in err
     assert sorted(os.listdir(tmp_path)) == ["dev.csv", "train.csv"]
+
+
+def test_a_saved_probe_says_how_to_load_it(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    import runpy
+
+    args = files(tmp_path) + tiny(tiny_model_dir, tmp_path / "p", "--method", "probe", "--save-model")
+    monkeypatch.setattr(sys, "argv", ["finetune.py", *args])
+    runpy.run_path(str(REPO / "scripts" / "finetune.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert f"model saved to {tmp_path / 'p' / 'model'}: a sentence-transformers encoder with agwm's linear head" in out
+    assert "load_encoder_model" in out

@@ -31,11 +31,12 @@ def wrap_with_peft(model: nn.Module, method: str, settings) -> nn.Module:
     elif method == "prefix":
         backbone = getattr(model, "base_model", model)
         accepted = inspect.signature(backbone.forward).parameters
-        if "past_key_values" not in accepted:
+        passed_as = peft_cache_name()
+        if passed_as not in accepted:
             if "cache" not in accepted:
                 raise PrefixTuningUnsupported(
                     f"finetune.method=prefix is not allowed with {type(backbone).__name__} in transformers "
-                    f"{transformers.__version__}: peft's prefix tuning passes the prefix as past_key_values, "
+                    f"{transformers.__version__}: peft's prefix tuning passes the prefix as {passed_as}, "
                     "which this model's forward does not accept")
             take_past_key_values_as_cache(backbone)
         config = PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=settings.virtual_tokens)
@@ -44,6 +45,16 @@ def wrap_with_peft(model: nn.Module, method: str, settings) -> nn.Module:
     else:
         raise ValueError(f"peft method {method!r} is not allowed: one of lora, prefix, prompt")
     return get_peft_model(model, config)
+
+
+def peft_cache_name() -> str:
+    """The argument peft passes the prefix in: ``cache`` from peft 0.22 with transformers 5.24 or
+    later (peft's ``get_transformers_cache_name``), ``past_key_values`` before."""
+    try:
+        from peft.import_utils import get_transformers_cache_name
+    except ImportError:
+        return "past_key_values"
+    return get_transformers_cache_name()
 
 
 def take_past_key_values_as_cache(backbone: nn.Module) -> None:
