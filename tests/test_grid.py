@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from agwm.data import get_task
+from agwm.data import DataError, get_task
 from agwm.experiments import grid as grid_module
 from agwm.experiments.grid import append_record, config_changes, load_grid, part_of, read_records, run_grid
 from agwm.experiments.methods import METHODS, joint, random_alpha, vanilla
@@ -110,6 +110,18 @@ def test_a_grid_whose_task_file_changed_since_its_records_stops_instead_of_reusi
     with pytest.raises(ConfigError, match=f"fake/mine/50/1 was made from other data \\({tmp_path / 'train.csv'} has "
                                           "changed since\\)"):
         run_grid(load_grid(str(grid)))
+
+
+def test_a_refused_grid_leaves_no_lock_or_folder_and_names_where_relative_paths_are_read(fake_method, tmp_path,
+                                                                                       monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("tasks: [{name: mine, train_file: data/train.csv}]\nsizes: [50]\nseeds: [1]\n"
+                    "output_dir: out/runs\nresults: out/results.jsonl\nmethods: [{name: fake}]\n")
+    with pytest.raises(DataError, match=f"task mine: .*no run was started \\(a grid's relative paths are read from "
+                                        f"the folder it runs in, {tmp_path}\\)"):
+        run_grid(load_grid(str(grid)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.yaml"]  # no out/, no results.jsonl.lock
 
 
 def test_a_setting_is_a_change_only_for_the_kinds_of_method_that_read_it():

@@ -6,6 +6,7 @@ off before the next append. Rerunning a grid skips every run whose record is the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import functools
@@ -290,10 +291,17 @@ def check_data(runs: list[Run]) -> None:
             if error:
                 raise DataError(f"method {run.entry.name}: {error}")
         except DataError as error:
-            raise DataError(f"task {run.task}: {error}; no run was started") from None
+            relative = [p for p in data_paths(cfg) if not os.path.isabs(p)]
+            where = f" (a grid's relative paths are read from the folder it runs in, {os.getcwd()})" if relative else ""
+            raise DataError(f"task {run.task}: {error}; no run was started{where}") from None
         if (cfg.model, cfg.max_length) not in models:
             check_model(cfg)
             models.add((cfg.model, cfg.max_length))
+
+
+def data_paths(cfg: RunConfig) -> list[str]:
+    """The paths a run's settings name for its data: files and the GLUE folder."""
+    return [p for p in (cfg.train_file, cfg.validation_file, cfg.test_file, cfg.data_dir) if p]
 
 
 def data_files(cfg: RunConfig) -> dict[str, str]:
@@ -378,7 +386,9 @@ def results_lock(results: str):
     """Hold ``<results>.lock`` exclusively, or stop with one line if another runner holds it: two
     runners on one results file would run and record the same runs twice. The operating system
     releases the lock when its process ends, however it ends."""
-    os.makedirs(os.path.dirname(results) or ".", exist_ok=True)
+    folder = os.path.dirname(results) or "."
+    made = not os.path.isdir(folder)
+    os.makedirs(folder, exist_ok=True)
     with open(results + ".lock", "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -391,7 +401,14 @@ def results_lock(results: str):
         f.truncate()
         f.write(f"pid {os.getpid()} on {socket.gethostname()}")
         f.flush()
-        yield
+        try:
+            yield
+        finally:  # a grid that recorded nothing (refused, stopped) leaves no lock file or folder behind
+            if not os.path.exists(results):
+                with contextlib.suppress(OSError):
+                    os.remove(results + ".lock")
+                    if made:
+                        os.rmdir(folder)
 
 
 @dataclass
