@@ -201,9 +201,8 @@ def prediction_table(rows: pd.DataFrame, task: Task, predictions: Predictions) -
         return table
     names = task.class_names
     table["prediction"] = [names[i] for i in predictions.values]
-    for i, name in enumerate(names):
-        table[f"prob_{name}"] = predictions.probabilities[:, i]
-    return table
+    probabilities = pd.DataFrame(predictions.probabilities, columns=[f"prob_{name}" for name in names])
+    return pd.concat([table, probabilities], axis=1)  # one block: a column at a time warns per class
 
 
 def write_predictions(path: str, rows: pd.DataFrame, task: Task, predictions: Predictions) -> None:

@@ -423,3 +423,20 @@ def test_a_saved_probe_says_how_to_load_it(tiny_model_dir, tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert f"model saved to {tmp_path / 'p' / 'model'}: a sentence-transformers encoder with agwm's linear head" in out
     assert "load_encoder_model" in out
+
+
+def test_predictions_of_a_thousand_classes_warn_nothing():
+    import warnings
+
+    from agwm.data import Task
+    from agwm.metrics import Predictions
+    from agwm.run_folder import prediction_table
+
+    names = tuple(f"c{i}" for i in range(1000))
+    probabilities = np.full((3, 1000), 0.001)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas' PerformanceWarning, once per class column, fails here
+        table = prediction_table(pd.DataFrame({"text": ["a", "b", "c"]}), Task("t", ("text",), "label", names,
+                                                                                 "accuracy"),
+                                 Predictions(np.array([0, 1, 999]), probabilities, None))
+    assert list(table.columns[:3]) == ["text", "prediction", "prob_c0"] and table["prediction"].tolist()[2] == "c999"
