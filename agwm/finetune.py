@@ -72,6 +72,10 @@ def load_start_weights(model, path: str) -> None:
     missing, unknown = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     wrong = [f"{n} {tuple(state[n].shape)} (model {tuple(own[n].shape)})" for n in sorted(set(own) & set(state))
              if state[n].shape != own[n].shape]
+    mixup_keys = [n for n in unknown if ".base_layer." in n]
+    if mixup_keys and not any(".base_layer." in n for n in own):
+        raise ConfigError(f"--start-weights {path} is not allowed without --alphas: a search's task weights are a "
+                          f"mixup model's ({mixup_keys[0]}); give the search's alphas.safetensors beside it as --alphas")
     if missing or unknown or wrong:
         raise ConfigError(f"--start-weights {path} is not allowed: it does not fit this model (missing {missing[:3]}, "
                           f"unexpected {unknown[:3]}, other shapes {wrong[:3]})")

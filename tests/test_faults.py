@@ -217,6 +217,15 @@ def test_start_weights_for_another_head_are_refused(searched, stsb_dir, tiny_mod
     assert_one_line(code, err, 2, "does not fit this model", out)
 
 
+def test_a_searchs_task_weights_without_its_alphas_say_to_give_them(searched, glue_dir, tiny_model_dir, tmp_path,
+                                                                     monkeypatch, capsys):
+    out = tmp_path / "out"
+    args = ["--task", "rte", "--data-dir", glue_dir, "--train-size", "16", "--model", tiny_model_dir, "--output-dir",
+            str(out), "--report-to", "none", "--start-weights", str(searched / "task_weights.safetensors")]
+    code, err = run_script("finetune.py", args, monkeypatch, capsys)
+    assert_one_line(code, err, 2, "is not allowed without --alphas: a search's task weights are a mixup model's", out)
+
+
 def test_an_output_dir_that_is_a_file_or_a_finished_run_is_refused(searched, stsb_dir, tiny_model_dir, tmp_path,
                                                                    monkeypatch, capsys):
     target = tmp_path / "a-file"
