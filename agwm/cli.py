@@ -170,7 +170,7 @@ def main_guard(body: Callable[[], None], stopped: str = RUN_STOPPED) -> None:
     run that diverged with one line and exit code 3, SIGINT / SIGTERM with one line (``stopped``
     says what is left) and 130 / 143."""
     from agwm.data import DataError  # while a signal still ends the start in one line (exit_on_signals)
-    from agwm.runtime import EXIT_FAILED, RunFailed
+    from agwm.runtime import EXIT_FAILED, RunFailed, disk_full
     from problems.overrides import ConfigError
 
     raise_on_signals()
@@ -181,6 +181,12 @@ def main_guard(body: Callable[[], None], stopped: str = RUN_STOPPED) -> None:
         sys.exit(2)
     except RunFailed as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_FAILED)
+    except Exception as error:
+        full = disk_full(error)
+        if full is None:
+            raise
+        print(f"error: {full}", file=sys.stderr)
         sys.exit(EXIT_FAILED)
     except (Interrupted, KeyboardInterrupt) as stop:
         name = stop.args[0] if isinstance(stop, Interrupted) else "SIGINT"

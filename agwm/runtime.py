@@ -132,7 +132,21 @@ EXIT_FAILED = 3
 
 
 class RunFailed(RuntimeError):
-    """A run that cannot give a result (diverged); ``str()`` is the message for the user."""
+    """A run that cannot give a result (diverged, or the disk filled); ``str()`` is the message for the user."""
+
+
+def disk_full(error: BaseException) -> RunFailed | None:
+    """The run's failure if ``error`` is the disk (or the quota) filling while it wrote, else None;
+    safetensors reports it as its own error, with the system's words."""
+    import errno
+
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return RunFailed(f"the disk is full ({error.filename or 'writing the outputs'}): the run wrote no "
+                         "metrics.json; free some space and run it again")
+    if type(error).__name__ == "SafetensorError" and "No space left" in str(error):
+        return RunFailed("the disk is full (writing a .safetensors file): the run wrote no metrics.json; free some "
+                         "space and run it again")
+    return None
 
 
 def check_loss(value: float, phase: str, step: int, hint: str) -> None:

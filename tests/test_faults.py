@@ -474,3 +474,41 @@ def test_a_reader_that_leaves_and_an_early_ctrl_c_end_without_a_traceback():
         started.send_signal(signal.SIGINT)
         err = started.communicate()[1]
         assert started.returncode in (0, 130) and "Traceback" not in err, err
+
+
+def test_a_full_disk_is_one_line_and_a_grid_records_it_and_goes_on(glue_dir, tiny_model_dir, tmp_path, monkeypatch,
+                                                                   capsys):
+    import errno
+
+    import agwm.finetune
+    from agwm.experiments import grid as grid_module
+    from agwm.experiments.grid import load_grid, read_records, run_grid
+    from agwm.experiments.methods import METHODS
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(agwm.finetune, "write_predictions", full)
+    out = tmp_path / "out"
+    args = ["--task", "rte", "--data-dir", glue_dir, "--train-size", "16", "--model", tiny_model_dir,
+            "--output-dir", str(out), "finetune.epochs=1", "--report-to", "none"]
+    code, err = run_script("finetune.py", args, monkeypatch, capsys)
+    assert_one_line(code, err, 3, "error: the disk is full (", out)
+
+    calls = []
+
+    def fake(cfg, engine_overrides):
+        calls.append(cfg.seed)
+        if cfg.seed == 1:
+            full(cfg.output_dir)
+        return {"score": 1.0, "metric": "accuracy", "dev": {"accuracy": 1.0}, "wall_time_s": {"finetune": 0.1},
+                "machine": "m"}
+
+    monkeypatch.setitem(METHODS, "fake", fake)
+    monkeypatch.setattr(grid_module, "speed_probe", lambda device: 0.25)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"tasks: [rte]\nsizes: [16]\nseeds: [1, 2]\ndata_dir: {glue_dir}\noutput_dir: {tmp_path}/runs\n"
+                    f"results: {tmp_path}/results.jsonl\nmethods: [{{name: fake}}]\n")
+    assert run_grid(load_grid(str(grid))) == (2, 0) and calls == [1, 2]
+    first, second = read_records(str(tmp_path / "results.jsonl"))
+    assert first["score"] is None and "the disk is full" in first["failed"] and second["score"] == 1.0

@@ -26,7 +26,7 @@ from agwm.data import DataError, get_preset, resolve_data_dir
 from agwm.experiments.executors import run_in_processes
 from agwm.experiments.methods import METHODS
 from agwm.runtime import WORKLOAD as PROBE_WORKLOAD
-from agwm.runtime import RunFailed, peak_mib_since, reset_peak, resolve_device, speed_probe
+from agwm.runtime import RunFailed, disk_full, peak_mib_since, reset_peak, resolve_device, speed_probe
 from agwm.settings import (
     RunConfig,
     as_recorded,
@@ -363,8 +363,11 @@ def execute(run: Run) -> dict:
     start = time.perf_counter()
     try:
         outcome = METHODS[run.entry.method](run.config, engine_overrides(run.overrides))
-    except RunFailed as error:  # recorded as failed, not as a score; a resumed grid does not rerun it
-        return {**run_fields, "score": None, "failed": str(error),
+    except Exception as error:  # recorded as failed, not as a score; a resumed grid does not rerun it
+        failure = error if isinstance(error, RunFailed) else disk_full(error)
+        if failure is None:
+            raise
+        return {**run_fields, "score": None, "failed": str(failure),
                 "wall_time_s": {"total": time.perf_counter() - start}}
     # a body made once for several runs (body=setfit) counts in each at the time it took to make
     total = time.perf_counter() - start - outcome.get("body_spent_s", 0) + outcome["wall_time_s"].get("body", 0)
