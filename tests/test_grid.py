@@ -251,3 +251,17 @@ def test_the_speed_probe_leaves_the_global_random_streams_alone():
     seconds = sorted(speed_probe(CPU, repeats=2) for _ in range(3))
     assert torch.equal(torch.get_rng_state(), state)
     assert seconds[0] > seconds[1] / 3 and seconds[2] < 3 * seconds[1]  # the same machine reads the same speed
+
+
+def test_a_pipeline_name_means_one_search_in_grids_and_select(glue_dir, tmp_path):
+    from agwm.experiments.selection import entry
+
+    text = (f"tasks: [rte]\nsizes: [50]\nseeds: [1]\ndata_dir: {glue_dir}\noutput_dir: {tmp_path}/runs\n"
+            f"results: {tmp_path}/r.jsonl\nmethods: [{{name: mixup}}, {{name: one-fold}}, {{name: fold-average}}, "
+            "{name: mixup-k3, method: mixup, overrides: [search.folds=3]}]\n")
+    (tmp_path / "g.yaml").write_text(text)
+    searches = {run.entry.name: (run.entry.method, run.config.search.problem, run.config.search.folds)
+                for run in load_grid(str(tmp_path / "g.yaml")).runs()}
+    assert searches == {"mixup": ("mixup", "bilevel", 2), "one-fold": ("mixup", "inner_only", 1),
+                        "fold-average": ("mixup", "inner_only", 2), "mixup-k3": ("mixup", "bilevel", 3)}
+    assert (entry("mixup").method, entry("mixup").preset) == ("mixup", ["search.problem=bilevel", "search.folds=2"])

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from agwm.data import DataError, get_preset, resolve_data_dir
 from agwm.experiments.executors import run_in_processes
-from agwm.experiments.methods import METHODS
+from agwm.experiments.methods import METHODS, PIPELINES
 from agwm.runtime import WORKLOAD as PROBE_WORKLOAD
 from agwm.runtime import RunFailed, disk_full, peak_mib_since, reset_peak, resolve_device, speed_probe
 from agwm.settings import (
@@ -54,6 +54,7 @@ class Entry:
     method: str
     overrides: list[str] = field(default_factory=list)
     tasks: list[str] | None = None  # the grid's tasks this entry runs on (None: all)
+    preset: list[str] = field(default_factory=list)  # a pipeline name's settings (PIPELINES), before all others
 
 
 @dataclass
@@ -112,7 +113,7 @@ class Grid:
                                  "train_size": None if size == ALL_ROWS else size,
                                  "output_dir": os.path.join(self.output_dir, entry.name, f"{name}-{size}-s{seed}"),
                                  "overwrite": True}  # the results file, not the folder, says whether a run is done
-                        cfg = build_run_config(flags, overrides)
+                        cfg = build_run_config(flags, [*entry.preset, *overrides])
                         runs.append(Run(entry, name, size, seed, cfg, overrides))
         for run in runs:
             if run.entry.method == "mixup":
@@ -207,10 +208,12 @@ def load_grid(path: str) -> Grid:
             raise ConfigError(f"{path}: method entry {item!r} has unknown key(s) {sorted(bad)}; "
                               "allowed: name, method, overrides, tasks")
         method = item.get("method", item.get("name"))
-        if method not in METHODS:
-            raise ConfigError(f"{path}: method {method!r} is not allowed: one of {', '.join(sorted(METHODS))}")
-        entries.append(Entry(str(item.get("name", method)), method, [str(o) for o in item.get("overrides") or []],
-                             _entry_tasks(item, raw, path)))
+        kind, preset = PIPELINES.get(method, (method, []))
+        if kind not in METHODS:
+            raise ConfigError(f"{path}: method {method!r} is not allowed: one of "
+                              f"{', '.join(sorted({*METHODS, *PIPELINES}))}")
+        entries.append(Entry(str(item.get("name", method)), kind, [str(o) for o in item.get("overrides") or []],
+                             _entry_tasks(item, raw, path), list(preset)))
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: method names must be unique, got {names}")

@@ -26,6 +26,13 @@ from agwm.settings import RunConfig, run_engine_settings
 
 Method = Callable[[RunConfig, list], dict]
 METHODS: dict[str, Method] = {}
+# The search-then-finetune pipelines by name: the method they run and the search settings the name
+# stands for, applied before a grid's and an entry's own settings (which may change them).
+PIPELINES: dict[str, tuple[str, list[str]]] = {
+    "mixup": ("mixup", ["search.problem=bilevel", "search.folds=2"]),  # the paper's: alpha learned on two folds
+    "one-fold": ("mixup", ["search.problem=inner_only", "search.folds=1"]),  # the default search
+    "fold-average": ("mixup", ["search.problem=inner_only", "search.folds=2"]),  # two folds' W averaged
+}
 
 
 def register(name: str) -> Callable[[Method], Method]:

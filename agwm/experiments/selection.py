@@ -27,7 +27,7 @@ import statistics
 from agwm.baselines.sentence_encoder import COSINE_METHODS, SETFIT_METHODS, SETFIT_NEEDED, setfit_installed, task_error
 from agwm.data import Task
 from agwm.experiments.grid import Entry, Grid, read_records, run_grid, task_flags
-from agwm.experiments.methods import METHODS
+from agwm.experiments.methods import METHODS, PIPELINES
 from agwm.experiments.report import mean_interval, split_unscored
 from problems.overrides import ConfigError
 
@@ -39,11 +39,10 @@ def rule_text(margin: float) -> str:
             f"lies above -{margin:g} points; the best mean when no cheaper one does")
 # The pipelines a user chooses between, as grid entries, each pinned to the settings its name meant in
 # the committed studies; any other name is a method of agwm.experiments.methods.
-PIPELINES = {
-    "mixup": Entry("mixup", "mixup", ["search.problem=bilevel", "search.folds=2"]),
-    "fold-average": Entry("fold-average", "mixup", ["search.problem=inner_only", "search.folds=2"]),
-    "one-fold": Entry("one-fold", "mixup", ["search.problem=inner_only", "search.folds=1"]),
-}
+def entry(name: str) -> Entry:
+    """A method or pipeline (:data:`~agwm.experiments.methods.PIPELINES`) by name, as a grid entry."""
+    kind, preset = PIPELINES.get(name, (name, []))
+    return Entry(name, kind, preset=list(preset))
 
 
 def selectable_methods() -> list[str]:
@@ -82,7 +81,7 @@ def selection_grid(task: dict, methods: list[str], seeds: int, output_dir: str, 
         raise ConfigError(f"--methods {' '.join(methods)} is not allowed: at least two different methods")
     if seeds < 2:
         raise ConfigError(f"--seeds {seeds} is not allowed: at least 2 (an interval needs two paired differences)")
-    entries = [PIPELINES.get(m, Entry(m, m)) for m in methods]
+    entries = [entry(m) for m in methods]
     return Grid(entries, [task], ["all"], list(range(1, seeds + 1)), output_dir=os.path.join(output_dir, "runs"),
                 results=os.path.join(output_dir, "results.jsonl"), model=model,
                 overrides=["finetune.holdout=true", *overrides])
@@ -211,7 +210,7 @@ def selection_study(tasks: list[dict], user_seeds: list[int], size: int, methods
     method trained on the same sample with seed u and scored on the test file. Returns per (task, u)
     the recommendation, the held-out estimate, the method best on the test file and every method's
     test score. ``model`` and ``overrides`` are the test grid's, so that both see the same settings."""
-    pipelines = [PIPELINES.get(m, Entry(m, m)) for m in methods]
+    pipelines = [entry(m) for m in methods]
     user_tasks = [{"name": f"{t['name']}-u{u}", "train_file": sample_file(t, size, u, os.path.join(
         runs_dir, "samples", f"{t['name']}-u{u}.csv")), **{k: v for k, v in t.items()
                                                            if k not in ("name", "train_file", "validation_file")}}
