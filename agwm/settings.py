@@ -695,7 +695,7 @@ def refuse_unread_outer_level(cfg: RunConfig, given: set[str] = frozenset()) -> 
     optimiser is never stepped either. Refuse each such setting that was ``given`` (a dotted path of
     a flag or ``key=value``) or differs from its default, with one line."""
     problem = cfg.search.problem
-    if problem == "bilevel":
+    if problem == "bilevel" or problem not in PROBLEMS:  # an unknown problem is refused by its own check
         return
     defaults = RunConfig()
     read = outer_level_settings(problem)

@@ -24,6 +24,7 @@ CASES = [
     (["--max-length", "1024"], "--max-length 1024 is not allowed: at most 512, the positions of all-MiniLM-L6-v2"),
     (["--hypergrad", "adam"], "--hypergrad adam is not allowed: one of darts, opt_darts, sama, reverse, neumann, cg"),
     (["--problem", "triple"], "--problem triple is not allowed: one of bilevel, joint, inner_only"),
+    (["--problem", "triple", "--hypergrad", "cg"], "--problem triple is not allowed: one of bilevel, joint, inner_only"),
     (["search.alpha_lrr=1e-3"], "search.alpha_lrr=1e-3: unknown key 'search.alpha_lrr'"),
     (["inner.cg_iters=3"], "inner.cg_iters=3: unknown key 'inner.cg_iters'"),
     (["mixup.rank=0"], "mixup.rank=0 is not allowed: at least 1"),
