@@ -113,3 +113,12 @@ def test_a_model_with_mixup_layers_is_refused_a_second_time(tiny_model_dir):
             assert "already has mixup layers" in str(error)
         else:
             raise AssertionError("mixup layers were nested")
+
+
+def test_from_pretrained_on_a_folder_it_did_not_write_names_what_is_missing(tiny_model_dir, tmp_path):
+    try:
+        agwm.MixupModel.from_pretrained(tiny_model_dir)  # a stock model folder: no alphas.json
+    except ValueError as error:
+        assert "is not a folder MixupModel.save_pretrained wrote: no alphas.json" in str(error)
+    else:
+        raise AssertionError("a folder without alphas.json was read as a mixup model")
