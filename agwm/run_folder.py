@@ -11,6 +11,7 @@ renamed when complete (:func:`atomic_path`)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -171,6 +172,17 @@ def hold_lock(path: str) -> None:
         raise ConfigError(f"--output-dir {path} is not allowed: another agwm run is writing there now; wait for it "
                           "or give another folder") from None
     _HELD[key] = fd
+
+
+def unmake_output_dir(path: str) -> None:
+    """Undo :func:`prepare_output_dir` for a command refused before it wrote anything: its marker and
+    lock, then the folder and the empty folders in it, if nothing else is there."""
+    for name in (RUN_MARKER, RUN_LOCK):
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(path, name))
+    for root, _, _ in sorted(os.walk(path), key=lambda entry: -len(entry[0])):
+        with contextlib.suppress(OSError):
+            os.rmdir(root)  # only an empty one goes
 
 
 def _write_marker(path: str, marker: dict) -> None:

@@ -22,7 +22,7 @@ import torch
 from betty.configs import Config
 from tqdm.auto import tqdm
 
-from agwm.data import random_splits, stream_seed
+from agwm.data import data_fingerprint, random_splits, stream_seed
 from agwm.mixup import (
     alpha_parameters,
     alpha_state_dict,
@@ -220,6 +220,6 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
                      os.path.join(out, TASK_WEIGHTS_NAME))
     bilevel = cfg.search.problem == "bilevel"
     metrics = {"phase": "search", "problem": cfg.search.problem, "hypergrad": cfg.hypergrad if bilevel else None,
-               "folds": summaries, "alpha": alpha_summary(model),
+               "folds": summaries, "alpha": alpha_summary(model), "data": data_fingerprint(cfg),
                "wall_time_s": time.perf_counter() - start}
     return write_metrics(out, metrics, device)

@@ -24,7 +24,8 @@ CASES = [
     (["--max-length", "1024"], "--max-length 1024 is not allowed: at most 512, the positions of all-MiniLM-L6-v2"),
     (["--hypergrad", "adam"], "--hypergrad adam is not allowed: one of darts, opt_darts, sama, reverse, neumann, cg"),
     (["--problem", "triple"], "--problem triple is not allowed: one of bilevel, joint, inner_only"),
-    (["--problem", "triple", "--hypergrad", "cg"], "--problem triple is not allowed: one of bilevel, joint, inner_only"),
+    (["--problem", "triple", "--hypergrad", "cg"],
+     "--problem triple is not allowed: one of bilevel, joint, inner_only"),
     (["search.alpha_lrr=1e-3"], "search.alpha_lrr=1e-3: unknown key 'search.alpha_lrr'"),
     (["inner.cg_iters=3"], "inner.cg_iters=3: unknown key 'inner.cg_iters'"),
     (["mixup.rank=0"], "mixup.rank=0 is not allowed: at least 1"),
@@ -116,7 +117,8 @@ def test_search_runs_with_every_hypergradient_as_the_brief_writes_it(hypergrad, 
     assert factors and all(bool(((t >= 0) & (t <= 1)).all()) for t in factors.values())
 
 
-@pytest.mark.parametrize("flags, overrides", [({"hypergrad": "darts"}, []), ({"engine_config": None}, ["search.alpha_lr=1e-3"]),
+@pytest.mark.parametrize("flags, overrides", [({"hypergrad": "darts"}, []),
+                                              ({"engine_config": None}, ["search.alpha_lr=1e-3"]),
                                               ({"search.alpha_every": 3}, []), ({}, ["hypergrad=cg"])])
 def test_an_outer_level_setting_selects_bilevel_unless_problem_is_given(flags, overrides):
     from agwm.settings import build_run_config
@@ -124,7 +126,8 @@ def test_an_outer_level_setting_selects_bilevel_unless_problem_is_given(flags, o
 
     assert build_run_config({"task": "stsb", **flags}, overrides).search.problem == "bilevel"
     assert build_run_config({"task": "stsb"}, []).search.problem == "inner_only"
-    assert build_run_config({"task": "stsb", "search.problem": "bilevel", **flags}, overrides).search.problem == "bilevel"
+    explicit = {"task": "stsb", "search.problem": "bilevel", **flags}
+    assert build_run_config(explicit, overrides).search.problem == "bilevel"
     with pytest.raises(ConfigError, match="is not allowed with --problem inner_only"):
         build_run_config({"task": "stsb", "search.problem": "inner_only", **flags}, overrides)
 

@@ -104,7 +104,8 @@ def test_a_grid_whose_task_file_changed_since_its_records_stops_instead_of_reusi
                     f"output_dir: {tmp_path}/runs\nresults: {tmp_path}/results.jsonl\nmethods: [{{name: fake}}]\n")
     assert run_grid(load_grid(str(grid))) == (1, 0)
     record = read_records(str(tmp_path / "results.jsonl"))[0]
-    assert record["data"]["train"]["file"] == str(tmp_path / "train.csv") and len(record["data"]["train"]["sha256"]) == 16
+    train = record["data"]["train"]
+    assert train["file"] == str(tmp_path / "train.csv") and len(train["sha256"]) == 16
     assert run_grid(load_grid(str(grid))) == (0, 1)
     (tmp_path / "train.csv").write_text(rows.replace("text 3,b", "text 3,a"))  # a label flipped
     with pytest.raises(ConfigError, match=f"fake/mine/50/1 was made from other data \\({tmp_path / 'train.csv'} has "

@@ -381,6 +381,21 @@ def test_select_method_refuses_a_bad_margin_before_any_run(tmp_path, monkeypatch
     assert code == 2 and "--margin 0.0 is not allowed: greater than 0" in err and not (tmp_path / "out").exists()
 
 
+def test_a_selection_refused_after_its_plan_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    from agwm.experiments import selection
+
+    train, _ = user_files(tmp_path)
+
+    def refused(grid, *args, **kwargs):
+        raise ConfigError("refused before any run")
+
+    monkeypatch.setattr(selection, "run_grid", refused)
+    args = ["--train-file", str(train), "--text-columns", "review", "--label-column", "sentiment",
+            "--methods", "vanilla", "probe", "--seeds", "2", "--output-dir", str(tmp_path / "out")]
+    code, err = run_script("select_method.py", args, monkeypatch, capsys)
+    assert code == 2 and "refused before any run" in err and not (tmp_path / "out").exists()
+
+
 def test_unknown_task_mapping_keys_are_refused(tmp_path):
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text("tasks: [{name: x, train_file: a.csv, colums: [t]}]\nsizes: [8]\nseeds: [1]\n"

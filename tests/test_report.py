@@ -419,3 +419,19 @@ def test_a_report_of_whole_file_runs_and_of_bad_lines(tmp_path, monkeypatch, cap
                                monkeypatch, capsys)
         assert code == 2 and said in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "o2").exists()
+
+
+def test_a_report_that_breaks_while_writing_leaves_no_empty_folder(tmp_path, monkeypatch):
+    from agwm.experiments.report import write_report
+
+    results = tmp_path / "results.jsonl"
+    for r in RECORDS:
+        append_record(str(results), r)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the plot broke")
+
+    monkeypatch.setattr(plots, "plot_score_vs_size", broken)
+    with pytest.raises(RuntimeError, match="the plot broke"):
+        write_report([str(results)], str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

@@ -71,6 +71,8 @@ def test_overwrite_removes_exactly_the_files_the_run_wrote_even_inside_its_folde
     run_script_ok(args, monkeypatch, capsys)
     written = json.loads((out / ".agwm-run").read_text())["files"]
     assert "metrics.json" in written and any(f.startswith("tensorboard/") for f in written)
+    made_from = json.loads((out / "metrics.json").read_text())["data"]  # what the run read, by content
+    assert made_from["train"]["file"] == str(tmp_path / "train.csv") and len(made_from["validation"]["sha256"]) == 16
     (out / "tensorboard" / "my_events.txt").write_text("mine")  # the user's files in the run's own folders
     (out / "model" / "NOTES.md").write_text("mine")
     (out / "fold7").mkdir()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import functools
-import hashlib
 import json
 import os
 import socket
@@ -22,7 +20,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from agwm.data import DataError, get_preset, resolve_data_dir
+from agwm.data import DataError, data_fingerprint
 from agwm.experiments.executors import run_in_processes
 from agwm.experiments.methods import METHODS, PIPELINES
 from agwm.runtime import WORKLOAD as PROBE_WORKLOAD
@@ -176,7 +174,8 @@ def _entry_tasks(item: dict, raw: dict, path: str) -> list[str] | None:
     if "tasks" not in item:
         return None
     tasks = raw.get("tasks") if isinstance(raw.get("tasks"), list) else []
-    wanted, known = item["tasks"], [t if isinstance(t, str) else t.get("name") for t in tasks if isinstance(t, (str, dict))]
+    known = [t if isinstance(t, str) else t.get("name") for t in tasks if isinstance(t, (str, dict))]
+    wanted = item["tasks"]
     if not isinstance(wanted, list) or not wanted or any(t not in known for t in wanted):
         raise ConfigError(f"{path}: method entry {item.get('name')!r} has tasks {wanted!r}: a non-empty list of "
                           f"the grid's task names ({', '.join(map(str, known))})")
@@ -305,37 +304,6 @@ def check_data(runs: list[Run]) -> None:
 def data_paths(cfg: RunConfig) -> list[str]:
     """The paths a run's settings name for its data: files and the GLUE folder."""
     return [p for p in (cfg.train_file, cfg.validation_file, cfg.test_file, cfg.data_dir) if p]
-
-
-def data_files(cfg: RunConfig) -> dict[str, str]:
-    """The files a run reads its examples from, by role: a user's files, or a GLUE task's train and
-    dev files in its folder (none when they come from the hub)."""
-    if cfg.train_file is not None:
-        roles = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
-    else:
-        data_dir = resolve_data_dir(cfg.data_dir)
-        preset = get_preset(cfg.task)
-        roles = {} if data_dir is None else {"train": preset.file(data_dir, "train"), "dev": preset.file(data_dir, "dev")}
-        roles["test"] = cfg.test_file
-    return {role: path for role, path in roles.items() if path is not None}
-
-
-@functools.cache
-def _digest(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def data_fingerprint(cfg: RunConfig) -> dict[str, dict]:
-    """Role -> the file and the SHA-256 (first 16 hex digits) of its content: what a record was made from."""
-    prints = {}
-    for role, path in data_files(cfg).items():
-        status = os.stat(path)
-        prints[role] = {"file": path, "sha256": _digest(os.path.abspath(path), status.st_size, status.st_mtime_ns)}
-    return prints
 
 
 def recorded_with_other_data(runs: list[Run], recorded: dict[str, dict]) -> tuple[str, str] | None:

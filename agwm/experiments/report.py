@@ -635,10 +635,16 @@ def write_report(results: list[str] | None, output_dir: str | None, data_dir: st
     except ValueError as error:
         raise not_one_report(error) from None
     refuse_foreign_outputs(output_dir, ["report.md", "score_vs_size.png"])
+    made = not os.path.isdir(output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    plot_score_vs_size(records, os.path.join(output_dir, "score_vs_size.png"), constant)
-    with atomic_path(os.path.join(output_dir, "report.md")) as tmp, open(tmp, "w") as f:
-        f.write(report)
+    try:
+        plot_score_vs_size(records, os.path.join(output_dir, "score_vs_size.png"), constant)
+        with atomic_path(os.path.join(output_dir, "report.md")) as tmp, open(tmp, "w") as f:
+            f.write(report)
+    except BaseException:
+        if made and not os.listdir(output_dir):  # a report that broke leaves no empty folder
+            os.rmdir(output_dir)
+        raise
     lines.append(f"{len(records)} records -> {output_dir}/report.md, score_vs_size.png")
     return lines
 

@@ -249,7 +249,8 @@ def mpnet(records: list[dict], tasks: list[str], size: int = 300, margin: float 
     cells = scores_by_cell(read)
     seeds = sorted({r["seed"] for r in records})
     ratios = time_ratios(records)[0]
-    lines = [f"Seeds in: {', '.join(map(str, seeds))} ({len(seeds)} of 5){'' if len(seeds) >= 5 else '; nothing is decided before all five'}.",
+    pending = "" if len(seeds) >= 5 else "; nothing is decided before all five"
+    lines = [f"Seeds in: {', '.join(map(str, seeds))} ({len(seeds)} of 5){pending}.",
              "", f"| | {' | '.join(tasks)} |", "|---" * (len(tasks) + 1) + "|"]
 
     def row(label: str, values: list[str]) -> None:

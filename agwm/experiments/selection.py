@@ -25,7 +25,7 @@ import os
 import statistics
 
 from agwm.baselines.sentence_encoder import COSINE_METHODS, SETFIT_METHODS, SETFIT_NEEDED, setfit_installed, task_error
-from agwm.data import Task
+from agwm.data import DataError, Task
 from agwm.experiments.grid import Entry, Grid, read_records, run_grid, task_flags
 from agwm.experiments.methods import METHODS, PIPELINES
 from agwm.experiments.report import mean_interval, split_unscored
@@ -267,7 +267,7 @@ def select_on_file(fields: dict, methods: list[str] | None, seeds: int, margin: 
     on ``seeds`` held-out splits of the training file that ``fields`` describe (``train_file``,
     ``text_columns``, ...), in ``output_dir`` (resumable), and the rule's recommendation; returns what
     to print (the plan is printed before the runs)."""
-    from agwm.run_folder import check_output_dir, prepare_output_dir
+    from agwm.run_folder import check_output_dir, prepare_output_dir, unmake_output_dir
     from agwm.runtime import load_examples
     from agwm.settings import build_run_config
 
@@ -287,6 +287,12 @@ def select_on_file(fields: dict, methods: list[str] | None, seeds: int, margin: 
     print(f"{len(runs)} runs ({' '.join(methods)} x {seeds} seeds) on {fields['train_file']}, "
           f"{len(examples.train)} rows, each scored on its held-out 20%; the rule: {rule_text(margin)}"
           + (f"; {note}" if note else ""))
+    new = not os.path.exists(output_dir)
     prepare_output_dir(output_dir, "selection", clear=False)  # marks it; the records there are kept (resumable)
-    result = run_selection(grid, methods, examples.task.metric, output_dir, workers, margin)
+    try:
+        result = run_selection(grid, methods, examples.task.metric, output_dir, workers, margin)
+    except (ConfigError, DataError):
+        if new and not os.path.exists(grid.results):  # refused before any run: leave no folder behind
+            unmake_output_dir(output_dir)
+        raise
     return [result["text"]]
