@@ -692,8 +692,9 @@ def outer_level_settings(problem: str = "bilevel") -> list[str]:
 def refuse_unread_outer_level(cfg: RunConfig, given: set[str] = frozenset()) -> None:
     """A search with no outer level (``search.problem`` not bilevel) computes no hypergradient, so a
     hypergradient, engine file or alpha_every would be silently ignored; with inner_only the alpha
-    optimiser is never stepped either. Refuse each such setting that was ``given`` (a dotted path of
-    a flag or ``key=value``) or differs from its default, with one line."""
+    optimiser is never stepped either. Refuse each such setting that differs from its default, or,
+    with inner_only, that was ``given`` at all (a dotted path of a flag or ``key=value``: naming one
+    asks for the outer level), with one line."""
     problem = cfg.search.problem
     if problem == "bilevel" or problem not in PROBLEMS:  # an unknown problem is refused by its own check
         return
@@ -701,7 +702,7 @@ def refuse_unread_outer_level(cfg: RunConfig, given: set[str] = frozenset()) -> 
     read = outer_level_settings(problem)
     for path in (path for path in outer_level_settings() if path not in read):
         value = get_path(cfg, path)
-        if path in given or value != get_path(defaults, path):
+        if path in given and problem == "inner_only" or value != get_path(defaults, path):
             raise ConfigError(f"{spelt(path, value)} is not allowed with --problem {problem}: it has no outer level "
                               "to use it; leave --problem out or give --problem bilevel (search.problem=bilevel)")
 

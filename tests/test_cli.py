@@ -35,7 +35,6 @@ CASES = [
                                                          "it has no outer level to use it; leave --problem out or "
                                                          "give --problem bilevel (search.problem=bilevel)"),
     (["--problem", "inner_only", "--hypergrad", "darts"], "--hypergrad darts is not allowed with --problem inner_only"),
-    (["--problem", "joint", "--hypergrad", "darts"], "--hypergrad darts is not allowed with --problem joint"),
     (["--problem", "joint", "--alpha-every", "5"], "--alpha-every 5 is not allowed with --problem joint"),
     (["--problem", "inner_only", "search.alpha_lr=1e-3"],
      "search.alpha_lr=0.001 is not allowed with --problem inner_only"),
