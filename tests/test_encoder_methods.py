@@ -306,6 +306,7 @@ def test_bad_settings_of_the_new_methods_are_named(override, message, glue_dir):
     assert str(error.value) == message
 
 
+@pytest.mark.slow  # SetFit's contrastive stage, then two finetunes from it
 def test_a_grid_method_can_start_from_setfits_contrastive_body(trec, tiny_model_dir, tmp_path, monkeypatch, capsys):
     pytest.importorskip("setfit")
     import yaml

@@ -11,6 +11,8 @@ import pytest
 from agwm.cli import Interrupted
 from agwm.experiments.executors import run_in_processes, threads_per_worker
 
+pytestmark = pytest.mark.slow  # every test here spawns worker processes
+
 
 def square(x):
     return x * x

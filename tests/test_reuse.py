@@ -4,9 +4,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 
+@pytest.mark.slow  # runs the example in a fresh interpreter
 def test_the_reuse_example_needs_nothing_of_agwm(tmp_path):
     example = re.search(r"```python\n(.*?)```", (REPO / "docs" / "reuse.md").read_text(), re.S).group(1)
     script = tmp_path / "example.py"
