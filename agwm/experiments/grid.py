@@ -31,7 +31,6 @@ from agwm.settings import (
     build_run_config,
     changed_settings,
     refuse_unknown,
-    refuse_unread_outer_level,
     run_engine_settings,
 )
 from problems import engine_config_on
@@ -114,8 +113,7 @@ class Grid:
                         cfg = build_run_config(flags, [*entry.preset, *overrides])
                         runs.append(Run(entry, name, size, seed, cfg, overrides))
         for run in runs:
-            if run.entry.method == "mixup":
-                refuse_unread_outer_level(run.config)
+            if run.entry.method == "mixup":  # build_run_config has refused settings no outer level reads
                 settings = run_engine_settings(run.config, engine_overrides(run.overrides))
                 engine_config_on(settings.engine, resolve_device(run.config.device))
         return runs
