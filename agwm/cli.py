@@ -17,13 +17,16 @@ every other setting is a ``key=value`` override.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
 
 def _stopped_while_starting(signum, frame):
-    print(f"stopped by {signal.Signals(signum).name} while starting: nothing was run", file=sys.stderr)
-    sys.exit(128 + signum)
+    """Ends the process at once: a ``SystemExit`` raised inside a library's import can come out as
+    another error (transformers' lazy imports turn it into ``ModuleNotFoundError``), with a traceback."""
+    print(f"stopped by {signal.Signals(signum).name} while starting: nothing was run", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 # first of all, so that Ctrl-C while the modules below load is one line too (exit_on_signals keeps it)
@@ -33,7 +36,6 @@ _DEFAULT_HANDLERS = {signum: signal.signal(signum, _stopped_while_starting) for 
 import argparse  # noqa: E402
 import functools  # noqa: E402
 import multiprocessing  # noqa: E402
-import os  # noqa: E402
 import typing  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
