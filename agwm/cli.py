@@ -83,7 +83,7 @@ def quiet_when_the_reader_leaves(command: Callable) -> Callable:
 
 RUN_STOPPED = "the run is incomplete and wrote no metrics.json"
 _PROBE_SAVED = ("a sentence-transformers encoder with agwm's linear head, not a transformers classifier (pipeline() "
-                "would add a random head): load it with agwm.baselines.sentence_encoder.load_encoder_model")
+                "would add a random head): load it with agwm.baselines.sentence_encoder.encoder.load_encoder_model")
 SAVED_AS = {  # what --save-model writes, by method: how to load it
     "vanilla": "a stock Hugging Face folder: transformers' pipeline('text-classification', model=...) loads it",
     "probe": _PROBE_SAVED, "probe-tuned": _PROBE_SAVED, "cosine": _PROBE_SAVED, "cosine-finetune": _PROBE_SAVED,
@@ -106,7 +106,7 @@ def _argument_type(annotation: str) -> tuple[type | None, bool]:
 def add_setting_flags(p: argparse.ArgumentParser, command: str, titles: dict[str, str] | None = None) -> None:
     """A flag for every setting of the schema that ``command`` takes, in its group (``titles`` renames
     a group for this command), with its help and (when not None) its default."""
-    from agwm.settings import flag_settings, setting_fields
+    from agwm.config import flag_settings, setting_fields
 
     annotations = {path: f.type for path, f in setting_fields()}
     groups: dict[str, argparse._ArgumentGroup] = {}
@@ -352,10 +352,10 @@ def select(argv: list[str] | None = None) -> None:
     validation and test files are never read); the recommendation is the cheapest method shown to lose
     at most --margin points to the best mean, else the best. Resumable; writes selection.md and
     selection.json beside the runs' records (results.jsonl)."""
-    from agwm.experiments.selection import MARGIN, selectable_methods
+    from agwm.config import DATA
+    from agwm.experiments.methods import MARGIN, selectable_methods
 
     p = argparse.ArgumentParser(description=_summary(select))
-    from agwm.settings import DATA
 
     add_setting_flags(p, "select", {DATA: "data: your training file (--train-file) and how to read it"})
     p.add_argument("--methods", nargs="+", default=None,
@@ -374,9 +374,8 @@ def select(argv: list[str] | None = None) -> None:
         p.error("the following arguments are required: --train-file")
 
     def body() -> None:
+        from agwm.config import flag_settings
         from agwm.experiments.selection import select_on_file
-
-        from agwm.settings import flag_settings
 
         fields = {path: getattr(args, path) for path, meta in flag_settings().items()
                   if "select" in meta["commands"] and path != "model"}  # the training file's, as the schema says

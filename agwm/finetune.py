@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from agwm.baselines import ENCODER_METHODS, make_recipe
+from agwm.baselines.recipe import Fitted, make_recipe
 from agwm.data import data_fingerprint, random_splits, stream_seed, tokenize
 from agwm.metrics import Predictions, compute_metrics, evaluate, predict
 from agwm.mixup import (
@@ -34,7 +34,7 @@ from agwm.mixup import (
     save_mixup_model,
     task_parameters,
 )
-from agwm.models import model_path
+from agwm.registry import method
 from agwm.run_folder import (
     MIXUP_MODEL_DIR,
     TEST_PREDICTIONS_NAME,
@@ -179,24 +179,41 @@ class FinetunedModel:
         self.data.tokenizer.save_pretrained(os.path.join(out, "model"))
 
 
-def fit_encoder_method(cfg: RunConfig, data) -> tuple[object, dict]:
-    """probe, probe-tuned, cosine, cosine-finetune or setfit (:mod:`agwm.baselines.sentence_encoder`)
-    fitted on the sample as read."""
-    from agwm.baselines.sentence_encoder import COSINE_METHODS, ProbeModel, SetFitPeer, finetune_cosine, load_encoder
+def fit_with_recipe(cfg: RunConfig, data, log: RunLog, dev, alphas: str | None = None,
+                    start_weights: str | None = None) -> Fitted:
+    """A method that trains through the loop, with its recipe's hooks (a ``recipe`` method)."""
+    model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights)
+    return Fitted(FinetunedModel(model, cfg, data), {}, steps, loss_value)
 
-    model, method = model_path(cfg.model), cfg.finetune.method
-    if method != "setfit":  # a linear head on the frozen (or cosine-finetuned) encoder
-        encoder = load_encoder(model, cfg.max_length, data.device)
-        finetuned = {}
-        if method == "cosine-finetune":
-            finetuned = finetune_cosine(encoder, data.sample, data.task, cfg.cosine, cfg.batch_size, cfg.seed)
-        fitted = ProbeModel(encoder, data.task, batch_size=cfg.finetune.eval_batch_size,
-                            features="cosine" if method in COSINE_METHODS else "concat")
-        return fitted, {**fitted.fit(data.sample, cfg.probe, tuned=method == "probe-tuned", seed=cfg.seed),
-                        **finetuned}
-    s = cfg.setfit
-    fitted = SetFitPeer(model, data.task, cfg.max_length, cfg.batch_size, data.device, cfg.finetune.eval_batch_size)
-    return fitted, fitted.fit(data.sample, s.num_iterations, s.epochs, s.body_lr, cfg.seed)
+
+def fit_tuned(cfg: RunConfig, data, log: RunLog, dev, alphas: str | None = None,
+              start_weights: str | None = None) -> Fitted:
+    """vanilla-tuned: vanilla at the lr and epochs :func:`choose_lr_and_epochs` chose."""
+    cfg, tuned = choose_lr_and_epochs(cfg, data, log)
+    return fit_with_recipe(cfg, data, log, dev, alphas, start_weights)._replace(reported={"tuned": tuned})
+
+
+def fit_soup(cfg: RunConfig, data, log: RunLog, dev, alphas: str | None = None,
+             start_weights: str | None = None) -> Fitted:
+    """soup: ``soup.members`` vanilla runs (their own data order and dropout), averaged uniformly."""
+    dev = tokenize(dev, data.task, data.tokenizer, cfg.max_length)
+    soup, scores = UniformSoup(), []
+    for member in range(cfg.soup.members):
+        model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights, member)
+        soup.add(model.state_dict())
+        scores.append(evaluate(model, data.task, dev, data.tokenizer, cfg.finetune.eval_batch_size, cfg.bf16)["score"])
+    model.load_state_dict(soup.average())
+    return Fitted(FinetunedModel(model, cfg, data), {"member_scores": scores}, steps, loss_value)
+
+
+def fit_setfit_vanilla(cfg: RunConfig, data, log: RunLog, dev, alphas: str | None = None,
+                       start_weights: str | None = None) -> Fitted:
+    """setfit-vanilla: vanilla from the encoder SetFit's contrastive stage makes of the sample."""
+    from agwm.baselines.sentence_encoder.encoder import make_setfit_body
+
+    with tempfile.TemporaryDirectory() as body:  # only the finetuned model is kept
+        make_setfit_body(cfg, data, body)
+        return fit_with_recipe(dataclasses.replace(cfg, model=body), data, log, dev, alphas, start_weights)
 
 
 def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str | None = None,
@@ -217,10 +234,8 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     if saved_alphas is not None:
         cfg = with_saved_alphas(cfg, saved_alphas)
     start = time.perf_counter()
-    from agwm.baselines.sentence_encoder import make_setfit_body, task_error
-
     data = load_run_data(cfg, resolve_device(cfg.device))
-    error = task_error(f.method, data.task)
+    error = method(f.method).task_error(data.task)
     if error:
         raise ConfigError(error)
     dev_examples = set_aside_holdout(cfg, data) if f.holdout else data.examples.validation
@@ -229,30 +244,9 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     write_resolved(os.path.join(out, "config.yaml"), cfg)
 
     log = RunLog(out, cfg.report_to)
-    extra, loss_value = {}, None
-    if f.method in ENCODER_METHODS:
-        fitted, extra[f.method] = fit_encoder_method(cfg, data)
-        steps = extra[f.method]["steps"]
-    else:
-        if f.method == "vanilla-tuned":
-            cfg, extra["tuned"] = choose_lr_and_epochs(cfg, data, log)
-        if f.method == "soup":
-            dev = tokenize(dev_examples, data.task, data.tokenizer, cfg.max_length)
-            soup = UniformSoup()
-            for member in range(cfg.soup.members):
-                model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights, member)
-                soup.add(model.state_dict())
-                member_score = evaluate(model, data.task, dev, data.tokenizer, f.eval_batch_size, cfg.bf16)["score"]
-                extra.setdefault("member_scores", []).append(member_score)
-            model.load_state_dict(soup.average())
-        elif f.method == "setfit-vanilla":
-            with tempfile.TemporaryDirectory() as body:  # only the finetuned model is kept
-                make_setfit_body(cfg, data, body)
-                model, steps, loss_value = train(dataclasses.replace(cfg, model=body), data, make_recipe(cfg),
-                                                 log, alphas, start_weights)
-        else:
-            model, steps, loss_value = train(cfg, data, make_recipe(cfg), log, alphas, start_weights)
-        fitted = FinetunedModel(model, cfg, data)
+    chosen = method(f.method)
+    fit = chosen.runner() if chosen.fit else fit_with_recipe
+    fitted, reported, steps, loss_value = fit(cfg, data, log, dev_examples, alphas, start_weights)
     train_time = time.perf_counter() - start
     predictions = fitted.predict(dev_examples)
     check_predictions(predictions.values, predictions.probabilities, f.method)
@@ -276,7 +270,7 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
     metrics = {"phase": "finetune", "task": data.task.name, "metric": data.task.metric, "method": f.method,
                "evaluated_on": "holdout" if f.holdout else "dev",
                "score": dev_metrics["score"], "holdout" if f.holdout else "dev": dev_metrics,
-               "alphas": alphas, "start_weights": start_weights, "alpha_mode": f.alpha_mode, **extra,
+               "alphas": alphas, "start_weights": start_weights, "alpha_mode": f.alpha_mode, **reported,
                "steps": steps, "final_train_loss": loss_value, "train_time_s": train_time,
                "data": data_fingerprint(cfg),
                "wall_time_s": time.perf_counter() - start}

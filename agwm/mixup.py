@@ -23,8 +23,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 
+from agwm.config import FORMULATIONS, MixupConfig  # noqa: F401  (part of this module's interface)
 from agwm.run_folder import (
     ALPHA_CONFIG_NAME,
     ALPHA_WEIGHTS_NAME,
@@ -41,23 +40,6 @@ from agwm.run_folder import (
     save_tensors,
     write_json,
 )
-
-FORMULATIONS = ("factored", "convex")
-
-
-@dataclass
-class MixupConfig:
-    """Which layers get mixup and how: rank r of alpha = A B / r, the formulation, the N(mean, std)
-    draw of A and B (clamped to [0, 1]), and ``target_modules`` (None: every Linear of the encoder;
-    a regex on full names; or a list of last name parts, as PEFT's)."""
-
-    rank: int = field(default=1, metadata={"flag": "--rank", "help": "rank r of alpha = A B / r",
-                                           "commands": ("search",)})
-    formulation: str = field(default="factored", metadata={"flag": "--formulation", "help": "factored or convex",
-                                                           "commands": ("search",)})
-    init_mean: float = 1.0
-    init_std: float = 0.005
-    target_modules: Any = None
 
 
 class TaskWeightLayer(nn.Module):

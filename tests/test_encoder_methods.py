@@ -10,16 +10,12 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from agwm.baselines.sentence_encoder import (
-    SCORERS,
-    SETFIT_MISSING,
-    class_probabilities,
-    load_encoder_model,
-    setfit_installed,
-)
+from agwm.baselines.sentence_encoder.encoder import SCORERS, class_probabilities, load_encoder_model
 from agwm.data import CLASSIFICATION_METRICS
 from agwm.experiments.methods import METHODS
 from agwm.finetune import run_finetune
+from agwm.registry import METHODS as FINETUNE_METHODS
+from agwm.registry import FinetuneMethod
 from agwm.settings import build_run_config
 from problems.overrides import ConfigError
 from tests.conftest import REPO, run_script
@@ -188,7 +184,7 @@ def test_setfit_refuses_regression_and_pairs_and_says_when_it_is_missing(glue_di
     monkeypatch.setitem(sys.modules, "setfit", None)  # as if the optional extra were not installed
     code, err = run_script("finetune.py", ["--task", "sst2", "--data-dir", glue_dir, "--method", "setfit",
                                            "--output-dir", str(tmp_path / "x")], monkeypatch, capsys)
-    assert code == 2 and err.strip() == f"error: {SETFIT_MISSING}"
+    assert code == 2 and err.strip() == f"error: --method setfit is not allowed: {FINETUNE_METHODS['setfit'].missing()}"
 
 
 @pytest.mark.slow
@@ -197,7 +193,7 @@ def test_setfit_vanilla_is_vanilla_from_setfits_body_and_repeats_itself(trec, ti
     pytest.importorskip("setfit")
     from transformers import AutoModelForSequenceClassification
 
-    from agwm.baselines.sentence_encoder import make_setfit_body
+    from agwm.baselines.sentence_encoder.encoder import make_setfit_body
     from agwm.runtime import load_run_data, resolve_device
 
     monkeypatch.chdir(tmp_path)
@@ -223,7 +219,7 @@ def test_setfit_vanilla_is_vanilla_from_setfits_body_and_repeats_itself(trec, ti
 
 
 def test_setfit_vanilla_makes_its_body_without_the_held_out_part(trec, tiny_model_dir, tmp_path, monkeypatch):
-    from agwm.baselines import sentence_encoder
+    from agwm.baselines.sentence_encoder import encoder
 
     seen = []
 
@@ -231,8 +227,8 @@ def test_setfit_vanilla_makes_its_body_without_the_held_out_part(trec, tiny_mode
         seen.append(len(data.sample))
         raise KeyboardInterrupt  # stop before any training
 
-    monkeypatch.setattr("agwm.settings.setfit_installed", lambda: True)  # runs without the extra too
-    monkeypatch.setattr(sentence_encoder, "make_setfit_body", body)
+    monkeypatch.setattr(FinetuneMethod, "installed", lambda self: True)  # runs without the extra too
+    monkeypatch.setattr(encoder, "make_setfit_body", body)
     for holdout, out in ((False, "all"), (True, "held")):
         with pytest.raises(KeyboardInterrupt):
             run_finetune(config(trec, tiny_model_dir, tmp_path / out, "setfit-vanilla", f"finetune.holdout={holdout}"))
@@ -243,7 +239,8 @@ def test_setfit_vanilla_refuses_what_setfit_refuses_and_a_second_body(glue_dir, 
                                                                       monkeypatch, capsys):
     refusals = (("stsb", "--method setfit-vanilla is not allowed for a regression task"),
                 ("mrpc", "--method setfit-vanilla is not allowed with two text columns"))
-    for task, message in refusals if setfit_installed() else ():  # without setfit, the missing package is said
+    # without setfit, the missing package is said
+    for task, message in refusals if FINETUNE_METHODS["setfit"].installed() else ():
         code, err = run_script("finetune.py", ["--task", task, "--data-dir", glue_dir, "--method", "setfit-vanilla",
                                                "--output-dir", str(tmp_path / task)], monkeypatch, capsys)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
@@ -353,7 +350,7 @@ def test_cosine_finetune_pulls_the_more_similar_class_to_one_whatever_its_index(
     """RTE's class 0 is entailment: the target must come from the pairs' cosines, not the label's index."""
     from datasets import Dataset
 
-    from agwm.baselines.sentence_encoder import similarity_targets
+    from agwm.baselines.sentence_encoder.encoder import similarity_targets
     from agwm.data import Task
 
     vectors = {"a": [1.0, 0.0], "a'": [0.9, 0.1], "b": [0.0, 1.0], "c": [1.0, 0.0]}
@@ -377,7 +374,8 @@ def test_probe_tuned_folds_fit_the_smallest_class_and_a_one_class_sample_is_one_
     import torch
     from datasets import Dataset
 
-    from agwm.baselines.sentence_encoder import ProbeConfig, ProbeModel, load_encoder
+    from agwm.baselines.sentence_encoder import ProbeConfig
+    from agwm.baselines.sentence_encoder.encoder import ProbeModel, load_encoder
     from agwm.data import DataError, Task
 
     task = Task("t", ("text",), "label", ("neg", "pos"), "accuracy")

@@ -315,8 +315,9 @@ def test_the_selection_estimate_scores_each_seed_by_the_choice_made_without_it()
 def test_select_compares_the_methods_for_the_tasks_kind_by_default(columns, labels, setfit, expected, monkeypatch):
     from agwm.data import Task
     from agwm.experiments import selection
+    from agwm.registry import FinetuneMethod
 
-    monkeypatch.setattr(selection, "setfit_installed", lambda: setfit)
+    monkeypatch.setattr(FinetuneMethod, "installed", lambda self: setfit or self.needs is None)
     task = Task("mine", columns, "label", labels, "spearman" if labels is None else "accuracy")
     methods, note = selection.default_methods(task)
     assert methods == expected
@@ -346,8 +347,8 @@ def test_select_without_methods_plans_the_defaults_for_the_files_task(tmp_path, 
             "--seeds", "2", "--output-dir", str(tmp_path / "out")]
     monkeypatch.setattr(sys, "argv", ["select_method.py", *args])
     runpy.run_path(str(REPO / "scripts" / "select_method.py"), run_name="__main__")
-    expected = ["vanilla", "fold-average", "probe"] + (["setfit", "setfit-vanilla"] if selection.setfit_installed()
-                                                       else [])
+    setfit = selection.method("setfit").installed()
+    expected = ["vanilla", "fold-average", "probe"] + (["setfit", "setfit-vanilla"] if setfit else [])
     assert planned == [expected]  # two classes of single texts
     assert f"({' '.join(expected)} x 2 seeds)" in capsys.readouterr().out
 

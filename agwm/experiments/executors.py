@@ -25,7 +25,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from agwm.runtime import RunFailed, install_hint
+from agwm.registry import install_hint
+from agwm.runtime import RunFailed
 from problems.overrides import ConfigError
 
 

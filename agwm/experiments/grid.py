@@ -272,7 +272,7 @@ def check_data(runs: list[Run]) -> None:
     """Before the first run: every task's files and columns read and checked, each size within its
     training rows, the model loadable, and each method able to learn its task; a problem stops the
     grid with one line naming the task, with nothing run."""
-    from agwm.baselines.sentence_encoder import task_error
+    from agwm.registry import task_error
     from agwm.runtime import load_examples
     from agwm.settings import check_model
 

@@ -21,8 +21,9 @@ import shutil
 import time
 from collections.abc import Callable
 
-from agwm.baselines import ENCODER_METHODS, FINETUNE_METHODS
-from agwm.settings import RunConfig, run_engine_settings
+import agwm.baselines  # noqa: F401  (the finetune methods register)
+from agwm.config import RunConfig
+from agwm.registry import METHODS as FINETUNE_METHODS
 
 Method = Callable[[RunConfig, list], dict]
 METHODS: dict[str, Method] = {}
@@ -33,6 +34,14 @@ PIPELINES: dict[str, tuple[str, list[str]]] = {
     "one-fold": ("mixup", ["search.problem=inner_only", "search.folds=1"]),  # the default search
     "fold-average": ("mixup", ["search.problem=inner_only", "search.folds=2"]),  # two folds' W averaged
 }
+
+
+MARGIN = 3.0  # points a cheaper method may lose in agwm select: the resolution the project's experiments are sized for
+
+
+def selectable_methods() -> list[str]:
+    """Every name a grid and ``agwm select --methods`` take: the grid's methods and the pipelines."""
+    return sorted({*METHODS, *PIPELINES})
 
 
 def register(name: str) -> Callable[[Method], Method]:
@@ -91,7 +100,7 @@ def setfit_body(cfg: RunConfig) -> tuple[str, float]:
 
 
 def _make_setfit_body(cfg: RunConfig, path: str) -> None:
-    from agwm.baselines.sentence_encoder import make_setfit_body
+    from agwm.baselines.sentence_encoder.encoder import make_setfit_body
     from agwm.runtime import load_run_data, resolve_device, set_aside_holdout
 
     start = time.perf_counter()
@@ -113,7 +122,7 @@ def _finetune(cfg: RunConfig, alphas: str | None = None, alpha_mode: str = "fixe
     outcome = {"score": metrics["score"], "metric": metrics["metric"], "dev": metrics[metrics["evaluated_on"]],
                "evaluated_on": metrics["evaluated_on"], "wall_time_s": {"finetune": metrics["wall_time_s"]},
                "machine": metrics["machine"]}
-    for key in ("member_scores", "tuned", *ENCODER_METHODS):  # a soup's members' scores, what a method chose
+    for key in ("member_scores", "tuned", *FINETUNE_METHODS):  # a soup's members' scores, what a method chose
         if key in metrics:
             outcome[key] = metrics[key]
     return outcome
@@ -130,6 +139,7 @@ def mixup(cfg: RunConfig, engine_overrides: list) -> dict:
     """Search alpha by bi-level optimisation (``hypergrad`` and the engine overrides pick the
     method), then finetune W with alpha fixed."""
     from agwm.search import run_search
+    from agwm.settings import run_engine_settings
 
     search_cfg = dataclasses.replace(cfg, output_dir=os.path.join(cfg.output_dir, "search"))
     searched = run_search(search_cfg, run_engine_settings(cfg, engine_overrides))

@@ -24,14 +24,13 @@ import json
 import os
 import statistics
 
-from agwm.baselines.sentence_encoder import COSINE_METHODS, SETFIT_METHODS, SETFIT_NEEDED, setfit_installed, task_error
 from agwm.data import DataError, Task
 from agwm.experiments.grid import Entry, Grid, read_records, run_grid, task_flags
-from agwm.experiments.methods import METHODS, PIPELINES
+from agwm.experiments.methods import MARGIN, PIPELINES, selectable_methods  # noqa: F401
 from agwm.experiments.report import mean_interval, split_unscored
+from agwm.registry import METHODS as FINETUNE_METHODS
+from agwm.registry import method, task_error  # noqa: F401
 from problems.overrides import ConfigError
-
-MARGIN = 3.0  # points: the resolution the project's experiments are sized for
 
 
 def rule_text(margin: float) -> str:
@@ -45,11 +44,6 @@ def entry(name: str) -> Entry:
     return Entry(name, kind, preset=list(preset))
 
 
-def selectable_methods() -> list[str]:
-    """Every name ``--methods`` takes: the grid's methods and the pipelines."""
-    return sorted({*METHODS, *PIPELINES})
-
-
 def default_methods(task: Task) -> tuple[list[str], str | None]:
     """The methods ``agwm select`` compares when ``--methods`` is not given, by the task's kind, and a
     note on what was left out. From the committed grids (docs/findings.md): plain finetuning and the
@@ -59,14 +53,13 @@ def default_methods(task: Task) -> tuple[list[str], str | None]:
     best on STS-B and MRPC); on single-text classification, when it is installed, SetFit and plain
     finetuning from SetFit's body (the highest mean on TREC, SUBJ and MR, and the only method within
     1.5 points of each task's best)."""
-    methods = ["vanilla", "fold-average", "probe"]
-    if len(task.text_columns) == 2:
-        return methods + [m for m in COSINE_METHODS if task_error(m, task) is None], None
-    if task.is_regression:
-        return methods, None
-    if not setfit_installed():
-        return methods, f"setfit and setfit-vanilla left out: {SETFIT_NEEDED}"
-    return methods + list(SETFIT_METHODS), None
+    kind = "pairs" if len(task.text_columns) == 2 else "single texts"
+    everywhere = [m for m in FINETUNE_METHODS.values() if m.candidate == "everywhere" and m.name != "vanilla"]
+    fitting = sorted((m for m in FINETUNE_METHODS.values() if m.candidate == kind and task_error(m.name, task) is None),
+                     key=lambda m: m.name)
+    missing = [m for m in fitting if not m.installed()]
+    note = f"{' and '.join(m.name for m in missing)} left out: {missing[0].missing()}" if missing else None
+    return ["vanilla", "fold-average"] + [m.name for m in everywhere + fitting if m.installed()], note
 
 
 def selection_grid(task: dict, methods: list[str], seeds: int, output_dir: str, overrides: list[str],

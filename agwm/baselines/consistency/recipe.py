@@ -12,13 +12,11 @@ regression task (STS-B) the divergence is the squared difference of the two pred
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agwm.baselines import Recipe
+from agwm.baselines.recipe import Recipe
 from agwm.data import generator
 from agwm.runtime import device_of
 
@@ -54,16 +52,6 @@ def r3f_loss(model: nn.Module, batch: dict, noise: str, eps: float, lam: float,
     return clean.loss + lam * symmetric_divergence(clean.logits, noisy.logits, regression)
 
 
-@dataclass
-class R3fConfig:
-    noise: str = "uniform"  # uniform U(-eps, eps) or normal N(0, eps^2) on the input embeddings
-    eps: float = 1e-5
-    kl_lambda: float = 1.0  # lambda, the weight of the symmetric KL term
-
-
-@dataclass
-class RDropConfig:
-    kl_alpha: float = 1.0  # alpha, the weight of the symmetric KL between the two dropout passes
 
 
 class R3f(Recipe):
@@ -81,4 +69,3 @@ class RDropout(Recipe):
         return r_dropout_loss(model, batch, self.cfg.rdrop.kl_alpha)
 
 
-RECIPES = {"r3f": R3f, "r-dropout": RDropout}

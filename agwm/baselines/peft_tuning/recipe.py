@@ -9,12 +9,11 @@ stay frozen; only the method's new parameters and the classification head are tr
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 
 import transformers
 from torch import nn
 
-from agwm.baselines import Recipe
+from agwm.baselines.recipe import Recipe
 from problems.overrides import ConfigError
 
 
@@ -80,13 +79,6 @@ def unwrap_peft(model: nn.Module) -> nn.Module:
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
-@dataclass
-class PeftConfig:
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    virtual_tokens: int = 20  # prefix and prompt tuning
-
 
 class Peft(Recipe):
     def prepare(self, model, train_batches):
@@ -99,4 +91,3 @@ class Peft(Recipe):
         return unwrap_peft(model)
 
 
-RECIPES = {"lora": Peft, "prefix": Peft, "prompt": Peft}

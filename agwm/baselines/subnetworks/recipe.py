@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from agwm.baselines import Recipe
+from agwm.baselines.recipe import Recipe
 from agwm.data import generator
 from agwm.runtime import device_of, model_loss, steps_for
 
@@ -125,17 +124,6 @@ class DynamicSelection:
                 g.zero_()
 
 
-@dataclass
-class ChildTuningConfig:
-    reserve_p: float = 0.3  # fraction of weights in the child network (D) or kept per step (F)
-    target: str = r".*\.layer\.\d+\..*"  # parameters masked: a regex on their names (the reference code's layers)
-
-
-@dataclass
-class DpsConfig:
-    reserve_p: float = 0.3  # fraction of the target weights updated in stage II
-    update_ratio: float = 0.5  # length of each stage as a fraction of an epoch's steps
-    target: str = r".*\.layer\.\d+\..*"
 
 
 class MaskedGradients(Recipe):
@@ -174,4 +162,3 @@ class Dps(MaskedGradients):
         return model
 
 
-RECIPES = {"child-tuning-d": ChildTuningD, "child-tuning-f": ChildTuningF, "dps": Dps}

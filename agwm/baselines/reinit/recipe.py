@@ -4,12 +4,10 @@ N(0, initializer_range^2), biases 0, LayerNorm weight 1 and bias 0)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from agwm.baselines import Recipe
+from agwm.baselines.recipe import Recipe
 from agwm.data import stream_seed
 
 
@@ -54,10 +52,6 @@ def reinit_top_layers(model: nn.Module, layers: int, seed: int) -> list[str]:
     return [names[id(m)] for m in chosen]
 
 
-@dataclass
-class ReinitConfig:
-    layers: int = 1  # top L transformer layers re-initialised (with the pooler)
-
 
 class Reinit(Recipe):
     def prepare(self, model, train_batches):
@@ -65,4 +59,3 @@ class Reinit(Recipe):
         return model
 
 
-RECIPES = {"re-init": Reinit}

@@ -8,12 +8,10 @@ At evaluation W~ = W; with p = 0 the layer is a plain ``nn.Linear`` with weight 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from agwm.baselines import Recipe
+from agwm.baselines.recipe import Recipe
 from agwm.data import stream_seed
 from agwm.mixup import TaskWeightLayer, merge_layers, replace_module, target_linear_names
 
@@ -55,10 +53,6 @@ def merge_mixout(model: nn.Module) -> nn.Module:
     return model.train(training)
 
 
-@dataclass
-class MixoutConfig:
-    p: float = 0.7  # probability of replacing a weight by its pretrained value (Lee et al. 2019 use 0.7-0.9)
-
 
 class Mixout(Recipe):
     def prepare(self, model, train_batches):
@@ -69,4 +63,3 @@ class Mixout(Recipe):
         return merge_mixout(model)
 
 
-RECIPES = {"mixout": Mixout}

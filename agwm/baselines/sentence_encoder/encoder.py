@@ -1,41 +1,15 @@
-"""The two methods a practitioner tries first with a sentence encoder and a few hundred texts. The
-encoder is used as the sentence-transformers model it was trained as (mean-pooled, normalised
-where its folder says so), u = f(x):
-
-* ``probe``: f frozen; a logistic regression on u, softmax(U w + b) with L2 strength 1 / C (a ridge
-  regression for regression tasks); for a pair (x, y) on [u, v, |u - v|, u * v] (Conneau et al., 2017).
-* ``probe-tuned``: the probe with C (or the ridge's alpha) chosen from a list by k-fold
-  cross-validation on the sample, scored by the task's metric (scikit-learn's
-  ``LogisticRegressionCV``; ``RidgeCV``'s leave-one-out squared error for regression), then refitted
-  on all of it: how a practitioner fits a probe.
-* ``setfit``: SetFit (Tunstall et al., 2022) through the ``setfit`` library: f finetuned
-  contrastively on 2 R n pairs of the n examples (cosine similarity pulled to 1 for a pair of one
-  class, to 0 otherwise; R = ``setfit.num_iterations``), then the same logistic regression on its
-  embeddings. Single texts and classification only.
-* ``cosine``: f frozen; for a pair, s = cos(u, v), mapped to the label by a ridge regression a + b s
-  (at ``probe.ridge_alpha``), or for classes by the logistic regression on s: the pair scored as a
-  sentence-similarity model is trained to score it. Pairs only.
-* ``cosine-finetune``: f first finetuned on the sample's pairs with sentence-transformers'
-  ``CosineSimilarityLoss``, mean (cos(u, v) - t)^2 with t the label scaled to [0, 1] by the sample's
-  range; for two classes t = 1 for the class whose sample pairs have the higher mean untrained cosine
-  and 0 for the other (which class means "similar" is read from the sample, not from the label's
-  index: RTE's 0 is entailment), then the cosine head above. Pairs; regression or two classes.
-
-Each fits on the run's examples as read (``text_a`` [, ``text_b``], ``label``) and predict
-:class:`~agwm.metrics.Predictions` as a finetuned model does; ``save_pretrained`` writes a
-folder that :func:`load_encoder_model` (or, for SetFit, ``setfit.SetFitModel.from_pretrained``)
-loads and predicts with.
-"""
+"""The sentence-encoder methods' models (declared in :mod:`agwm.baselines.sentence_encoder`): a
+linear head on the encoder's embeddings (:class:`ProbeModel`), SetFit through its library
+(:class:`SetFitPeer`), and the cosine finetune of the encoder on the sample's pairs."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -45,40 +19,16 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, Ridge
 from sklearn.metrics import make_scorer, matthews_corrcoef
 from sklearn.model_selection import StratifiedKFold
 
+from agwm.baselines.recipe import Fitted
 from agwm.data import DataError, Task, stream_seed
 from agwm.metrics import Predictions
-from agwm.runtime import install_hint
+from agwm.models import model_path
+
+if TYPE_CHECKING:
+    from agwm.baselines.sentence_encoder import CosineConfig, ProbeConfig
 
 PROBE_HEAD_NAME = "probe_head.safetensors"
 PROBE_CONFIG_NAME = "probe.json"
-COSINE_METHODS = ("cosine", "cosine-finetune")
-# SetFit itself, and plain finetuning from the body its contrastive stage makes (agwm.finetune).
-SETFIT_METHODS = ("setfit", "setfit-vanilla")
-SETFIT_NEEDED = f"it needs the setfit package ({install_hint('setfit')})"
-SETFIT_MISSING = f"--method setfit is not allowed: {SETFIT_NEEDED}"
-
-
-def setfit_installed() -> bool:
-    return importlib.util.find_spec("setfit") is not None
-
-
-def task_error(method: str, task: Task, option: str | None = None) -> str | None:
-    """Why ``method`` cannot learn ``task``, or None if it can; ``option`` names the setting that asked
-    for it (default ``--method <method>``)."""
-    option = option or f"--method {method}"
-    if method in COSINE_METHODS and len(task.text_columns) != 2:
-        return (f"{option} is not allowed with one text column: it scores the cosine of a pair's two "
-                "embeddings; probe, setfit, vanilla and the other methods take single texts")
-    if method == "cosine-finetune" and not task.is_regression and task.num_labels != 2:
-        return (f"{option} is not allowed for a task of {task.num_labels} classes: its loss pulls a pair's "
-                "cosine to a target in [0, 1]; it takes regression or two classes (cosine takes any)")
-    if method in SETFIT_METHODS and task.is_regression:
-        return (f"{option} is not allowed for a regression task: SetFit's contrastive stage pairs texts by "
-                "class; probe, vanilla and the other methods take regression")
-    if method in SETFIT_METHODS and len(task.text_columns) == 2:
-        return (f"{option} is not allowed with two text columns: SetFit takes one text per example; "
-                "probe, vanilla and the other methods take pairs")
-    return None
 
 
 def load_encoder(model: str, max_length: int, device: torch.device):
@@ -119,27 +69,11 @@ def class_probabilities(scores: np.ndarray, classes: np.ndarray, num_labels: int
     return full
 
 
-@dataclass
-class ProbeConfig:
-    c: float = 1.0  # inverse L2 strength of the logistic regression (scikit-learn's default)
-    ridge_alpha: float = 1.0  # L2 strength of the ridge regression, for regression tasks (scikit-learn's default)
-    # probe-tuned: the choices, and the cross-validation's folds (stratified, shuffled by the seed)
-    cs: list = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0])
-    ridge_alphas: list = field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0, 10.0, 100.0])
-    folds: int = 5
-
 
 # the classification metrics (agwm.data.CLASSIFICATION_METRICS) as scikit-learn scorers, for probe-tuned's
 # cross-validation
 SCORERS = {"accuracy": "accuracy", "f1": "f1", "macro-f1": "f1_macro", "mcc": make_scorer(matthews_corrcoef)}
 
-
-@dataclass
-class CosineConfig:
-    # cosine-finetune: sentence-transformers' STS-B training example (training_stsbenchmark.py), batch_size as set
-    epochs: int = 4
-    lr: float = 2e-5
-    warmup_ratio: float = 0.1
 
 
 class ProbeModel:
@@ -173,7 +107,7 @@ class ProbeModel:
             if tuned:
                 k = min(probe.folds, int(counts.min()))
                 if k < 2:
-                    raise DataError(f"--method probe-tuned is not allowed on this sample: its smallest class has one "
+                    raise DataError("--method probe-tuned is not allowed on this sample: its smallest class has one "
                                     "row, too few to cross-validate C; use --method probe")
                 if k < probe.folds:
                     print(f"probe-tuned: {k} folds, not {probe.folds}: the sample's smallest class has {k} rows",
@@ -314,11 +248,21 @@ def finetune_cosine(encoder, examples: Dataset, task: Task, cosine: CosineConfig
     return {"steps": steps, "pairs": len(pairs)}
 
 
-@dataclass
-class SetFitConfig:
-    # pairs drawn per example and kind (positive, negative): 2 * num_iterations * n pairs in all. Chosen
-    # on held-out training splits between 5 and the SetFit paper's 20 (experiments/setfit-space.yaml: a
-    # tie, so the cheaper); the library's own default (every pair, oversampled) is ~45,000 pairs at 300
-    num_iterations: int = 5
-    epochs: int = 1  # contrastive epochs over the pairs (the library's default)
-    body_lr: float = 2e-5  # the library's default
+
+def fit(cfg, data, log, dev, alphas: str | None = None, start_weights: str | None = None) -> Fitted:
+    """probe, probe-tuned, cosine, cosine-finetune or setfit fitted on the sample as read; what it
+    chose and its steps are reported under the method's name."""
+    model, method = model_path(cfg.model), cfg.finetune.method
+    if method != "setfit":  # a linear head on the frozen (or cosine-finetuned) encoder
+        encoder = load_encoder(model, cfg.max_length, data.device)
+        finetuned = {}
+        if method == "cosine-finetune":
+            finetuned = finetune_cosine(encoder, data.sample, data.task, cfg.cosine, cfg.batch_size, cfg.seed)
+        fitted = ProbeModel(encoder, data.task, batch_size=cfg.finetune.eval_batch_size,
+                            features="cosine" if method.startswith("cosine") else "concat")
+        reported = {**fitted.fit(data.sample, cfg.probe, tuned=method == "probe-tuned", seed=cfg.seed), **finetuned}
+    else:
+        s = cfg.setfit
+        fitted = SetFitPeer(model, data.task, cfg.max_length, cfg.batch_size, data.device, cfg.finetune.eval_batch_size)
+        reported = fitted.fit(data.sample, s.num_iterations, s.epochs, s.body_lr, cfg.seed)
+    return Fitted(fitted, {method: reported}, reported["steps"], None)
