@@ -120,7 +120,7 @@ def add_setting_flags(p: argparse.ArgumentParser, command: str, titles: dict[str
             target = groups[meta["group"]]
         kind, is_list = _argument_type(str(annotations[path]))
         default = meta["default"]
-        text = meta["help"]
+        text = meta["help"]() if callable(meta["help"]) else meta["help"]  # a callable: read when the parser is built
         if default not in (None, "", False) and "default" not in text and not meta.get("required"):
             text += f" (default {default})"
         kwargs: dict[str, typing.Any] = {"dest": path, "default": None, "help": text}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,11 +42,11 @@ BOTH = ("search", "finetune")
 WITH_SELECT = (*BOTH, "select")  # the user-file flags that `agwm select` takes too
 
 
-def option(default: Any, flag: str, help: str, commands: tuple[str, ...] = BOTH, group: str | None = None,
-           metavar: str | None = None) -> Any:
+def option(default: Any, flag: str, help: str | Callable[[], str], commands: tuple[str, ...] = BOTH,
+           group: str | None = None, metavar: str | None = None) -> Any:
     """A setting with a command-line flag: the one place its flag, help and commands are stated
     (:func:`agwm.cli.add_setting_flags` builds the parser from these; a non-None default is shown
-    in the help by itself)."""
+    in the help by itself; a callable ``help`` is read when a parser is built)."""
     meta = {"flag": flag, "help": help, "commands": commands, "group": group, "metavar": metavar,
             "required": flag == "--output-dir"}
     if isinstance(default, list):
@@ -91,8 +92,7 @@ class FinetuneConfig:
     swa_epochs: int = 0  # > 0: the weights averaged over the ends of the last swa_epochs epochs (SWA)
     holdout: bool = False  # train on split 0's training part, score on its held-out part, not dev
     alpha_mode: str = "fixed"  # fixed: --alphas (or none: vanilla); random: fresh draw, fixed; joint: trained with W
-    method: str = option("vanilla", "--method", methods_help() + "; a method's own settings as key=value "
-                         "(e.g. mixout.p=0.5)", ("finetune",))
+    method: str = option("vanilla", "--method", methods_help, ("finetune",))
 
 
 GLUE_TRAIN_SIZE = 300  # a GLUE preset's default sample; a user's file is used whole

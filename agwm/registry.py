@@ -145,10 +145,11 @@ def method_names() -> list[str]:
 
 
 def methods_help() -> str:
-    """``--method``'s help: every method with its one line."""
+    """``--method``'s help: every method registered by now, with its one line."""
     import agwm.baselines  # noqa: F401
 
-    return "; ".join(f"{m.name} ({m.summary})" for m in METHODS.values())
+    return ("; ".join(f"{m.name} ({m.summary})" for m in METHODS.values())
+            + "; a method's own settings as key=value (e.g. mixout.p=0.5)")
 
 
 def methods_table() -> str:

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from agwm.data import DataError, get_task
 from agwm.experiments import grid as grid_module
 from agwm.experiments.grid import append_record, config_changes, load_grid, part_of, read_records, run_grid
-from agwm.experiments.methods import METHODS, joint, random_alpha, vanilla
+from agwm.experiments.methods import METHODS, joint_finetune, random_alpha, vanilla
 from agwm.mixup import alpha_state_dict
 from agwm.runtime import WORKLOAD, build_model, speed_probe
 from agwm.settings import build_run_config
@@ -232,7 +232,7 @@ def test_random_alpha_is_drawn_once_and_stays_fixed(tiny_model_dir, glue_dir, tm
 
 def test_joint_trains_alpha_inside_the_box(tiny_model_dir, glue_dir, tmp_path):
     cfg = tiny_config(tiny_model_dir, glue_dir, tmp_path, "search.alpha_lr=0.5", "finetune.warmup_ratio=0")
-    joint(cfg, [])
+    joint_finetune(cfg, [])
     learned = load_file(tmp_path / "finetune" / "alphas.safetensors")
     initial = alpha_state_dict(build_model(cfg, get_task("rte"), with_mixup=True, device=CPU))
     assert max((learned[k] - initial[k]).abs().max().item() for k in learned) > 1e-2

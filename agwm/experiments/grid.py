@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from agwm.data import DataError, data_fingerprint
 from agwm.experiments.executors import run_in_processes
-from agwm.experiments.methods import METHODS, PIPELINES
+from agwm.experiments.methods import PIPELINES, RENAMED_KINDS, grid_method, selectable_methods
 from agwm.runtime import WORKLOAD as PROBE_WORKLOAD
 from agwm.runtime import RunFailed, disk_full, peak_mib_since, reset_peak, resolve_device, speed_probe
 from agwm.settings import (
@@ -206,9 +206,8 @@ def load_grid(path: str) -> Grid:
                               "allowed: name, method, overrides, tasks")
         method = item.get("method", item.get("name"))
         kind, preset = PIPELINES.get(method, (method, []))
-        if kind not in METHODS:
-            raise ConfigError(f"{path}: method {method!r} is not allowed: one of "
-                              f"{', '.join(sorted({*METHODS, *PIPELINES}))}")
+        if grid_method(kind) is None:
+            raise ConfigError(f"{path}: method {method!r} is not allowed: one of {', '.join(selectable_methods())}")
         entries.append(Entry(str(item.get("name", method)), kind, [str(o) for o in item.get("overrides") or []],
                              _entry_tasks(item, raw, path), list(preset)))
     names = [e.name for e in entries]
@@ -245,6 +244,8 @@ def read_records(path: str) -> list[dict]:
         missing = [k for k in RECORD_KEYS if k not in record] if isinstance(record, dict) else list(RECORD_KEYS)
         if missing:
             raise ConfigError(f"{path}, line {number}: not a record of a grid run (no {', '.join(missing)})")
+        if record.get("kind") in RENAMED_KINDS:
+            record["kind"] = RENAMED_KINDS[record["kind"]]
         records.append(record)
     return records
 
@@ -331,7 +332,7 @@ def execute(run: Run) -> dict:
     memory_before = reset_peak(device)
     start = time.perf_counter()
     try:
-        outcome = METHODS[run.entry.method](run.config, engine_overrides(run.overrides))
+        outcome = grid_method(run.entry.method)(run.config, engine_overrides(run.overrides))
     except Exception as error:  # recorded as failed, not as a score; a resumed grid does not rerun it
         failure = error if isinstance(error, RunFailed) else disk_full(error)
         if failure is None:

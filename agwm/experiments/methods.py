@@ -26,13 +26,15 @@ from agwm.config import RunConfig
 from agwm.registry import METHODS as FINETUNE_METHODS
 
 Method = Callable[[RunConfig, list], dict]
-METHODS: dict[str, Method] = {}
+METHODS: dict[str, Method] = {}  # the grid's own methods; the finetune methods come from the registry
+RENAMED_KINDS = {"joint": "joint-finetune"}  # a record's kind, as named when it ran -> its name now
 # The search-then-finetune pipelines by name: the method they run and the search settings the name
 # stands for, applied before a grid's and an entry's own settings (which may change them).
 PIPELINES: dict[str, tuple[str, list[str]]] = {
     "mixup": ("mixup", ["search.problem=bilevel", "search.folds=2"]),  # the paper's: alpha learned on two folds
     "one-fold": ("mixup", ["search.problem=inner_only", "search.folds=1"]),  # the default search
     "fold-average": ("mixup", ["search.problem=inner_only", "search.folds=2"]),  # two folds' W averaged
+    "joint": ("mixup", ["search.problem=joint", "search.folds=2"]),  # the paper's ablation: W and alpha in one level
 }
 
 
@@ -41,7 +43,7 @@ MARGIN = 3.0  # points a cheaper method may lose in agwm select: the resolution 
 
 def selectable_methods() -> list[str]:
     """Every name a grid and ``agwm select --methods`` take: the grid's methods and the pipelines."""
-    return sorted({*METHODS, *PIPELINES})
+    return sorted({*method_names(), *PIPELINES})
 
 
 def register(name: str) -> Callable[[Method], Method]:
@@ -150,9 +152,11 @@ def mixup(cfg: RunConfig, engine_overrides: list) -> dict:
     return outcome
 
 
-@register("joint")
-def joint(cfg: RunConfig, engine_overrides: list) -> dict:
-    """W and alpha trained together on the whole sample (no bi-level optimisation), evaluated."""
+@register("joint-finetune")
+def joint_finetune(cfg: RunConfig, engine_overrides: list) -> dict:
+    """W and alpha trained together in the finetune loop on the whole sample (``finetune.alpha_mode=joint``;
+    no search), evaluated. Its records before this name was given say ``kind: joint``
+    (:data:`RENAMED_KINDS`); the grid's ``joint`` is now the search with the swapped Betty problem."""
     return _finetune(cfg, alpha_mode="joint")
 
 
@@ -170,6 +174,14 @@ def _baseline(method: str) -> Method:
     return run
 
 
-for _name in FINETUNE_METHODS:
-    if _name != "vanilla":
-        register(_name)(_baseline(_name))
+def grid_method(name: str) -> Method | None:
+    """The grid's method ``name``: one of :data:`METHODS`, or a finetune method of the registry
+    (:mod:`agwm.registry`, read when asked, so that a method registered later is found); None if neither."""
+    if name in METHODS:
+        return METHODS[name]
+    return from_body(_baseline(name)) if name in FINETUNE_METHODS else None
+
+
+def method_names() -> list[str]:
+    """Every method name a grid entry's ``method`` takes, pipelines but for."""
+    return sorted({*METHODS, *FINETUNE_METHODS})

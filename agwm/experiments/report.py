@@ -384,7 +384,7 @@ def settings_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-ABLATION_KINDS = ("mixup", "joint", "random-alpha")
+ABLATION_KINDS = ("mixup", "joint-finetune", "random-alpha")
 ABLATION_SECTIONS = ("hypergrad", "mixup.", "search.", "finetune.")
 
 
@@ -414,7 +414,7 @@ def reference_mixup(records: list[dict]) -> str | None:
 
 
 def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
-    """The mixup variants (mixup, joint, random-alpha entries) run at this size: what each changes
+    """The mixup variants (mixup, joint-finetune, random-alpha entries) run at this size: what each changes
     from the defaults (from ``base``'s settings when it is a variant), and its paired difference to
     ``base`` per task (:func:`paired_cell`). The average over tasks uses only the seeds every task of
     the row shares (as in :func:`score_table`), and names them when some task has more; a table of

@@ -1,0 +1,120 @@
+"""The one registry of finetune methods: a method declared in one file is found by --method and its
+help, a grid and agwm select; every --help builds without torch; the docs' table is the registry's."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from torch import nn
+
+from agwm.baselines.recipe import Recipe
+from agwm.data import Task
+from agwm.registry import METHODS, FinetuneMethod, methods_table, register_method
+from problems.overrides import ConfigError
+from tests.conftest import REPO, run_script
+from tests.test_own_data import user_files
+
+
+class HeadOnly(Recipe):
+    """A toy method: only the classification head trains."""
+
+    def prepare(self, model: nn.Module, train_batches) -> nn.Module:
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(name.startswith("classifier"))
+        return model
+
+
+TOY = FinetuneMethod("head-only", "only the classification head trains (a test's toy)",
+                     recipe="tests.test_registry:HeadOnly", texts=(1,), why={"texts": "a toy of single texts"})
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    monkeypatch.setitem(METHODS, TOY.name, TOY)  # registered for this test alone
+    return TOY
+
+
+def test_a_method_registered_in_a_test_file_is_in_the_help_a_grid_and_select(toy, glue_dir, tiny_model_dir,
+                                                                                tmp_path, monkeypatch, capsys):
+    from agwm.cli import main
+    from agwm.experiments.grid import load_grid, read_records, run_grid
+    from agwm.experiments.methods import selectable_methods
+    from agwm.experiments.selection import selection_grid
+
+    monkeypatch.setenv("COLUMNS", "10000")  # the help on one line
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    assert "head-only (only the classification head trains (a test's toy))" in capsys.readouterr().out
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"tasks: [cola]\nsizes: [16]\nseeds: [1]\ndata_dir: {glue_dir}\nmodel: {tiny_model_dir}\n"
+                    f"output_dir: {tmp_path / 'runs'}\nresults: {tmp_path / 'results.jsonl'}\n"
+                    "overrides: [report_to=none, finetune.epochs=1]\nmethods:\n"
+                    "  - {name: head-only}\n  - {name: vanilla}\n")
+    assert run_grid(load_grid(str(grid))) == (2, 0)
+    scores = {r["method"]: r["score"] for r in read_records(str(tmp_path / "results.jsonl"))}
+    assert set(scores) == {"head-only", "vanilla"} and all(s is not None for s in scores.values())
+    trained = json.loads((tmp_path / "runs" / "head-only" / "cola-16-s1" / "finetune" / "metrics.json").read_text())
+    assert trained["method"] == "head-only"
+
+    assert "head-only" in selectable_methods()
+    train, _ = user_files(tmp_path)
+    task = {"name": "mine", "train_file": str(train), "text_columns": ["review"], "label_column": "sentiment"}
+    planned = selection_grid(task, ["head-only", "vanilla"], 2, str(tmp_path / "select"), [])
+    assert sorted({run.entry.method for run in planned.runs()}) == ["head-only", "vanilla"]
+
+
+def test_a_registered_method_is_refused_for_the_tasks_it_does_not_take(toy, glue_dir, tmp_path, monkeypatch, capsys):
+    pair = Task("pairs", ("a", "b"), "label", ("no", "yes"), "accuracy")
+    assert toy.task_error(pair).startswith("--method head-only is not allowed with two text columns: a toy of "
+                                           "single texts; vanilla")
+    code, err = run_script("finetune.py", ["--task", "mrpc", "--data-dir", glue_dir, "--method", "head-only",
+                                           "--output-dir", str(tmp_path / "out")], monkeypatch, capsys)
+    assert code == 2 and "--method head-only is not allowed with two text columns" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_registry_refuses_a_second_name_and_settings_after_the_schema(toy):
+    import dataclasses
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_method(TOY)
+
+    @dataclasses.dataclass
+    class Late:
+        x: int = 1
+
+    with pytest.raises(ValueError, match="registers before agwm.config"):
+        register_method(FinetuneMethod("late", "too late", recipe="x:y", settings=("late", Late)))
+    with pytest.raises(ValueError, match="recipe or fit"):
+        FinetuneMethod("neither", "no way to run")
+    assert "late" not in METHODS
+
+
+def test_each_methods_settings_are_checked_by_its_own_section():
+    from agwm.settings import build_run_config
+
+    for override, message in (("mixout.p=1.5", "mixout.p=1.5 is not allowed: in [0, 1)"),
+                              ("dps.target=[", "dps.target=[ is not allowed: a regular expression"),
+                              ("probe.folds=1", "probe.folds=1 is not allowed: at least 2"),
+                              ("tuned.lrs=[0.1,-1]",
+                               "tuned.lrs=[0.1,-1] is not allowed: a list of numbers greater than 0")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            build_run_config({"task": "rte", "output_dir": "x"}, [override])
+
+
+@pytest.mark.parametrize("command", ["search", "finetune", "experiment", "report", "select"])
+def test_help_builds_without_torch_transformers_or_betty(command):
+    code = (f"import sys\nfrom agwm.cli import main\ntry:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n"
+            "    pass\nprint([m for m in ('torch', 'transformers', 'betty', 'datasets') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_docs_methods_table_is_the_registrys():
+    """docs/methods.md is written by scripts/methods_table.py; after adding a method, run it again."""
+    text = (REPO / "docs" / "methods.md").read_text()
+    assert methods_table() in text
