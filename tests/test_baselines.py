@@ -254,9 +254,9 @@ def test_each_method_runs_through_the_finetune_entry_point(run, method):
     assert metrics["method"] == method and metrics["score"] == metrics["dev"][metrics["metric"]]
     if method == "soup":
         assert len(metrics["member_scores"]) == 2
-        from agwm.experiments.methods import METHODS
+        from agwm.experiments.methods import grid_method
 
-        outcome = METHODS["soup"](cfg, [])  # what the grid records
+        outcome = grid_method("soup")(cfg, [])  # what the grid records
         assert outcome["member_scores"] == metrics["member_scores"] and outcome["score"] == metrics["score"]
 
 

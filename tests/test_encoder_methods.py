@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 from agwm.baselines.sentence_encoder.encoder import SCORERS, class_probabilities, load_encoder_model
 from agwm.data import CLASSIFICATION_METRICS
-from agwm.experiments.methods import METHODS
+from agwm.experiments.methods import grid_method, method_names
 from agwm.finetune import run_finetune
 from agwm.registry import METHODS as FINETUNE_METHODS
 from agwm.registry import FinetuneMethod
@@ -277,12 +277,12 @@ def test_vanilla_tuned_trains_vanilla_at_the_best_held_out_setting(glue_dir, tin
 def test_the_new_methods_are_grid_methods_and_record_what_they_chose(glue_dir, tiny_model_dir, tmp_path):
     base = {"task": "rte", "train_size": 16, "data_dir": glue_dir, "model": tiny_model_dir, "batch_size": 4}
     cfg = build_run_config({**base, "output_dir": str(tmp_path / "t")}, ["tuned.lrs=[1e-3]", "tuned.epochs=[1]"])
-    outcome = METHODS["vanilla-tuned"](cfg, [])
+    outcome = grid_method("vanilla-tuned")(cfg, [])
     assert outcome["tuned"]["lr"] == 1e-3 and outcome["score"] == outcome["dev"]["score"]
-    probe = METHODS["probe"](build_run_config({**base, "output_dir": str(tmp_path / "p")}), [])
+    probe = grid_method("probe")(build_run_config({**base, "output_dir": str(tmp_path / "p")}), [])
     assert probe["probe"]["features"] == 32 and json.loads((tmp_path / "p" / "finetune" / "metrics.json")
                                                            .read_text())["method"] == "probe"
-    assert {"setfit", "probe", "probe-tuned", "vanilla-tuned"} <= set(METHODS)
+    assert {"setfit", "probe", "probe-tuned", "vanilla-tuned"} <= set(method_names())
 
 
 @pytest.mark.parametrize("override, message", [
