@@ -1,7 +1,7 @@
 """agwm: attention-guided weight mixup for finetuning pretrained language models on a few hundred
 labelled examples. Every targeted ``nn.Linear`` weight becomes W~ = alpha * W + (1 - alpha) * W0
 (:mod:`agwm.mixup`); the attention alpha is searched by bi-level optimisation on Betty
-(:mod:`agwm.search`, problems in the top-level ``problems`` package), then W is finetuned with
+(:mod:`agwm.search`, problems in ``agwm_problems``, the repository's ``problems/``), then W is finetuned with
 alpha fixed (:mod:`agwm.finetune`). By default the search keeps the inner level alone on one split
 (``search.problem=inner_only``, ``search.folds=1``): the short run of W that the finetune restarts
 from carries the measured gain (docs/findings.md); ``search.problem=bilevel`` learns alpha.

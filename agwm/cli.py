@@ -173,7 +173,7 @@ def main_guard(body: Callable[[], None], stopped: str = RUN_STOPPED) -> None:
     says what is left) and 130 / 143."""
     from agwm.data import DataError  # while a signal still ends the start in one line (exit_on_signals)
     from agwm.runtime import EXIT_FAILED, RunFailed, disk_full
-    from problems.overrides import ConfigError
+    from agwm_problems.overrides import ConfigError
 
     raise_on_signals()
     try:
@@ -233,7 +233,7 @@ def finetune(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     def body() -> None:
-        from problems.overrides import ConfigError
+        from agwm_problems.overrides import ConfigError
 
         cfg = run_config(args, "finetune")
         for flag, path in (("--alphas", args.alphas), ("--start-weights", args.start_weights)):
@@ -294,7 +294,7 @@ def experiment(argv: list[str] | None = None) -> None:
     def body() -> None:
         from agwm.experiments.grid import RayOptions, load_grid, part_of, read_records, run_grid
         from agwm.runtime import EXIT_FAILED
-        from problems.overrides import ConfigError
+        from agwm_problems.overrides import ConfigError
 
         given = {name: value for name in ("address", "cpus_per_run", "gpus_per_run", "retries")
                  if (value := getattr(args, name)) is not None}  # the rest keep RayOptions' defaults

@@ -60,7 +60,7 @@ from agwm.runtime import (
     weights_and_alphas_optimizer,
 )
 from agwm.settings import RunConfig, check_finetune_inputs, with_saved_alphas, write_resolved
-from problems.overrides import ConfigError
+from agwm_problems.overrides import ConfigError
 
 
 def load_start_weights(model, path: str) -> None:

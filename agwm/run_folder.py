@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
-from problems.overrides import ConfigError
+from agwm_problems.overrides import ConfigError
 
 if TYPE_CHECKING:
     from agwm.data import Task

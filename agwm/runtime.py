@@ -49,7 +49,7 @@ from agwm.data import (
 )
 from agwm.mixup import inject_mixup
 from agwm.models import model_path
-from problems.overrides import ConfigError
+from agwm_problems.overrides import ConfigError
 
 if TYPE_CHECKING:
     from agwm.settings import RunConfig

@@ -55,8 +55,8 @@ from agwm.runtime import (
     weights_and_alphas_optimizer,
 )
 from agwm.settings import RunConfig, check_search_inputs, write_resolved
-from problems import AttentionProblem, JointProblem, TaskWeightProblem, build_engine, engine_config_on
-from problems.engine_settings import EngineSettings
+from agwm_problems import AttentionProblem, JointProblem, TaskWeightProblem, build_engine, engine_config_on
+from agwm_problems.engine_settings import EngineSettings
 
 
 def alpha_summary(model) -> dict[str, float]:

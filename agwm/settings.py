@@ -45,9 +45,9 @@ from agwm.models import model_path
 from agwm.registry import METHODS, install_hint
 from agwm.run_folder import TASK_WEIGHTS_NAME, atomic_path, check_output_dir
 from agwm.runtime import REPORTERS, tensorboard_installed
-from problems.engine import HYPERGRADS, engine_config_dir
-from problems.engine_settings import EngineSettings, load_engine_settings
-from problems.overrides import (
+from agwm_problems.engine import HYPERGRADS, engine_config_dir
+from agwm_problems.engine_settings import EngineSettings, load_engine_settings
+from agwm_problems.overrides import (
     ConfigError,  # noqa: F401  (the one error class of settings, here and in problems)
     parse_overrides,
     set_path,

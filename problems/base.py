@@ -78,7 +78,7 @@ class LevelProblem(ImplicitProblem):
         self._rng_before_loss = None
         if config.type not in jvp_fn_mapping:
             raise ValueError(f"{name}: Config.type={config.type!r} is not allowed: one of "
-                             f"{', '.join(sorted(jvp_fn_mapping))} (import problems to register its methods)")
+                             f"{', '.join(sorted(jvp_fn_mapping))} (import agwm_problems to register its methods)")
 
     def training_step(self, batch):
         return self.loss_fn(self.module, batch)

@@ -33,8 +33,13 @@ FIRST_DERIVATIVES_ONLY = ("agwm_darts", "agwm_sama", "darts")  # finite differen
 
 
 def engine_config_dir() -> str:
-    """The folder of the shipped engine YAML files (the ``engine_configs`` package data), wherever installed."""
-    return list(importlib.util.find_spec("engine_configs").submodule_search_locations)[0]
+    """The folder of the shipped engine YAML files: ``engine_configs/`` beside this package's folder in a
+    clone (and an editable install), else the installed ``agwm_engine_configs`` package data."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    beside = os.path.join(os.path.dirname(here), "engine_configs")
+    if os.path.basename(here) == "problems" and os.path.isdir(beside):
+        return beside
+    return list(importlib.util.find_spec("agwm_engine_configs").submodule_search_locations)[0]
 
 
 def shipped_engine_settings(hypergrad: str, overrides: list[str] = ()) -> EngineSettings:

@@ -21,7 +21,7 @@ DARTS_DIRECTIONS = ("sgd", "optimizer")
 
 @dataclass
 class LevelConfig(Config):
-    """Betty's ``Config`` and the settings of this package's methods (:mod:`problems.hypergrad`).
+    """Betty's ``Config`` and the settings of this package's methods (:mod:`agwm_problems.hypergrad`).
 
     ``darts_direction``: ``sgd`` perturbs the inner weights along xi * v (the DARTS paper, exact for
     an SGD inner step); ``optimizer`` along the inner optimizer's own one-step response, diag(dw'/dg) v

@@ -113,7 +113,7 @@ def darts(vector, curr, prev, sync):
 
     eps = ``darts_alpha`` / ||u|| (central finite difference). ``darts_direction=sgd``: u = xi * v,
     as in the paper, where w' = w - xi g (exact for plain SGD); ``optimizer``: u = -diag(dw'/dg) v
-    for the inner optimizer actually used (:func:`problems.optimizer_steps.step_jacobian`; for AdamW
+    for the inner optimizer actually used (:func:`agwm_problems.optimizer_steps.step_jacobian`; for AdamW
     this matches reverse mode through that one step). Both passes replay the step's batch and
     random state (its dropout masks), so they differentiate the function it stepped on.
     """

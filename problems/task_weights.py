@@ -7,6 +7,6 @@ class TaskWeightProblem(LevelProblem):
     decay from the optimizer. The outer variables lambda enter through ``module``'s forward pass.
 
     For a hypergradient method registered with ``needs_pre_step_state`` (finite-difference DARTS;
-    :func:`problems.base.register_hypergradient`) it keeps the weights, learning rates, batch and
+    :func:`agwm_problems.base.register_hypergradient`) it keeps the weights, learning rates, batch and
     random state from before each step.
     """

@@ -52,9 +52,9 @@ from agwm.runtime import (
     synchronize,
 )
 from agwm.settings import device_allowed
-from problems import AttentionProblem, TaskWeightProblem, build_engine, engine_config_dir
-from problems.engine import attention_kernels
-from problems.engine_settings import load_engine_settings
+from agwm_problems import AttentionProblem, TaskWeightProblem, build_engine, engine_config_dir
+from agwm_problems.engine import attention_kernels
+from agwm_problems.engine_settings import load_engine_settings
 
 SEARCHES = {  # configuration: (engine YAML, overrides)
     "search-darts": ("darts", []), "search-opt_darts": ("opt_darts", []), "search-sama": ("sama", []),

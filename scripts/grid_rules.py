@@ -11,7 +11,7 @@ import sys
 from agwm.experiments import rules
 from agwm.experiments.grid import load_grid, read_records, task_name
 from agwm.experiments.report import merge_records, split_unscored
-from problems.overrides import ConfigError
+from agwm_problems.overrides import ConfigError
 
 # grid file stem -> (rule, the results files of its partner runs, as its header names them)
 RULES = {

@@ -30,9 +30,9 @@ from agwm.data import random_splits, stream_seed
 from agwm.run_folder import machine_description
 from agwm.runtime import build_model, load_run_data, peak_mib_since, reset_peak, resolve_device, synchronize
 from agwm.search import alpha_summary, bilevel_problems
-from problems import build_engine, engine_config_dir
-from problems.engine import attention_kernels
-from problems.engine_settings import load_engine_settings
+from agwm_problems import build_engine, engine_config_dir
+from agwm_problems.engine import attention_kernels
+from agwm_problems.engine_settings import load_engine_settings
 
 REFERENCE = "reverse-T5"
 METHODS = {  # row: (engine YAML, settings of the inner level for the call)

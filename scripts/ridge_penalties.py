@@ -30,7 +30,14 @@ import sys
 import torch
 from torch import nn
 
-from problems import HYPERGRADS, AttentionProblem, ConfigError, TaskWeightProblem, build_engine, shipped_engine_settings
+from agwm_problems import (
+    HYPERGRADS,
+    AttentionProblem,
+    ConfigError,
+    TaskWeightProblem,
+    build_engine,
+    shipped_engine_settings,
+)
 
 F64 = torch.float64
 MAX_PENALTY = 10.0

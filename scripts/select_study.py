@@ -36,7 +36,7 @@ def main() -> None:
         from agwm.experiments.grid import load_grid, read_records
         from agwm.experiments.selection import selection_grid, selection_study, study_text
         from agwm.settings import refuse_unknown
-        from problems.overrides import ConfigError
+        from agwm_problems.overrides import ConfigError
 
         grid = load_grid(args.grid)
         tasks = [t for t in grid.tasks if isinstance(t, dict)]

@@ -17,7 +17,7 @@ from agwm.data import get_task, make_loader
 from agwm.finetune import run_finetune, train
 from agwm.runtime import RunLog, UniformSoup, build_model, device_of, load_run_data, model_loss
 from agwm.settings import build_run_config
-from problems.overrides import ConfigError
+from agwm_problems.overrides import ConfigError
 
 CPU = torch.device("cpu")
 

@@ -121,7 +121,7 @@ def test_search_runs_with_every_hypergradient_as_the_brief_writes_it(hypergrad, 
                                               ({"search.alpha_every": 3}, []), ({}, ["hypergrad=cg"])])
 def test_an_outer_level_setting_selects_bilevel_unless_problem_is_given(flags, overrides):
     from agwm.settings import build_run_config
-    from problems.overrides import ConfigError
+    from agwm_problems.overrides import ConfigError
 
     assert build_run_config({"task": "stsb", **flags}, overrides).search.problem == "bilevel"
     assert build_run_config({"task": "stsb"}, []).search.problem == "inner_only"
@@ -151,7 +151,7 @@ def test_alpha_every_steps_alpha_once_every_n_inner_steps(glue_dir, tiny_model_d
 
 def test_alpha_every_sets_unroll_steps_and_refuses_a_conflict(tmp_path):
     from agwm.settings import build_run_config, run_engine_settings
-    from problems.overrides import ConfigError
+    from agwm_problems.overrides import ConfigError
 
     cfg = build_run_config({"task": "stsb"}, ["search.alpha_every=5"])
     assert run_engine_settings(cfg).inner.unroll_steps == 5

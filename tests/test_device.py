@@ -11,8 +11,8 @@ from agwm.experiments.methods import METHODS
 from agwm.finetune import run_finetune
 from agwm.runtime import resolve_device, speed_probe
 from agwm.settings import build_run_config
-from problems import HYPERGRADS, engine_config_on
-from problems.overrides import ConfigError
+from agwm_problems import HYPERGRADS, engine_config_on
+from agwm_problems.overrides import ConfigError
 from tests.conftest import run_script
 from tests.test_cli import base
 

@@ -17,7 +17,7 @@ from agwm.finetune import run_finetune
 from agwm.registry import METHODS as FINETUNE_METHODS
 from agwm.registry import FinetuneMethod
 from agwm.settings import build_run_config
-from problems.overrides import ConfigError
+from agwm_problems.overrides import ConfigError
 from tests.conftest import REPO, run_script
 
 TEXTCLS = REPO.parent / "shared" / "textcls"

@@ -15,7 +15,7 @@ from agwm.mixup import alpha_state_dict
 from agwm.runtime import build_model, load_dev, load_run_data
 from agwm.search import run_search
 from agwm.settings import build_run_config, engine_config_path
-from problems.engine_settings import load_engine_settings
+from agwm_problems.engine_settings import load_engine_settings
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.slow  # the real default model, several searches

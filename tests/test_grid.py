@@ -14,7 +14,7 @@ from agwm.experiments.methods import METHODS, joint_finetune, random_alpha, vani
 from agwm.mixup import alpha_state_dict
 from agwm.runtime import WORKLOAD, build_model, speed_probe
 from agwm.settings import build_run_config
-from problems.overrides import ConfigError
+from agwm_problems.overrides import ConfigError
 
 CPU = torch.device("cpu")
 

@@ -13,8 +13,8 @@ import torch
 from betty.configs import Config, EngineConfig
 from torch import nn
 
-import problems  # noqa: F401  (registers the methods)
-from problems import AttentionProblem, TaskWeightProblem, build_engine
+import agwm_problems  # noqa: F401  (registers the methods)
+from agwm_problems import AttentionProblem, TaskWeightProblem, build_engine
 
 F64 = torch.float64
 D, N, M = 6, 40, 30

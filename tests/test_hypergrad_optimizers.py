@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from betty.configs import EngineConfig
 from torch import nn
 
-import problems  # noqa: F401  (registers the methods)
-from problems import AttentionProblem, TaskWeightProblem, build_engine
-from problems.engine_settings import LevelConfig
+import agwm_problems  # noqa: F401  (registers the methods)
+from agwm_problems import AttentionProblem, TaskWeightProblem, build_engine
+from agwm_problems.engine_settings import LevelConfig
 
 F64 = torch.float64
 D, N, M = 5, 24, 30

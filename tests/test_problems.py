@@ -10,12 +10,12 @@ from betty.configs import Config, EngineConfig
 from torch.func import functional_call
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-import problems  # noqa: F401
+import agwm_problems  # noqa: F401
 from agwm.mixup import alpha_parameters, inject_mixup, mixup_layers, project_alphas, task_parameters
 from agwm.runtime import UniformSoup, model_loss
-from problems import AttentionProblem, JointProblem, TaskWeightProblem, build_engine
-from problems.engine_settings import LevelConfig, load_engine_settings
-from problems.overrides import ConfigError
+from agwm_problems import AttentionProblem, JointProblem, TaskWeightProblem, build_engine
+from agwm_problems.engine_settings import LevelConfig, load_engine_settings
+from agwm_problems.overrides import ConfigError
 from tests.conftest import REPO
 
 
@@ -158,10 +158,31 @@ def test_sama_differs_from_reverse_mode_by_the_step_it_evaluates_after():
 
 
 def test_importing_problems_alone_registers_every_method():
-    code = ("import problems; from betty.hypergradient import jvp_fn_mapping; "
+    code = ("import agwm_problems; from betty.hypergradient import jvp_fn_mapping; "
             "print(sorted(k for k in jvp_fn_mapping if k.startswith('agwm_')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == str(sorted(["agwm_cg", "agwm_darts", "agwm_neumann", "agwm_reverse", "agwm_sama"]))
+
+
+def test_problems_imports_without_agwm_and_a_users_problems_folder_shadows_neither(tmp_path, glue_dir):
+    """The repository's problems/ and engine_configs/ install as agwm_problems and agwm_engine_configs: a
+    folder holding directories of those names (a user's own study) shadows neither, and agwm_problems
+    needs nothing of agwm."""
+    for name in ("problems", "engine_configs"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("raise ImportError('the user folder was imported')\n")
+    (tmp_path / "engine_configs" / "darts.yaml").write_text("not: [an engine config\n")
+    code = ("import sys, agwm_problems; print(agwm_problems.__file__); print(agwm_problems.engine_config_dir()); "
+            "print([m for m in sys.modules if m == 'agwm' or m.startswith('agwm.')])")
+    lines = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           cwd=tmp_path).stdout.splitlines()
+    assert lines[0] == str(REPO / "problems" / "__init__.py") and lines[1] == str(REPO / "engine_configs")
+    assert lines[2] == "[]"
+    done = subprocess.run([sys.executable, "-m", "agwm", "search", "--task", "rte", "--data-dir", glue_dir,
+                           "--train-size", "8", "--max-steps", "1", "--hypergrad", "darts", "--batch-size", "0",
+                           "--output-dir", "out"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == "error: --batch-size 0 is not allowed: at least 1"
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_unregistered_method_stops_when_the_level_is_built():

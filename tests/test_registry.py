@@ -12,7 +12,7 @@ from torch import nn
 from agwm.baselines.recipe import Recipe
 from agwm.data import Task
 from agwm.registry import METHODS, FinetuneMethod, methods_table, register_method
-from problems.overrides import ConfigError
+from agwm_problems.overrides import ConfigError
 from tests.conftest import REPO, run_script
 from tests.test_own_data import user_files
 

@@ -5,7 +5,7 @@ import runpy
 
 import pytest
 
-from problems.overrides import ConfigError
+from agwm_problems.overrides import ConfigError
 from tests.conftest import REPO, run_script
 
 ridge = runpy.run_path(str(REPO / "scripts" / "ridge_penalties.py"), run_name="ridge_penalties")

@@ -17,7 +17,7 @@ import pytest
 from agwm.data import DataError, load_files
 from agwm.experiments.grid import load_grid, read_records, run_grid
 from agwm.experiments.selection import select
-from problems.overrides import ConfigError
+from agwm_problems.overrides import ConfigError
 from tests.conftest import REPO, run_script
 from tests.test_faults import assert_one_line
 

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from agwm.registry import install_hint
 from agwm.runtime import RunFailed
-from problems.overrides import ConfigError
+from agwm_problems.overrides import ConfigError
 
 
 def run_in_processes(fn: Callable, items: Iterable, workers: int, on_result: Callable[[object], None]) -> None:

@@ -33,8 +33,8 @@ from agwm.settings import (
     refuse_unknown,
     run_engine_settings,
 )
-from problems import engine_config_on
-from problems.overrides import ConfigError, parse_overrides
+from agwm_problems import engine_config_on
+from agwm_problems.overrides import ConfigError, parse_overrides
 
 GRID_KEYS = {"tasks", "sizes", "seeds", "methods", "data_dir", "model", "output_dir", "results", "overrides"}
 ENTRY_KEYS = {"name", "method", "overrides", "tasks"}

@@ -16,7 +16,7 @@ from agwm.data import TASKS
 from agwm.run_folder import atomic_path
 from agwm.runtime import probe_workload
 from agwm.settings import refuse_unknown
-from problems.overrides import ConfigError
+from agwm_problems.overrides import ConfigError
 
 BASELINE = "vanilla"
 

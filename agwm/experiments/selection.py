@@ -30,7 +30,7 @@ from agwm.experiments.methods import MARGIN, PIPELINES, selectable_methods  # no
 from agwm.experiments.report import mean_interval, split_unscored
 from agwm.registry import METHODS as FINETUNE_METHODS
 from agwm.registry import method, task_error  # noqa: F401
-from problems.overrides import ConfigError
+from agwm_problems.overrides import ConfigError
 
 
 def rule_text(margin: float) -> str:
