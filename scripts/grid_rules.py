@@ -10,7 +10,7 @@ import sys
 
 from agwm.experiments import rules
 from agwm.experiments.grid import load_grid, read_records, task_name
-from agwm.experiments.report import merge_records, split_unscored
+from agwm.experiments.paired import merge_records, split_unscored
 from agwm_problems.overrides import ConfigError
 
 # grid file stem -> (rule, the results files of its partner runs, as its header names them)

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from agwm.data import get_task
-from agwm.experiments.report import merge_records, split_unscored
+from agwm.experiments.paired import merge_records, split_unscored
 from agwm.metrics import compute_metrics
 from tests.conftest import REPO, run_script
 

@@ -9,19 +9,15 @@ import pytest
 
 from agwm.experiments import plots
 from agwm.experiments.grid import append_record
-from agwm.experiments.report import (
+from agwm.experiments.paired import mean_std, merge_records, paired_p_value, paired_spread, seeds_needed
+from agwm.experiments.tables import (
     ablation_table,
-    method_changes,
-    reference_mixup,
     markdown_report,
-    mean_std,
-    merge_records,
-    paired_p_value,
-    paired_spread,
+    method_changes,
     paired_table,
     per_seed_table,
+    reference_mixup,
     score_table,
-    seeds_needed,
     size_time_table,
     time_table,
 )
@@ -357,7 +353,8 @@ def test_report_of_records_that_disagree_or_of_a_folder_without_alphas_stops_wit
 
 
 def test_comparison_table_gives_each_seeds_difference_and_both_p_values():
-    from agwm.experiments.report import comparison_table, wilcoxon_p_value
+    from agwm.experiments.paired import wilcoxon_p_value
+    from agwm.experiments.tables import comparison_table
 
     lines = comparison_table(RECORDS, "mixup", "vanilla").splitlines()
     # rte 300: 53 - 50, 55 - 54; t = 2 / (sqrt(2) / sqrt(2)) = 2 on 1 dof: p = 0.295; Wilcoxon, n = 2,
@@ -387,7 +384,7 @@ def test_report_compare_prints_the_table_and_refuses_a_method_the_results_lack(t
 
 
 def test_each_method_against_the_tasks_best_mean_with_its_interval_and_median_time():
-    from agwm.experiments.report import versus_best_table
+    from agwm.experiments.tables import versus_best_table
 
     rows = [record("vanilla", "trec", 300, s, v, 10.0) for s, v in ((1, 80.0), (2, 82.0), (3, 84.0))]
     rows += [record("setfit", "trec", 300, s, v, s * 20.0) for s, v in ((1, 83.0), (2, 84.0), (3, 88.0))]

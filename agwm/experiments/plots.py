@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from agwm.data import TASKS
-from agwm.experiments.report import BASELINE, in_order, mean_std, scores_by_cell, size_order, task_metric
+from agwm.experiments.paired import BASELINE, in_order, mean_std, scores_by_cell, size_order, task_metric
 
 
 def _dodge(i: int, n: int, spread: float = 1.25) -> float:

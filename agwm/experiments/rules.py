@@ -1,9 +1,9 @@
 """The decision rules that grid files write before their first run, applied to the records.
 
 Every rule reads paired differences d_i = score(method, seed i) - score(base, seed i) through their
-95% t interval [lo, hi] (:func:`agwm.experiments.report.mean_interval`) against 0 and a margin m
+95% t interval [lo, hi] (:func:`agwm.experiments.paired.mean_interval`) against 0 and a margin m
 (1.5 points in every grid so far), and times as the median over seeds of the probe-corrected ratio
-to vanilla's wall time (:func:`agwm.experiments.report.median_times`). One function per grid file;
+to vanilla's wall time (:func:`agwm.experiments.paired.median_times`). One function per grid file;
 each returns the markdown its results README quotes (``scripts/grid_rules.py`` prints it)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from agwm.experiments.report import (
+from agwm.experiments.paired import (
     best_by_mean,
     mean_interval,
     median_times,
