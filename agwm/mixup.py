@@ -31,15 +31,11 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 
 from agwm.config import FORMULATIONS, MixupConfig  # noqa: F401  (part of this module's interface)
-from agwm.run_folder import (
-    ALPHA_CONFIG_NAME,
-    ALPHA_WEIGHTS_NAME,
-    WEIGHTS_NAME,
-    atomic_path,
-    read_json,
-    save_tensors,
-    write_json,
-)
+from agwm.files import atomic_path, read_json, save_tensors, write_json
+
+ALPHA_WEIGHTS_NAME = "alphas.safetensors"  # A and B of every mixup layer
+ALPHA_CONFIG_NAME = "alphas.json"  # their layers' names, rank and formulation
+WEIGHTS_NAME = "model.safetensors"
 
 
 class TaskWeightLayer(nn.Module):

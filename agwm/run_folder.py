@@ -1,13 +1,13 @@
-"""A run's output folder: every file name in it, files written whole or not at all, and the
-folder's ownership.
+"""A run's output folder: the names of its files (the mixup's alpha files are named in
+:mod:`agwm.mixup`), and the folder's ownership.
 
 A folder is agwm's alone: a marker (:data:`RUN_MARKER`) is written first, a folder holding anything
 else is refused before any work, and ``metrics.json`` is written last, so a folder without it holds
 no finished run. The marker lists what a run wrote: the files found in the folder when it started
 (``foreign``, kept) and, once ``metrics.json`` is written, the run's own files (``files``). A later
 run removes exactly those files (or, after a run that stopped early, every file but the foreign
-ones), never a folder with anything else in it. Every file goes to a temporary name first and is
-renamed when complete (:func:`atomic_path`)."""
+ones), never a folder with anything else in it. Every file is written whole or not at all
+(:mod:`agwm.files`)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,12 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
 
+from agwm.files import atomic_path, write_json
 from agwm_problems.overrides import ConfigError
 
 if TYPE_CHECKING:
@@ -33,31 +32,17 @@ if TYPE_CHECKING:
 METRICS_NAME = "metrics.json"
 CONFIG_NAME = "config.yaml"  # the run's resolved settings
 LOG_NAME = "log.csv"
-ALPHA_WEIGHTS_NAME = "alphas.safetensors"  # A and B of every mixup layer
-ALPHA_CONFIG_NAME = "alphas.json"  # their layers' names, rank and formulation
 TASK_WEIGHTS_NAME = "task_weights.safetensors"  # a search's fold-averaged task weights, the finetune's start
 VALIDATION_PREDICTIONS_NAME = "validation_predictions.csv"
 TEST_PREDICTIONS_NAME = "predictions.csv"
 MODEL_DIR = "model"  # with --save-model: a stock Hugging Face folder (merged), or the method's own
 MIXUP_MODEL_DIR = "mixup_model"  # with --save-model and mixup layers: the unmerged model, restored exactly
-WEIGHTS_NAME = "model.safetensors"
 BODY_DIR = "body"  # body=setfit: the contrastive stage's encoder
 RUN_MARKER = ".agwm-run"  # written first into a run's folder: the folder is agwm's, and which phase's
 RUN_LOCK = ".agwm-run.lock"  # held while a run writes there: one run at a time per folder
 _HELD: dict[str, int] = {}  # folder -> the descriptor holding its lock, in this process
 
 
-@contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-    """A temporary name beside ``path`` to write to; renamed to ``path`` when the block completes,
-    removed if it fails."""
-    tmp = f"{path}.tmp"
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def read_marker(path: str) -> dict | None:
@@ -223,24 +208,7 @@ def write_predictions(path: str, rows: pd.DataFrame, task: Task, predictions: Pr
         prediction_table(rows, task, predictions).to_csv(tmp, index=False)
 
 
-def write_json(obj, path: str) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, allow_nan=False)  # strict JSON: an undefined value is null
-
-
-def read_json(path: str):
-    with open(path) as f:
-        return json.load(f)
-
-
 def machine_description(device: torch.device) -> str:
     """The processor a run ran on, e.g. ``x86_64 CPU, 2 cores, torch 2.13.0+cpu``."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     return f"{platform.machine()} {name}, {os.cpu_count()} cores, torch {torch.__version__}"
-
-
-def save_tensors(tensors: dict[str, torch.Tensor], path: str) -> None:
-    from safetensors.torch import save_file
-
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp)

@@ -40,10 +40,11 @@ from agwm.config import (  # noqa: F401  (the schema, part of this module's inte
     setting_fields,
 )
 from agwm.data import METRICS, TASK_ALIASES, TASK_TYPES, TASKS, metric_error
+from agwm.files import atomic_path
 from agwm.mixup import ALPHA_CONFIG_NAME, FORMULATIONS, read_alpha_settings
 from agwm.models import model_path
 from agwm.registry import METHODS, install_hint
-from agwm.run_folder import TASK_WEIGHTS_NAME, atomic_path, check_output_dir
+from agwm.run_folder import TASK_WEIGHTS_NAME, check_output_dir
 from agwm.runtime import REPORTERS, tensorboard_installed
 from agwm_problems.engine import HYPERGRADS, engine_config_dir
 from agwm_problems.engine_settings import EngineSettings, load_engine_settings

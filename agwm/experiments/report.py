@@ -9,7 +9,7 @@ import re
 
 from agwm.experiments.paired import merge_records, size_order, split_unscored
 from agwm.experiments.tables import comparison, markdown_report
-from agwm.run_folder import atomic_path
+from agwm.files import atomic_path
 from agwm.settings import refuse_unknown
 from agwm_problems.overrides import ConfigError
 
