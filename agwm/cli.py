@@ -171,14 +171,14 @@ def main_guard(body: Callable[[], None], stopped: str = RUN_STOPPED) -> None:
     """Run ``body``; a bad setting or bad data ends the program with one line and exit code 2, a
     run that diverged with one line and exit code 3, SIGINT / SIGTERM with one line (``stopped``
     says what is left) and 130 / 143."""
-    from agwm.data import DataError  # while a signal still ends the start in one line (exit_on_signals)
+    from agwm.errors import ConfigError, DataError  # while a signal still ends the start in one line
     from agwm.runtime import EXIT_FAILED, RunFailed, disk_full
-    from agwm_problems.overrides import ConfigError
+    from agwm_problems import ConfigError as ProblemsConfigError
 
     raise_on_signals()
     try:
         body()
-    except (ConfigError, DataError) as error:
+    except (ConfigError, DataError, ProblemsConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except RunFailed as error:
@@ -233,7 +233,7 @@ def finetune(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     def body() -> None:
-        from agwm_problems.overrides import ConfigError
+        from agwm.errors import ConfigError
 
         cfg = run_config(args, "finetune")
         for flag, path in (("--alphas", args.alphas), ("--start-weights", args.start_weights)):
@@ -292,9 +292,9 @@ def experiment(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     def body() -> None:
+        from agwm.errors import ConfigError
         from agwm.experiments.grid import RayOptions, load_grid, part_of, read_records, run_grid
         from agwm.runtime import EXIT_FAILED
-        from agwm_problems.overrides import ConfigError
 
         given = {name: value for name in ("address", "cpus_per_run", "gpus_per_run", "retries")
                  if (value := getattr(args, name)) is not None}  # the rest keep RayOptions' defaults

@@ -33,15 +33,13 @@ from datasets import Dataset, Features, Value
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from agwm.errors import DataError  # noqa: F401  (part of this module's interface)
+
 DATA_DIR_ENV = "GLUE_DIR"
 TASK_TYPES = ("classification", "regression")
 CLASSIFICATION_METRICS = ("accuracy", "f1", "macro-f1", "mcc")
 REGRESSION_METRICS = ("spearman", "pearson")
 METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
-
-
-class DataError(ValueError):
-    """A data folder, file or row that cannot be used; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from agwm.baselines.recipe import Fitted, make_recipe
 from agwm.data import data_fingerprint, random_splits, stream_seed, tokenize
+from agwm.errors import ConfigError
 from agwm.metrics import Predictions, compute_metrics, evaluate, predict
 from agwm.mixup import (
     alpha_parameters,
@@ -60,7 +61,6 @@ from agwm.runtime import (
     weights_and_alphas_optimizer,
 )
 from agwm.settings import RunConfig, check_finetune_inputs, with_saved_alphas, write_resolved
-from agwm_problems.overrides import ConfigError
 
 
 def load_start_weights(model, path: str) -> None:

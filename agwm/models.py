@@ -22,7 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from importlib import metadata
 
-from agwm_problems.overrides import ConfigError
+from agwm.errors import ConfigError
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 HUB_DEFAULT_MODEL = f"sentence-transformers/{DEFAULT_MODEL_NAME}"

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
+from agwm.errors import ConfigError
 from agwm.files import atomic_path, write_json
-from agwm_problems.overrides import ConfigError
 
 if TYPE_CHECKING:
     from agwm.data import Task

@@ -47,9 +47,9 @@ from agwm.data import (
     stream_seed,
     tokenize,
 )
+from agwm.errors import ConfigError
 from agwm.mixup import inject_mixup
 from agwm.models import model_path
-from agwm_problems.overrides import ConfigError
 
 if TYPE_CHECKING:
     from agwm.settings import RunConfig

@@ -23,6 +23,7 @@ from betty.configs import Config
 from tqdm.auto import tqdm
 
 from agwm.data import data_fingerprint, random_splits, stream_seed
+from agwm.errors import from_problems
 from agwm.mixup import (
     alpha_parameters,
     alpha_state_dict,
@@ -172,7 +173,7 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
         progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
 
     start = time.perf_counter()
-    with progress, autocast(cfg.bf16, data.device):  # a failed run's error line after the bar
+    with progress, autocast(cfg.bf16, data.device), from_problems():  # a failed run's error line after the bar
         inner, outer = (problems + [None])[:2]  # one level for joint and inner_only
         build_engine(inner, outer, settings.engine, iterations, data.device, on_step).run()
     summary = {"fold": fold, "iterations": iterations, **{f"final_{k}": v for k, v in losses.items()},
@@ -187,7 +188,8 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     ``log.csv`` and, last, ``metrics.json``."""
     check_search_inputs(cfg)
     device = resolve_device(cfg.device)
-    settings = dataclasses.replace(settings, engine=engine_config_on(settings.engine, device))
+    with from_problems():
+        settings = dataclasses.replace(settings, engine=engine_config_on(settings.engine, device))
     start = time.perf_counter()
     data = load_run_data(cfg, device)
     if cfg.finetune.holdout:

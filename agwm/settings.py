@@ -40,6 +40,7 @@ from agwm.config import (  # noqa: F401  (the schema, part of this module's inte
     setting_fields,
 )
 from agwm.data import METRICS, TASK_ALIASES, TASK_TYPES, TASKS, metric_error
+from agwm.errors import ConfigError, from_problems
 from agwm.files import atomic_path
 from agwm.mixup import ALPHA_CONFIG_NAME, FORMULATIONS, read_alpha_settings
 from agwm.models import model_path
@@ -48,11 +49,7 @@ from agwm.run_folder import TASK_WEIGHTS_NAME, check_output_dir
 from agwm.runtime import REPORTERS, tensorboard_installed
 from agwm_problems.engine import HYPERGRADS, engine_config_dir
 from agwm_problems.engine_settings import EngineSettings, load_engine_settings
-from agwm_problems.overrides import (
-    ConfigError,  # noqa: F401  (the one error class of settings, here and in problems)
-    parse_overrides,
-    set_path,
-)
+from agwm_problems.overrides import parse_overrides, set_path
 
 
 def build_run_config(flags: dict[str, Any], overrides: list[str] = (), base: RunConfig | None = None) -> RunConfig:
@@ -60,13 +57,14 @@ def build_run_config(flags: dict[str, Any], overrides: list[str] = (), base: Run
     and then by ``overrides`` that are not engine keys; validated."""
     cfg = base or RunConfig()
     written: dict[str, str] = {}
-    for path, value in flags.items():
-        if value is not None:
-            set_path(cfg, path, value, FLAGS.get(path, path))
-    for key, value, text in parse_overrides(list(overrides)):
-        if key.split(".")[0] not in ("inner", "outer", "engine"):
-            set_path(cfg, key, value, text)
-            written[key] = text
+    with from_problems():  # the key=value machinery is agwm_problems'
+        for path, value in flags.items():
+            if value is not None:
+                set_path(cfg, path, value, FLAGS.get(path, path))
+        for key, value, text in parse_overrides(list(overrides)):
+            if key.split(".")[0] not in ("inner", "outer", "engine"):
+                set_path(cfg, key, value, text)
+                written[key] = text
     given = {path for path, value in flags.items() if value is not None} | set(written)
     normalise(cfg)
     if "search.problem" not in given and given.intersection(outer_level_settings()):
@@ -249,7 +247,8 @@ def run_engine_settings(cfg: RunConfig, overrides: list[str] = ()) -> EngineSett
     ``outer.*`` / ``engine.*`` overrides, then ``search.alpha_every`` N as ``inner.unroll_steps``: one
     outer step every N inner steps, its schedule counted in outer steps. An unroll_steps other than 1
     from the file or an override that disagrees with N stops."""
-    settings = load_engine_settings(engine_config_path(cfg), overrides)
+    with from_problems():
+        settings = load_engine_settings(engine_config_path(cfg), overrides)
     every = cfg.search.alpha_every
     if every is None or every == settings.inner.unroll_steps:
         return settings

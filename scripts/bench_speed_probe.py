@@ -28,8 +28,8 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from agwm.cli import require_at_least
-from agwm.run_folder import machine_description
 from agwm.models import default_model
+from agwm.run_folder import machine_description
 from agwm.runtime import HIDDEN, INTERMEDIATE, adamw, model_loss, speed_probe
 
 COMPETITOR = "import torch\na = torch.randn(1024, 1024)\nwhile True:\n    a @ a\n"

@@ -8,10 +8,10 @@ grid's tasks, sizes and seeds are read."""
 import argparse
 import sys
 
+from agwm.errors import ConfigError
 from agwm.experiments import rules
 from agwm.experiments.grid import load_grid, read_records, task_name
 from agwm.experiments.paired import merge_records, split_unscored
-from agwm_problems.overrides import ConfigError
 
 # grid file stem -> (rule, the results files of its partner runs, as its header names them)
 RULES = {

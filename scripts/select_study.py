@@ -33,10 +33,10 @@ def main() -> None:
     args = p.parse_args()
 
     def body() -> None:
+        from agwm.errors import ConfigError
         from agwm.experiments.grid import load_grid, read_records
         from agwm.experiments.selection import selection_grid, selection_study, study_text
         from agwm.settings import refuse_unknown
-        from agwm_problems.overrides import ConfigError
 
         grid = load_grid(args.grid)
         tasks = [t for t in grid.tasks if isinstance(t, dict)]

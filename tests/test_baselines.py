@@ -14,10 +14,10 @@ from agwm.baselines.recipe import make_recipe
 from agwm.baselines.reinit.recipe import reinit_top_layers
 from agwm.baselines.subnetworks.recipe import BernoulliGradientMask, DynamicSelection, top_fraction_masks
 from agwm.data import get_task, make_loader
+from agwm.errors import ConfigError
 from agwm.finetune import run_finetune, train
 from agwm.runtime import RunLog, UniformSoup, build_model, device_of, load_run_data, model_loss
 from agwm.settings import build_run_config
-from agwm_problems.overrides import ConfigError
 
 CPU = torch.device("cpu")
 

@@ -120,8 +120,8 @@ def test_search_runs_with_every_hypergradient_as_the_brief_writes_it(hypergrad, 
                                               ({"engine_config": None}, ["search.alpha_lr=1e-3"]),
                                               ({"search.alpha_every": 3}, []), ({}, ["hypergrad=cg"])])
 def test_an_outer_level_setting_selects_bilevel_unless_problem_is_given(flags, overrides):
+    from agwm.errors import ConfigError
     from agwm.settings import build_run_config
-    from agwm_problems.overrides import ConfigError
 
     assert build_run_config({"task": "stsb", **flags}, overrides).search.problem == "bilevel"
     assert build_run_config({"task": "stsb"}, []).search.problem == "inner_only"
@@ -150,8 +150,8 @@ def test_alpha_every_steps_alpha_once_every_n_inner_steps(glue_dir, tiny_model_d
 
 
 def test_alpha_every_sets_unroll_steps_and_refuses_a_conflict(tmp_path):
+    from agwm.errors import ConfigError
     from agwm.settings import build_run_config, run_engine_settings
-    from agwm_problems.overrides import ConfigError
 
     cfg = build_run_config({"task": "stsb"}, ["search.alpha_every=5"])
     assert run_engine_settings(cfg).inner.unroll_steps == 5

@@ -7,12 +7,12 @@ import pytest
 import torch
 from betty.configs import EngineConfig
 
+from agwm.errors import ConfigError
 from agwm.experiments.methods import METHODS
 from agwm.finetune import run_finetune
 from agwm.runtime import resolve_device, speed_probe
 from agwm.settings import build_run_config
 from agwm_problems import HYPERGRADS, engine_config_on
-from agwm_problems.overrides import ConfigError
 from tests.conftest import run_script
 from tests.test_cli import base
 
@@ -40,7 +40,9 @@ def test_auto_is_the_gpu_when_there_is_one():
 def test_betty_places_the_problems_on_the_run_device():
     assert engine_config_on(EngineConfig(), torch.device("cpu")).strategy == "cpu"
     assert engine_config_on(EngineConfig(strategy="cpu"), torch.device("cpu")).train_iters == EngineConfig().train_iters
-    with pytest.raises(ConfigError, match="engine.strategy=gpu is not allowed with device cpu: default or cpu"):
+    from agwm_problems import ConfigError as ProblemsConfigError  # the problems' own error class
+
+    with pytest.raises(ProblemsConfigError, match="engine.strategy=gpu is not allowed with device cpu: default or cpu"):
         engine_config_on(EngineConfig(strategy="gpu"), torch.device("cpu"))
 
 

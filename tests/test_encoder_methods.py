@@ -12,12 +12,12 @@ from sklearn.linear_model import LogisticRegression
 
 from agwm.baselines.sentence_encoder.encoder import SCORERS, class_probabilities, load_encoder_model
 from agwm.data import CLASSIFICATION_METRICS
+from agwm.errors import ConfigError
 from agwm.experiments.methods import grid_method, method_names
 from agwm.finetune import run_finetune
 from agwm.registry import METHODS as FINETUNE_METHODS
 from agwm.registry import FinetuneMethod
 from agwm.settings import build_run_config
-from agwm_problems.overrides import ConfigError
 from tests.conftest import REPO, run_script
 
 TEXTCLS = REPO.parent / "shared" / "textcls"

@@ -9,13 +9,13 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification
 
 from agwm.data import get_task
+from agwm.errors import ConfigError
 from agwm.finetune import load_start_weights, run_finetune
 from agwm.mixup import inject_from_saved, mixup_layers
 from agwm.run_folder import TASK_WEIGHTS_NAME
 from agwm.search import run_search
 from agwm.settings import build_run_config, engine_config_path
 from agwm_problems.engine_settings import load_engine_settings
-from agwm_problems.overrides import ConfigError
 
 CPU = torch.device("cpu")
 
@@ -114,7 +114,7 @@ def test_holdout_runs_search_and_finetune_on_the_training_part_and_score_on_the_
 def test_the_finetune_starts_from_the_task_weights_beside_the_alphas_unless_told_pretrained(
         tiny_model_dir, glue_dir, tmp_path, monkeypatch):
     import agwm.finetune
-    from agwm_problems.overrides import ConfigError
+    from agwm.errors import ConfigError
 
     flags = {"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
              "search.folds": 1, "search.max_steps": 1}

@@ -8,13 +8,13 @@ import torch
 from safetensors.torch import load_file
 
 from agwm.data import DataError, get_task
+from agwm.errors import ConfigError
 from agwm.experiments import grid as grid_module
 from agwm.experiments.grid import append_record, config_changes, load_grid, part_of, read_records, run_grid
 from agwm.experiments.methods import METHODS, joint_finetune, random_alpha, vanilla
 from agwm.mixup import alpha_state_dict
 from agwm.runtime import WORKLOAD, build_model, speed_probe
 from agwm.settings import build_run_config
-from agwm_problems.overrides import ConfigError
 
 CPU = torch.device("cpu")
 

@@ -12,8 +12,8 @@ from importlib import metadata
 import pytest
 
 from agwm import models
+from agwm.errors import ConfigError
 from agwm.models import SplitZipModel, model_path, packaged_model_folder
-from agwm_problems.overrides import ConfigError
 from tests.conftest import run_script
 
 WEIGHTS = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      " * 40  # content only: nothing loads it

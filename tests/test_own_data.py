@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from agwm.data import get_task, load_files, load_split, stratified_holdout
+from agwm.errors import ConfigError
 from agwm.experiments.grid import load_grid, read_records, run_grid
 from agwm.experiments.selection import select
-from agwm_problems.overrides import ConfigError
 from tests.conftest import REPO, run_script
 
 ROWS = pd.DataFrame({"review": ["good film", "bad film", "great plot", "awful acting", "fine", "dull", "superb",

@@ -99,7 +99,7 @@ def test_an_error_inside_a_run_stops_the_grid_as_it_does_in_the_pool(local_ray):
 def test_ray_options_are_checked_before_any_run(tmp_path, glue_dir, tiny_model_dir):
     (tmp_path / "grid.yaml").write_text(TINY_GRID.format(glue=glue_dir, model=tiny_model_dir, out=tmp_path))
     grid = load_grid(str(tmp_path / "grid.yaml"))
-    from agwm_problems.overrides import ConfigError
+    from agwm.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--retries -1 is not allowed: at least 0"):
         run_grid(grid, ray=RayOptions(retries=-1))

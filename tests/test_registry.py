@@ -11,8 +11,8 @@ from torch import nn
 
 from agwm.baselines.recipe import Recipe
 from agwm.data import Task
+from agwm.errors import ConfigError
 from agwm.registry import METHODS, FinetuneMethod, methods_table, register_method
-from agwm_problems.overrides import ConfigError
 from tests.conftest import REPO, run_script
 from tests.test_own_data import user_files
 
@@ -118,3 +118,12 @@ def test_the_docs_methods_table_is_the_registrys():
     """docs/methods.md is written by scripts/methods_table.py; after adding a method, run it again."""
     text = (REPO / "docs" / "methods.md").read_text()
     assert methods_table() in text
+
+
+@pytest.mark.parametrize("module", ["agwm.run_folder", "agwm.files", "agwm.errors", "agwm.mixup", "agwm.data"])
+def test_agwms_own_modules_load_without_betty(module):
+    """agwm's errors are its own (agwm.errors): writing a run's files, or the mixup layer, needs nothing of Betty."""
+    code = f"import sys, {module}\nprint([m for m in sys.modules if m == 'betty' or m.startswith('agwm_problems')])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from agwm.data import DataError, load_files
+from agwm.errors import ConfigError
 from agwm.experiments.grid import load_grid, read_records, run_grid
 from agwm.experiments.selection import select
-from agwm_problems.overrides import ConfigError
 from tests.conftest import REPO, run_script
 from tests.test_faults import assert_one_line
 

@@ -25,9 +25,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from agwm.errors import ConfigError
 from agwm.registry import install_hint
 from agwm.runtime import RunFailed
-from agwm_problems.overrides import ConfigError
 
 
 def run_in_processes(fn: Callable, items: Iterable, workers: int, on_result: Callable[[object], None]) -> None:

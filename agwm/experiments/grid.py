@@ -21,6 +21,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from agwm.data import DataError, data_fingerprint
+from agwm.errors import ConfigError, from_problems
 from agwm.experiments.executors import run_in_processes
 from agwm.experiments.methods import PIPELINES, RENAMED_KINDS, grid_method, selectable_methods
 from agwm.runtime import WORKLOAD as PROBE_WORKLOAD
@@ -34,7 +35,7 @@ from agwm.settings import (
     run_engine_settings,
 )
 from agwm_problems import engine_config_on
-from agwm_problems.overrides import ConfigError, parse_overrides
+from agwm_problems.overrides import parse_overrides
 
 GRID_KEYS = {"tasks", "sizes", "seeds", "methods", "data_dir", "model", "output_dir", "results", "overrides"}
 ENTRY_KEYS = {"name", "method", "overrides", "tasks"}
@@ -115,7 +116,8 @@ class Grid:
         for run in runs:
             if run.entry.method == "mixup":  # build_run_config has refused settings no outer level reads
                 settings = run_engine_settings(run.config, engine_overrides(run.overrides))
-                engine_config_on(settings.engine, resolve_device(run.config.device))
+                with from_problems():
+                    engine_config_on(settings.engine, resolve_device(run.config.device))
         return runs
 
 
@@ -134,7 +136,8 @@ def part_of(grid: Grid, tasks: list[str] | None = None, sizes: list[int] | None 
 
 
 def engine_overrides(overrides: list[str]) -> list[str]:
-    return [text for key, _, text in parse_overrides(overrides) if key.split(".")[0] in ENGINE_SECTIONS]
+    with from_problems():
+        return [text for key, _, text in parse_overrides(overrides) if key.split(".")[0] in ENGINE_SECTIONS]
 
 
 def _list(raw: dict, key: str, kind: type | tuple[type, ...], path: str) -> list:

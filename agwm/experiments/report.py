@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import re
 
+from agwm.errors import ConfigError
 from agwm.experiments.paired import merge_records, size_order, split_unscored
 from agwm.experiments.tables import comparison, markdown_report
 from agwm.files import atomic_path
 from agwm.settings import refuse_unknown
-from agwm_problems.overrides import ConfigError
 
 REPORT_START = re.compile(r"^# Results\n\n\d+ runs; seeds ", re.M)  # in the first lines of every report.md written
 

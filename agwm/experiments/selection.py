@@ -25,12 +25,12 @@ import os
 import statistics
 
 from agwm.data import DataError, Task
+from agwm.errors import ConfigError
 from agwm.experiments.grid import Entry, Grid, read_records, run_grid, task_flags
 from agwm.experiments.methods import MARGIN, PIPELINES, selectable_methods  # noqa: F401
 from agwm.experiments.paired import mean_interval, split_unscored
 from agwm.registry import METHODS as FINETUNE_METHODS
 from agwm.registry import method, task_error  # noqa: F401
-from agwm_problems.overrides import ConfigError
 
 
 def rule_text(margin: float) -> str:

@@ -8,6 +8,7 @@ import statistics
 from collections import defaultdict
 
 from agwm.data import TASKS
+from agwm.errors import ConfigError
 from agwm.experiments.paired import (
     BASELINE,
     best_by_mean,
@@ -25,7 +26,6 @@ from agwm.experiments.paired import (
     time_ratios,
     wilcoxon_p_value,
 )
-from agwm_problems.overrides import ConfigError
 
 
 def format_cell(values: list[float], signed: bool = False) -> str:

@@ -14,7 +14,7 @@ import transformers
 from torch import nn
 
 from agwm.baselines.recipe import Recipe
-from agwm_problems.overrides import ConfigError
+from agwm.errors import ConfigError
 
 
 class PrefixTuningUnsupported(ValueError):
