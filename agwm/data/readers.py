@@ -1,217 +1,51 @@
-"""What a task is (the text and label columns, the classes or regression, the headline metric),
-the eight GLUE tasks as presets of it, the way from files to examples, and from a task's examples
-to batches: low-resource sampling, K random splits, tokenisation, loaders.
-
-A user's own files give a :class:`Task` whose classes are read from the training file; a GLUE
-preset fixes them, with its files' layout, so both go through the same reader. A file is read by
-its extension (``.csv``, ``.tsv``, ``.json``, ``.jsonl``, ``.parquet``), checked, and turned into
-columns ``text_a`` [, ``text_b``] and ``label`` (a class index, or a float for regression); the
-file's own columns are kept beside, so predictions can be written next to them. Every bad file or
-row stops with a :class:`DataError` naming the option, the file and the row.
-
-Every random choice takes its own named stream (:func:`stream_seed`), so the same seed gives the
-same examples and splits to every method, and one method's extra draws never shift another's."""
+"""Files to examples. A file is read by its extension (``.csv``, ``.tsv``, ``.json``, ``.jsonl``,
+``.parquet``), checked, and turned into the columns of :mod:`agwm.data.labels`; the file's own
+columns are kept beside, so predictions can be written next to them. A user's own files give a
+:class:`~agwm.data.tasks.Task` whose classes are read from the training file; a GLUE preset fixes
+them, so both go through the same reader. Every bad file or row stops with a :class:`DataError`
+naming the option, the file and the row. Also: the files a run reads, and their fingerprints."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import functools
 import hashlib
 import io
 import json
-import math
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 import datasets
 import pandas as pd
-import torch
 from datasets import Dataset, Features, Value
-from torch.utils.data import DataLoader
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from agwm.errors import DataError  # noqa: F401  (part of this module's interface)
-
-DATA_DIR_ENV = "GLUE_DIR"
-TASK_TYPES = ("classification", "regression")
-CLASSIFICATION_METRICS = ("accuracy", "f1", "macro-f1", "mcc")
-REGRESSION_METRICS = ("spearman", "pearson")
-METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    text_columns: tuple[str, ...]  # one column, or a pair
-    label_column: str
-    labels: tuple[str, ...] | None  # class values as the files write them, in class-index order; None: regression
-    metric: str  # the headline metric (``score``)
-    names: tuple[str, ...] | None = None  # readable class names where ``labels`` are codes ("0", "1")
-    label_range: tuple[float, float] | None = None  # regression: the labels' scale, if known (STS-B: 0 to 5)
-
-    @property
-    def class_names(self) -> tuple[str, ...] | None:
-        """The classes in class-index order, by name (for GLUE, the ``nyu-mll/glue`` feature names)."""
-        return self.names or self.labels
-
-    @property
-    def is_regression(self) -> bool:
-        return self.labels is None
-
-    @property
-    def num_labels(self) -> int:
-        return 1 if self.labels is None else len(self.labels)
-
-
-def metric_error(metric: str, regression: bool, classes: int | None) -> str | None:
-    """Why ``metric`` cannot score this kind of task, or None if it can."""
-    allowed = REGRESSION_METRICS if regression else CLASSIFICATION_METRICS
-    kind = "regression" if regression else "classification"
-    if metric not in allowed:
-        return f"--metric {metric} is not allowed for a {kind} task: one of {', '.join(allowed)}"
-    if metric == "f1" and classes is not None and classes != 2:
-        return f"--metric f1 is not allowed with {classes} classes: f1 scores two classes; use macro-f1"
-    return None
-
-
-@dataclass(frozen=True)
-class GluePreset:
-    """A GLUE task and the layout of its files in the standard ``glue_data`` folder."""
-
-    task: Task
-    folder: str
-    dev_file: str
-    column_names: tuple[str, ...] | None = None  # a header-less file's columns (CoLA)
-
-    def file(self, data_dir: str, split: str) -> str:
-        folder = os.path.join(data_dir, self.folder)
-        if not os.path.isdir(data_dir):
-            raise DataError(f"data folder {data_dir!r} does not exist")
-        if not os.path.isdir(folder):
-            raise DataError(f"task folder {folder!r} does not exist (expected the GLUE layout "
-                            f"<data_dir>/{self.folder}/)")
-        path = os.path.join(folder, "train.tsv" if split == "train" else self.dev_file)
-        if not os.path.isfile(path):
-            raise DataError(f"data file {path!r} does not exist")
-        return path
-
-    # GLUE's files are tab-separated with quotes as ordinary characters.
-    quoting = csv.QUOTE_NONE
-
-
-def _glue(name, folder, text, label, labels, metric, names=None, dev_file="dev.tsv", column_names=None,
-          label_range=None):
-    return GluePreset(Task(name, text, label, labels, metric, names, label_range), folder, dev_file, column_names)
-
-
-NLI = ("entailment", "not_entailment")
-TASKS: dict[str, GluePreset] = {p.task.name: p for p in [
-    _glue("cola", "CoLA", ("sentence",), "label", ("0", "1"), "mcc", ("unacceptable", "acceptable"),
-          column_names=("source", "label", "original_label", "sentence")),
-    _glue("sst2", "SST-2", ("sentence",), "label", ("0", "1"), "accuracy", ("negative", "positive")),
-    _glue("mrpc", "MRPC", ("#1 String", "#2 String"), "Quality", ("0", "1"), "f1", ("not_equivalent", "equivalent")),
-    _glue("stsb", "STS-B", ("sentence1", "sentence2"), "score", None, "spearman", label_range=(0.0, 5.0)),
-    _glue("qqp", "QQP", ("question1", "question2"), "is_duplicate", ("0", "1"), "f1", ("not_duplicate", "duplicate")),
-    _glue("mnli", "MNLI", ("sentence1", "sentence2"), "gold_label", ("entailment", "neutral", "contradiction"),
-          "accuracy", dev_file="dev_matched.tsv"),
-    _glue("qnli", "QNLI", ("question", "sentence"), "label", NLI, "accuracy"),
-    _glue("rte", "RTE", ("sentence1", "sentence2"), "label", NLI, "accuracy"),
-]}
-TASK_ALIASES = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli"}
-HUB_VALIDATION_SPLIT = {"mnli": "validation_matched"}
-
-
-def get_preset(name: str) -> GluePreset:
-    key = TASK_ALIASES.get(name.lower(), name.lower())
-    if key not in TASKS:
-        raise DataError(f"--task {name} is not allowed: one of {', '.join(TASKS)}")
-    return TASKS[key]
-
-
-def get_task(name: str) -> Task:
-    """The GLUE task ``name`` (an alias such as ``sts-b`` too)."""
-    return get_preset(name).task
-
-
-def resolve_data_dir(data_dir: str | None) -> str | None:
-    """``data_dir``, else ``$GLUE_DIR``, else None (meaning: load from the hub)."""
-    return data_dir or os.environ.get(DATA_DIR_ENV) or None
-
-
-def stream_seed(seed: int, stream: str) -> int:
-    """A 63-bit seed for the named random stream, a pure function of (seed, stream)."""
-    digest = hashlib.sha256(f"{seed}:{stream}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-def generator(seed: int, stream: str, device: torch.device | str = "cpu") -> torch.Generator:
-    """A generator on ``device`` seeded with the ``stream`` of ``seed`` (the CPU and CUDA
-    generators draw different numbers from the same seed)."""
-    return torch.Generator(device=device).manual_seed(stream_seed(seed, stream))
-
-
-def sample_examples(dataset: Dataset, size: int, seed: int) -> Dataset:
-    """``size`` examples drawn without replacement from ``dataset`` by ``seed``."""
-    if not 2 <= size <= len(dataset):
-        raise DataError(f"--train-size {size} is out of range: allowed 2 to {len(dataset)} (the training examples)")
-    order = torch.randperm(len(dataset), generator=generator(seed, "sample"))[:size]
-    return dataset.select(sorted(order.tolist()))
-
-
-def random_splits(size: int, folds: int, ratio: float, seed: int) -> list[tuple[list[int], list[int]]]:
-    """``folds`` independent random (train, validation) index splits with ``round(ratio * size)``
-    training indices each (at least one index on each side)."""
-    if folds < 1:
-        raise DataError(f"--folds {folds} is not allowed: at least 1")
-    if not 0.0 < ratio < 1.0:
-        raise DataError(f"--split-ratio {ratio} is not allowed: strictly between 0 and 1")
-    n_train = min(max(round(ratio * size), 1), size - 1)
-    splits = []
-    for k in range(folds):
-        order = torch.randperm(size, generator=generator(seed, f"split{k}")).tolist()
-        splits.append((sorted(order[:n_train]), sorted(order[n_train:])))
-    return splits
-
-
-def tokenize(dataset: Dataset, task: Task, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
-    """Token ids of ``text_a`` [and ``text_b``], truncated to ``max_length``; padding is left to
-    the collator (dynamic padding). Regression labels become float32; a dataset without labels
-    (a test file) stays without."""
-    def encode(batch):
-        texts = [batch["text_a"]] + ([batch["text_b"]] if "text_b" in batch else [])
-        return tokenizer(*texts, truncation=True, max_length=max_length)
-
-    text_columns = [c for c in dataset.column_names if c.startswith("text_")]
-    # the fingerprint named, not hashed: datasets would pickle the whole tokenizer (about 0.5 s a call)
-    fingerprint = hashlib.sha256(f"{dataset._fingerprint} {tokenizer.name_or_path} {len(tokenizer)} "
-                                 f"{max_length}".encode()).hexdigest()[:16]
-    encoded = dataset.map(encode, batched=True, remove_columns=text_columns, new_fingerprint=fingerprint)
-    if "label" not in encoded.column_names:
-        return encoded
-    encoded = encoded.rename_column("label", "labels")
-    if task.is_regression:
-        encoded = encoded.cast_column("labels", Value("float32"))
-    return encoded
-
-
-def make_loader(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, batch_size: int,
-                shuffle: bool, seed: int = 0, stream: str = "order", device: torch.device | str = "cpu") -> DataLoader:
-    """Batches padded to their longest example, on ``device``; the shuffle order is the ``stream``
-    of ``seed`` (drawn on the CPU, so it is the same on every device)."""
-    pad = DataCollatorWithPadding(tokenizer)
-    return DataLoader(
-        dataset.with_format("torch"), batch_size=batch_size, shuffle=shuffle,
-        collate_fn=lambda features: {k: v.to(device) for k, v in pad(features).items()},  # a plain dict for Betty
-        generator=generator(seed, stream) if shuffle else None,
-    )
-
+from agwm.data.labels import (
+    class_order,
+    guess_task_type,
+    label_key,
+    refuse_output_columns,
+    refuse_stray_non_numbers,
+    stratified_holdout,
+    to_examples,
+)
+from agwm.data.tasks import (
+    HUB_VALIDATION_SPLIT,
+    GluePreset,
+    Task,
+    _with_metric,
+    get_preset,
+    metric_error,
+    resolve_data_dir,
+)
+from agwm.errors import DataError
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
 DEFAULT_TEXT_COLUMNS = (("text",), ("sentence",), ("sentence1", "sentence2"))
+
 DEFAULT_LABEL_COLUMN = "label"
+
 NO_ROWS = "{option} {path} is not allowed: it has no rows"
 
 
@@ -379,7 +213,6 @@ def read_delimited(path: str, option: str, delimiter: str, quoting: int, column_
     return Dataset.from_dict({header[i]: [row[i] for row in rows] for i in keep},
                              features=Features({header[i]: Value("string") for i in keep}))
 
-
 DELIMITERS = ("\t", ";", ",", "|")  # what a misnamed delimited file is likely separated by
 
 
@@ -408,146 +241,6 @@ def require_columns(table: Dataset, columns: dict[str, list[str]], path: str) ->
             raise DataError(f"{option} {' '.join(missing)} is not allowed: no such column in {path}; "
                             f"its columns are {', '.join(repr(c) if found else c for c in table.column_names)}"
                             f"{hint}")
-
-
-def output_columns(task: Task) -> list[str]:
-    """The columns that predictions add beside a file's own (:mod:`agwm.run_folder`)."""
-    return ["prediction", *([] if task.is_regression else [f"prob_{name}" for name in task.class_names])]
-
-
-def refuse_output_columns(table: Dataset, task: Task, path: str, option: str) -> None:
-    """A file whose rows are written back with predictions must not hold a column they would replace."""
-    taken = [c for c in output_columns(task) if c in table.column_names]
-    if taken:
-        raise DataError(f"{option} {path} is not allowed: its column {taken[0]!r} would be replaced by the "
-                        f"predictions written beside its rows; rename it")
-
-
-def label_key(value) -> str | None:
-    """A label as one string, the same for every format: numbers equal as numbers are one label (``1``,
-    ``1.0``, ``"1.0"`` and ``" 1 "`` are all ``"1"``), text as written without the spaces around it;
-    None if missing. A NaN or infinite number stays as written, for :func:`label_problem` to refuse."""
-    if value is None or isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return str(value)
-    text = str(value).strip()
-    if not text:
-        return None
-    if INTEGER.fullmatch(text):
-        return str(int(text))
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    if not math.isfinite(number):
-        return text
-    return str(int(number)) if number.is_integer() else repr(number)
-
-
-INTEGER = re.compile(r"[+-]?\d+")
-
-
-def label_problem(key: str) -> str | None:
-    """Why ``key`` cannot be a label (a NaN or an infinity), or None."""
-    try:
-        number = float(key)
-    except ValueError:
-        return None
-    return None if math.isfinite(number) else "NaN and infinite values are not labels"
-
-
-def _as_number(key: str | None) -> float | None:
-    try:
-        number = float(key)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def guess_task_type(keys: list[str]) -> str:
-    """Regression when every label is a number and one of them is not a whole number; else classification."""
-    numbers = [_as_number(k) for k in keys]
-    if all(n is not None for n in numbers) and any(not n.is_integer() for n in numbers):
-        return "regression"
-    return "classification"
-
-
-def refuse_stray_non_numbers(keys: list[str], path: str, label_column: str) -> None:
-    """Labels that are real numbers but for a few (fewer than half) that are not: a regression file
-    with a bad value, refused at the first, rather than read as that many classes."""
-    numbers = [_as_number(k) for k in keys]
-    strays = [row for row, n in enumerate(numbers, start=1) if n is None]
-    if strays and len(strays) < len(keys) / 2 and any(n is not None and not n.is_integer() for n in numbers):
-        raise DataError(f"{path}, row {strays[0]}: label {keys[strays[0] - 1]!r} in column {label_column!r} is not a "
-                        f"number, while {len(keys) - len(strays)} of {len(keys)} labels are real numbers (a "
-                        "regression file); correct it, or give --task-type classification")
-
-
-def class_order(keys: set[str]) -> tuple[str, ...]:
-    """The classes in index order: by value when all are whole numbers, else alphabetically."""
-    if all(_as_number(k) is not None and _as_number(k).is_integer() for k in keys):
-        return tuple(sorted(keys, key=float))
-    return tuple(sorted(keys))
-
-
-def to_examples(table: Dataset, task: Task, path: str, labelled: bool = True) -> Dataset:
-    """Columns ``text_a`` [, ``text_b``] and, if ``labelled``, ``label``: the class index of the
-    row's label in ``task.labels``, or its value as a float for regression."""
-    columns = {}
-    for i, name in enumerate(task.text_columns):
-        values = table[name][:]  # one list: iterating a column formats row by row
-        for row, text in enumerate(values, start=1):
-            if text is not None and not isinstance(text, str):
-                kind = {dict: "an object", list: "a list"}.get(type(text), f"a {type(text).__name__}")
-                raise DataError(f"{path}, row {row}: column {name!r} holds {kind} ({str(text)[:40]}), not text")
-            if text is None or not text.strip():
-                raise DataError(f"{path}, row {row}: empty text in column {name!r}")
-        columns[f"text_{'ab'[i]}"] = list(values)
-    if labelled:
-        index = {label: i for i, label in enumerate(task.labels or ())}
-        labels = []
-        for row, value in enumerate(table[task.label_column][:], start=1):
-            key, shown = label_key(value), str(value).strip()  # messages quote the label as written
-            if key is None:
-                raise DataError(f"{path}, row {row}: no label in column {task.label_column!r}")
-            problem = label_problem(key)  # a NaN or an infinity: refused before it can become a class
-            if problem:
-                raise DataError(f"{path}, row {row}: label {shown!r} in column {task.label_column!r} is not "
-                                f"allowed: {problem}")
-            if task.is_regression:
-                number = _as_number(key)
-                if number is None:
-                    raise DataError(f"{path}, row {row}: label {shown!r} is not a number (a regression task)")
-                low, high = task.label_range or (-math.inf, math.inf)
-                if not low <= number <= high:
-                    raise DataError(f"{path}, row {row}: label {shown!r} is outside the task's range {low:g} to "
-                                    f"{high:g}")
-                labels.append(number)
-            elif key in index:
-                labels.append(index[key])
-            else:
-                raise DataError(f"{path}, row {row}: label {shown!r} is not one of {list(task.labels)}")
-        columns["label"] = labels
-    return Dataset.from_dict(columns)
-
-
-def stratified_holdout(labels: list, fraction: float, seed: int, regression: bool) -> tuple[list[int], list[int]]:
-    """(kept, held-out) row indices: ``round(fraction * n_c)`` rows of each class c held out, drawn
-    by the ``validation`` stream of ``seed``, at least one row of each class kept (regression: one
-    draw over all rows). Both lists are in file order."""
-    groups: dict = {}
-    for i, label in enumerate(labels):
-        groups.setdefault(None if regression else label, []).append(i)
-    held = []
-    for k, (_, rows) in enumerate(sorted(groups.items(), key=lambda item: str(item[0]))):
-        order = torch.randperm(len(rows), generator=generator(seed, f"validation/{k}")).tolist()
-        take = min(round(fraction * len(rows)), len(rows) - 1)
-        held += [rows[j] for j in order[:take]]
-    held_set = set(held)
-    return [i for i in range(len(labels)) if i not in held_set], sorted(held)
 
 
 def load_glue(name: str, data_dir: str | None, metric: str | None = None, test_file: str | None = None) -> Examples:
@@ -607,13 +300,6 @@ def load_from_hub(preset: GluePreset, split: str) -> Dataset:
     text = [c for c in ds.column_names if c not in ("label", "idx")]
     ds = ds.rename_columns({c: f"text_{'ab'[i]}" for i, c in enumerate(text)})
     return ds.remove_columns([c for c in ds.column_names if c == "idx"])
-
-
-def _with_metric(task: Task, metric: str) -> Task:
-    error = metric_error(metric, task.is_regression, task.num_labels)
-    if error:
-        raise DataError(error)
-    return dataclasses.replace(task, metric=metric)
 
 
 def default_text_columns(table: Dataset, label_column: str, path: str) -> tuple[str, ...]:
