@@ -18,8 +18,11 @@ def test_a_plain_install_runs_a_search_from_another_folder(tmp_path, tiny_model_
     built = subprocess.run(pip, capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-2000:]
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
-    code = ("import agwm, problems; print(agwm.__file__); print(problems.__file__); "
-            "print(problems.engine_config_dir())")
+    for name in ("problems", "engine_configs"):  # a user's folders of those names, where the commands run
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("raise ImportError('the user folder was imported')\n")
+    code = ("import agwm, agwm_problems; print(agwm.__file__); print(agwm_problems.__file__); "
+            "print(agwm_problems.engine_config_dir())")
     found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert found.returncode == 0, found.stderr[-2000:]
     where = found.stdout.split()
