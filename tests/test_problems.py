@@ -164,6 +164,7 @@ def test_importing_problems_alone_registers_every_method():
     assert out.strip() == str(sorted(["agwm_cg", "agwm_darts", "agwm_neumann", "agwm_reverse", "agwm_sama"]))
 
 
+@pytest.mark.slow
 def test_problems_imports_without_agwm_and_a_users_problems_folder_shadows_neither(tmp_path, glue_dir):
     """The repository's problems/ and engine_configs/ install as agwm_problems and agwm_engine_configs: a
     folder holding directories of those names (a user's own study) shadows neither, and agwm_problems
