@@ -163,6 +163,7 @@ def test_a_record_cut_short_is_ignored_and_removed_by_the_next_append(tmp_path):
     assert open(path).read().count("\n") == 2
 
 
+@pytest.mark.slow  # reads every task's files (several seconds): the quick loop stays under two minutes
 def test_a_part_of_the_grid_by_task_size_method_and_seed(fake_method, glue_dir, tmp_path):
     grid = load_grid(write_grid(tmp_path, glue_dir, GRID.replace("sizes: [50]", "sizes: [50, 60]")))
     assert run_grid(part_of(grid, tasks=["mrpc"], sizes=[60])) == (4, 0)

@@ -247,6 +247,7 @@ def test_the_recommended_classification_command_predicts_label_names(user_style_
     assert [a["label"] for a in classify(list(predictions["text"]))] == list(predictions["prediction"])
 
 
+@pytest.mark.slow  # reads every task's files (several seconds): the quick loop stays under two minutes
 def test_a_grid_takes_a_user_task_beside_a_glue_name(user_style_csvs, glue_dir, tiny_model_dir, tmp_path):
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text(f"""
