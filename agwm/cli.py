@@ -36,6 +36,7 @@ _DEFAULT_HANDLERS = {signum: signal.signal(signum, _stopped_while_starting) for 
 import argparse  # noqa: E402
 import functools  # noqa: E402
 import multiprocessing  # noqa: E402
+import re  # noqa: E402
 import typing  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
@@ -150,6 +151,24 @@ def parser(description: str, command: str) -> argparse.ArgumentParser:
     return p
 
 
+OVERRIDE = re.compile(r"[A-Za-z_][\w.]*=.*")  # key=value
+
+
+def parse(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``p.parse_args(argv)``, with the ``key=value`` overrides that a list flag took in (``--report-to
+    none finetune.epochs=1``: argparse gives both to --report-to) moved back to the overrides."""
+    args = p.parse_args(argv)
+    if not hasattr(args, "overrides"):
+        return args
+    for name, value in vars(args).items():
+        if name != "overrides" and isinstance(value, list) and any(isinstance(v, str) and OVERRIDE.fullmatch(v)
+                                                                   for v in value):
+            kept = [v for v in value if not (isinstance(v, str) and OVERRIDE.fullmatch(v))]
+            args.overrides = [v for v in value if v not in kept] + args.overrides
+            setattr(args, name, kept or None)
+    return args
+
+
 def run_config(args: argparse.Namespace, command: str):
     """The run's validated :class:`~agwm.settings.RunConfig` from the parsed flags and overrides."""
     from agwm.settings import build_run_config, flag_settings
@@ -202,7 +221,7 @@ def search(argv: list[str] | None = None) -> None:
     --problem inner_only); with --hypergrad NAME (or --problem bilevel) also the mixup attention
     alpha, learned on the split's held-out part by bi-level optimisation on Betty."""
     p = parser(_summary(search), "search")
-    args = p.parse_args(argv)
+    args = parse(p, argv)
 
     def body() -> None:
         from agwm.settings import run_engine_settings
@@ -230,7 +249,7 @@ def finetune(argv: list[str] | None = None) -> None:
                         "the alphas file, or the pretrained weights with search.finetune_start=pretrained)")
     p.add_argument("--save-model", action="store_true", help="also write the merged model to <output-dir>/model "
                    "(loads with transformers alone)")
-    args = p.parse_args(argv)
+    args = parse(p, argv)
 
     def body() -> None:
         from agwm.errors import ConfigError
@@ -289,7 +308,7 @@ def experiment(argv: list[str] | None = None) -> None:
     p.add_argument("--methods", nargs="+", default=None, help="run only these of the grid's method entries (names)")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="run only these of the grid's seeds (default: all)")
-    args = p.parse_args(argv)
+    args = parse(p, argv)
 
     def body() -> None:
         from agwm.errors import ConfigError
@@ -333,7 +352,7 @@ def report(argv: list[str] | None = None) -> None:
                         "95%% interval and p-values")
     p.add_argument("--compare-searches", nargs="*", default=[], metavar="LABEL=FOLDER",
                    help="search folders to compare in <output-dir>/alpha_movement.png")
-    args = p.parse_args(argv)
+    args = parse(p, argv)
 
     def body() -> None:
         from agwm.experiments.report import write_report
@@ -369,7 +388,7 @@ def select(argv: list[str] | None = None) -> None:
     p.add_argument("--output-dir", required=True, help="the selection's folder: its runs, records and tables")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="settings for every method, e.g. "
                    "finetune.epochs=5")
-    args = p.parse_args(argv)
+    args = parse(p, argv)
     if args.train_file is None:
         p.error("the following arguments are required: --train-file")
 

@@ -172,3 +172,19 @@ def test_the_agwm_command_lists_its_commands_and_refuses_an_unknown_one():
     wrong = subprocess.run([sys.executable, "-m", "agwm", "serch"], capture_output=True, text=True, cwd=REPO)
     assert wrong.returncode == 2 and "agwm: error: serch is not allowed: one of search, finetune" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_a_list_flag_leaves_the_key_value_settings_after_it_to_the_overrides(glue_dir, tmp_path, capsys):
+    """``--report-to none finetune.epochs=1``: argparse gives both words to the list flag; agwm gives the
+    setting back."""
+    from agwm.cli import finetune, parse, parser
+
+    args = parse(parser("finetune", "finetune"), ["--task", "rte", "--output-dir", "x", "--report-to", "none",
+                                                  "finetune.epochs=1", "--text-columns", "a", "b", "mixout.p=0.5"])
+    assert args.report_to == ["none"] and args.text_columns == ["a", "b"]
+    assert sorted(args.overrides) == ["finetune.epochs=1", "mixout.p=0.5"]
+    with pytest.raises(SystemExit) as stopped:  # the run reads it: an epoch count of 0 is refused as written
+        finetune(["--task", "rte", "--data-dir", glue_dir, "--output-dir", str(tmp_path / "out"), "--report-to",
+                  "none", "finetune.epochs=0"])
+    assert stopped.value.code == 2 and not (tmp_path / "out").exists()
+    assert capsys.readouterr().err.strip() == "error: finetune.epochs=0 is not allowed: greater than 0"
