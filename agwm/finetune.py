@@ -23,8 +23,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from agwm.baselines.recipe import Fitted, make_recipe
+from agwm.config import RunConfig
 from agwm.data import data_fingerprint, random_splits, stream_seed, tokenize
 from agwm.errors import ConfigError
+from agwm.inputs import check_finetune_inputs, with_saved_alphas
 from agwm.metrics import Predictions, compute_metrics, evaluate, predict
 from agwm.mixup import (
     alpha_parameters,
@@ -36,6 +38,7 @@ from agwm.mixup import (
     task_parameters,
 )
 from agwm.registry import method
+from agwm.resolved import write_resolved
 from agwm.run_folder import (
     MIXUP_MODEL_DIR,
     TEST_PREDICTIONS_NAME,
@@ -60,7 +63,6 @@ from agwm.runtime import (
     steps_for,
     weights_and_alphas_optimizer,
 )
-from agwm.settings import RunConfig, check_finetune_inputs, with_saved_alphas, write_resolved
 
 
 def load_start_weights(model, path: str) -> None:

@@ -22,8 +22,10 @@ import torch
 from betty.configs import Config
 from tqdm.auto import tqdm
 
+from agwm.config import RunConfig
 from agwm.data import data_fingerprint, random_splits, stream_seed
 from agwm.errors import from_problems
+from agwm.inputs import check_search_inputs
 from agwm.mixup import (
     alpha_parameters,
     alpha_state_dict,
@@ -35,6 +37,7 @@ from agwm.mixup import (
     save_tensors,
     task_parameters,
 )
+from agwm.resolved import write_resolved
 from agwm.run_folder import TASK_WEIGHTS_NAME, prepare_output_dir, write_metrics
 from agwm.runtime import (
     RunData,
@@ -55,7 +58,6 @@ from agwm.runtime import (
     steps_for,
     weights_and_alphas_optimizer,
 )
-from agwm.settings import RunConfig, check_search_inputs, write_resolved
 from agwm_problems import AttentionProblem, JointProblem, TaskWeightProblem, build_engine, engine_config_on
 from agwm_problems.engine_settings import EngineSettings
 

@@ -1,27 +1,17 @@
 """How flags and ``key=value`` overrides build a run's :class:`RunConfig` (the schema is
-:mod:`agwm.config`), and one validation pass that checks
-every value, and every saved file a setting names, before any work. Every bad value stops with a
-:class:`ConfigError` that names the option as it was written, the value, and what is allowed.
-Checks do not change the settings: what a saved file decides (its alphas' rank and formulation) is
-returned, and applied by :func:`with_saved_alphas`.
-
-Also here: the hypergradient method's engine settings for a run (the shipped YAML files, the
-overrides, Betty's strategy for the device), and settings as records keep them."""
+:mod:`agwm.config`; the files settings name are checked in :mod:`agwm.inputs`), and one validation
+pass that checks every value before any work. Every bad value stops with a :class:`ConfigError`
+that names the option as it was written, the value, and what is allowed. Also here: the
+hypergradient method's engine settings for a run (the shipped YAML files, the overrides)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from typing import Any
 
 import torch
-import yaml
-from safetensors import SafetensorError
-from safetensors.torch import load_file
-from torch import nn
-from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from agwm.config import (  # noqa: F401  (the schema, part of this module's interface)
     ALPHA_MODES,
@@ -41,11 +31,8 @@ from agwm.config import (  # noqa: F401  (the schema, part of this module's inte
 )
 from agwm.data import METRICS, TASK_ALIASES, TASK_TYPES, TASKS, metric_error
 from agwm.errors import ConfigError, from_problems
-from agwm.files import atomic_path
-from agwm.mixup import ALPHA_CONFIG_NAME, FORMULATIONS, read_alpha_settings
-from agwm.models import model_path
+from agwm.mixup import FORMULATIONS
 from agwm.registry import METHODS, install_hint
-from agwm.run_folder import TASK_WEIGHTS_NAME, check_output_dir
 from agwm.runtime import REPORTERS, tensorboard_installed
 from agwm_problems.engine import HYPERGRADS, engine_config_dir
 from agwm_problems.engine_settings import EngineSettings, load_engine_settings
@@ -82,7 +69,6 @@ def normalise(cfg: RunConfig) -> None:
             setattr(cfg, name, [getattr(cfg, name)])
     if cfg.task is not None and cfg.train_file is None and cfg.train_size is None:
         cfg.train_size = GLUE_TRAIN_SIZE
-
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
@@ -258,224 +244,6 @@ def run_engine_settings(cfg: RunConfig, overrides: list[str] = ()) -> EngineSett
     return dataclasses.replace(settings, inner=dataclasses.replace(settings.inner, unroll_steps=every))
 
 
-def to_dict(obj: Any) -> dict:
-    return dataclasses.asdict(obj)
-
-
-# A setting that only some kinds of method read -> those kinds; for every other kind its value is
-# no change (a grid resumes over it, a report does not list it).
-READ_ONLY_BY = {"search.finetune_start": ("mixup",), "search.problem": ("mixup",), "search.folds": ("mixup",)}
-
-
-def read_by(key: str, kind: str) -> bool:
-    """Whether a method of this kind reads the dotted setting ``key``."""
-    return kind in READ_ONLY_BY.get(key, (kind,))
-
-
-def flatten(config: dict, prefix: str = "") -> dict:
-    """A nested config as ``{dotted key: value}``."""
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
-def changed_settings(recorded: dict, current: dict, kind: str) -> dict[str, tuple[Any, Any]]:
-    """The dotted settings of a recorded run of this kind of method whose value differs in
-    ``current``, as ``key: (recorded, current)``. A setting only one of the two holds is no change (one
-    the record lacks was added to the project after the run, which had its default), nor is one this
-    kind does not read (:func:`read_by`)."""
-    now = flatten(current)
-    return {key: (value, now[key]) for key, value in flatten(recorded).items()
-            if key in now and value != now[key] and read_by(key, kind)}
-
-
-def as_recorded(cfg: RunConfig) -> dict:
-    """``cfg`` as a results record stores it: JSON values (a tuple becomes a list)."""
-    return json.loads(json.dumps(to_dict(cfg)))
-
-
-def write_resolved(path: str, cfg: RunConfig, engine: EngineSettings | None = None) -> None:
-    data = {"run": to_dict(cfg)}
-    if engine is not None:
-        data.update(engine_config=engine.path, inner=to_dict(engine.inner),
-                    outer=to_dict(engine.outer), engine=to_dict(engine.engine))
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        yaml.safe_dump(data, f, sort_keys=False)
-
-
-def read_tensors(path: str, option: str) -> dict[str, torch.Tensor]:
-    """Every tensor of a safetensors file, each finite."""
-    if not os.path.isfile(path):
-        raise ConfigError(f"{option} {path} is not allowed: no such file")
-    try:
-        tensors = load_file(path)
-    except (SafetensorError, OSError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"{option} {path} is not allowed: not a readable safetensors file (truncated or "
-                          f"another format: {reason})") from None
-    for name, tensor in tensors.items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise ConfigError(f"{option} {path} is not allowed: {name} holds NaN or infinite values")
-    return tensors
-
-
-def model_config(model: str | None):
-    """The model's configuration, read before any work: a ``--model`` that is a missing folder, a
-    folder without a model, or a hub name that cannot be loaded (offline, or no such model) stops
-    with one line."""
-    name = model_path(model)
-    if os.path.isdir(name) and not os.path.isfile(os.path.join(name, "config.json")):
-        raise ConfigError(f"--model {name} is not allowed: the folder holds no model (no config.json)")
-    try:
-        return AutoConfig.from_pretrained(name)
-    except (OSError, ValueError) as error:
-        if os.path.isabs(name) or name.startswith(".") or os.path.exists(name):
-            raise ConfigError(f"--model {name} is not allowed: no such folder") from None
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"--model {name} is not allowed: no such folder here, and the hub did not give it "
-                          f"(offline, or no such model: {reason[:160]})") from None
-
-
-# families whose position ids start after the padding index (pad_token_id + 1 = 2): 2 positions fewer
-POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "mpnet", "longformer",
-                           "data2vec-text")
-
-
-def check_model(cfg: RunConfig):
-    """The model loads (:func:`model_config`) and takes ``--max-length`` tokens; returns its config."""
-    config = model_config(cfg.model)
-    positions = getattr(config, "max_position_embeddings", None)
-    if isinstance(positions, int) and getattr(config, "position_embedding_type", "absolute") == "absolute":
-        positions -= 2 if config.model_type in POSITIONS_AFTER_PADDING else 0
-        if cfg.max_length > positions:
-            raise ConfigError(f"--max-length {cfg.max_length} is not allowed: at most {positions}, the positions of "
-                              f"{cfg.model or 'all-MiniLM-L6-v2'}")
-    return config
-
-
-def model_skeleton(model: str | None) -> nn.Module:
-    """The model's modules on the meta device: names and shapes, no weights read."""
-    config = model_config(model)
-    with torch.device("meta"):
-        return AutoModelForSequenceClassification.from_config(config)
-
-
-def checked_alpha_settings(path: str, option: str = "--alphas") -> dict:
-    """The ``alphas.json`` beside ``path`` (:func:`agwm.mixup.read_alpha_settings`): its layers, rank
-    and formulation, checked."""
-    try:
-        settings = read_alpha_settings(path)
-    except FileNotFoundError:
-        raise ConfigError(f"{option} {path} is not allowed: no {ALPHA_CONFIG_NAME} beside it (search.py writes "
-                          "both)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ConfigError(f"{option} {path} is not allowed: its {ALPHA_CONFIG_NAME} is not JSON") from None
-    ok = (isinstance(settings, dict) and isinstance(settings.get("layers"), list) and settings["layers"]
-          and all(isinstance(n, str) for n in settings["layers"])
-          and isinstance(settings.get("rank"), int) and settings["rank"] >= 1
-          and settings.get("formulation") in FORMULATIONS)
-    if not ok:
-        raise ConfigError(f"{option} {path} is not allowed: its {ALPHA_CONFIG_NAME} needs layers (names), rank "
-                          f"(at least 1) and formulation ({', '.join(FORMULATIONS)})")
-    return settings
-
-
-def check_alphas(path: str, cfg: RunConfig, option: str = "--alphas") -> dict:
-    """The alphas at ``path`` fit ``cfg.model`` (every layer an ``nn.Linear`` of it, A of shape
-    (out, r) and B (r, in)), are finite and in [0, 1], and agree with ``cfg.mixup``: a rank or
-    formulation set to another value than the file's is refused (one left at its default takes the
-    file's: :func:`with_saved_alphas`). Returns the file's ``alphas.json``."""
-    settings = checked_alpha_settings(path, option)
-    tensors = read_tensors(path, option)
-    rank, layers = settings["rank"], settings["layers"]
-    expected = {f"{layer}.{factor}" for layer in layers for factor in ("A", "B")}
-    if set(tensors) != expected:
-        missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
-        raise ConfigError(f"{option} {path} is not allowed: its tensors do not match {ALPHA_CONFIG_NAME} "
-                          f"(missing {missing[:3]}, unexpected {extra[:3]})")
-    skeleton = model_skeleton(cfg.model)
-    for layer in layers:
-        try:
-            module = skeleton.get_submodule(layer)
-        except AttributeError:
-            module = None
-        if not isinstance(module, nn.Linear):
-            raise ConfigError(f"{option} {path} is not allowed: layer {layer} is not a Linear layer of the model "
-                              f"{cfg.model or 'all-MiniLM-L6-v2'} (alphas of another model?)")
-        out_features, in_features = module.weight.shape
-        for factor, shape in (("A", (out_features, rank)), ("B", (rank, in_features))):
-            got = tuple(tensors[f"{layer}.{factor}"].shape)
-            if got != shape:
-                raise ConfigError(f"{option} {path} is not allowed: {layer}.{factor} has shape {got}, the model "
-                                  f"needs {shape} (rank {rank}; alphas of another model?)")
-    for name, tensor in tensors.items():
-        if tensor.min() < 0 or tensor.max() > 1:
-            raise ConfigError(f"{option} {path} is not allowed: {name} has values outside [0, 1] "
-                              f"({tensor.min().item():g} to {tensor.max().item():g})")
-    default = MixupConfig()
-    for key, saved in (("rank", rank), ("formulation", settings["formulation"])):
-        value = getattr(cfg.mixup, key)
-        if value != getattr(default, key) and value != saved:
-            raise ConfigError(f"mixup.{key}={value} is not allowed with {option} {path}: the alphas were learned "
-                              f"with {key} {saved}")
-    return settings
-
-
-def with_saved_alphas(cfg: RunConfig, saved: dict) -> RunConfig:
-    """``cfg`` with the rank and formulation of the alphas it finetunes with (``saved``: their
-    ``alphas.json``, checked by :func:`check_alphas`)."""
-    mixup = dataclasses.replace(cfg.mixup, rank=saved["rank"], formulation=saved["formulation"])
-    return dataclasses.replace(cfg, mixup=mixup)
-
-
-def check_start_weights(path: str, option: str = "--start-weights") -> None:
-    """A readable safetensors file of finite tensors (whether they fit the model is checked when
-    they are loaded into it, every key and shape)."""
-    read_tensors(path, option)
-
-
-def check_search_inputs(cfg: RunConfig) -> None:
-    """What a search reads before any work: settings it would not read, its output folder and the model."""
-    refuse_unread_outer_level(cfg)
-    _refuse_body(cfg)
-    check_output_dir(cfg.output_dir, cfg.overwrite, "search")
-    check_model(cfg)
-
-
-def check_finetune_inputs(cfg: RunConfig, alphas: str | None,
-                          start_weights: str | None) -> tuple[dict | None, str | None]:
-    """What a finetune reads before any work: the combination of method, alphas and start weights,
-    its output folder, the model, the alphas and the start weights. Returns the alphas' ``alphas.json``
-    (for :func:`with_saved_alphas`) and the start weights: those given, else with ``alphas`` and
-    ``search.finetune_start=fold_average`` the search's fold-averaged task weights beside them."""
-    f = cfg.finetune
-    if alphas is not None and f.alpha_mode != "fixed":
-        raise ConfigError(f"finetune.alpha_mode={f.alpha_mode} is not allowed with --alphas: "
-                          "saved alphas are used fixed (alpha_mode=fixed)")
-    if alphas is not None and f.method != "vanilla":
-        raise ConfigError(f"--method {f.method} is not allowed with --alphas: the mixup finetune "
-                          "trains W plainly (finetune.method=vanilla)")
-    if start_weights is not None and not METHODS[f.method].from_weights:
-        raise ConfigError(f"--start-weights is not allowed with --method {f.method}: it starts from the encoder")
-    if alphas is not None and start_weights is None and cfg.search.finetune_start == "fold_average":
-        start_weights = os.path.join(os.path.dirname(alphas), TASK_WEIGHTS_NAME)
-        if not os.path.isfile(start_weights):
-            raise ConfigError(f"--alphas {alphas} is not allowed with search.finetune_start=fold_average (the "
-                              f"default): no {TASK_WEIGHTS_NAME} beside it to start from; give --start-weights, "
-                              "or search.finetune_start=pretrained to start from the pretrained weights")
-    _refuse_body(cfg)
-    check_output_dir(cfg.output_dir, cfg.overwrite, "finetune")
-    check_model(cfg)
-    saved = check_alphas(alphas, cfg) if alphas is not None else None
-    if start_weights is not None:
-        check_start_weights(start_weights)
-    return saved, start_weights
-
-
 def outer_level_settings(problem: str = "bilevel") -> list[str]:
     """The settings of the outer level that ``problem``'s search reads: bilevel reads them all (the
     hypergradient, its engine file, alpha_every and the alpha optimiser), joint, which trains alpha
@@ -504,7 +272,7 @@ def refuse_unread_outer_level(cfg: RunConfig, given: set[str] = frozenset()) -> 
                               "to use it; leave --problem out or give --problem bilevel (search.problem=bilevel)")
 
 
-def _refuse_body(cfg: RunConfig) -> None:
+def refuse_body(cfg: RunConfig) -> None:
     if cfg.body != "pretrained":
         raise ConfigError(f"body={cfg.body} is not allowed here: it is a grid method's start (agwm experiment, "
                           "agwm select); here give --model the folder of the body to start from")

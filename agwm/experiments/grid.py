@@ -24,16 +24,10 @@ from agwm.data import DataError, data_fingerprint
 from agwm.errors import ConfigError, from_problems
 from agwm.experiments.executors import run_in_processes
 from agwm.experiments.methods import PIPELINES, RENAMED_KINDS, grid_method, selectable_methods
+from agwm.resolved import as_recorded, changed_settings
 from agwm.runtime import WORKLOAD as PROBE_WORKLOAD
 from agwm.runtime import RunFailed, disk_full, peak_mib_since, reset_peak, resolve_device, speed_probe
-from agwm.settings import (
-    RunConfig,
-    as_recorded,
-    build_run_config,
-    changed_settings,
-    refuse_unknown,
-    run_engine_settings,
-)
+from agwm.settings import RunConfig, build_run_config, refuse_unknown, run_engine_settings
 from agwm_problems import engine_config_on
 from agwm_problems.overrides import parse_overrides
 
@@ -276,9 +270,9 @@ def check_data(runs: list[Run]) -> None:
     """Before the first run: every task's files and columns read and checked, each size within its
     training rows, the model loadable, and each method able to learn its task; a problem stops the
     grid with one line naming the task, with nothing run."""
+    from agwm.inputs import check_model
     from agwm.registry import task_error
     from agwm.runtime import load_examples
-    from agwm.settings import check_model
 
     tasks, models = {}, set()
     for run in runs:

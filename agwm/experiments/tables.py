@@ -228,8 +228,9 @@ def method_changes(config: dict, kind: str = "mixup", reference: dict | None = N
     """The method settings (hypergrad, mixup.*, search.*, finetune.* but the held-out switch) of a
     recorded run of this kind of method that differ from ``reference`` (a recorded config; the
     project's current defaults when None or empty), as ``key=value``; a setting that only other kinds
-    read (:data:`agwm.settings.READ_ONLY_BY`) is not a change."""
-    from agwm.settings import RunConfig, as_recorded, changed_settings
+    read (:data:`agwm.resolved.READ_ONLY_BY`) is not a change."""
+    from agwm.config import RunConfig
+    from agwm.resolved import as_recorded, changed_settings
 
     changed = changed_settings(config, reference or as_recorded(RunConfig()), kind)
     return [f"{key}={value}" for key, (value, _) in sorted(changed.items())
