@@ -95,6 +95,19 @@ class FinetuneMethod:
 METHODS: dict[str, FinetuneMethod] = {}
 
 
+def positive(config, names) -> list[tuple[str, str]]:
+    """For a settings dataclass's ``check()``: those of its fields ``names`` not greater than 0."""
+    return [(name, "greater than 0") for name in names if not getattr(config, name) > 0]
+
+
+def positive_lists(config, names) -> list[tuple[str, str]]:
+    """For a settings dataclass's ``check()``: those of its fields ``names`` that are not a non-empty list of
+    numbers greater than 0."""
+    return [(name, "a list of numbers greater than 0") for name in names
+            if not (isinstance(getattr(config, name), list) and getattr(config, name)
+                    and all(v > 0 for v in getattr(config, name)))]
+
+
 def register_method(method: FinetuneMethod) -> FinetuneMethod:
     """Add ``method`` to :data:`METHODS` (a name is registered once). A method with settings must be
     registered before the schema (:mod:`agwm.config`) is first imported, so that its section is part

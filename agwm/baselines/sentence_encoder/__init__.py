@@ -29,17 +29,8 @@ loads and predicts with.
 
 from dataclasses import dataclass, field
 
-from agwm.registry import FinetuneMethod, register_method
-
-
-def _positive(config, names) -> list[tuple[str, str]]:
-    return [(name, "greater than 0") for name in names if not getattr(config, name) > 0]
-
-
-def _positive_lists(config, names) -> list[tuple[str, str]]:
-    return [(name, "a list of numbers greater than 0") for name in names
-            if not (isinstance(getattr(config, name), list) and getattr(config, name)
-                    and all(v > 0 for v in getattr(config, name)))]
+from agwm.baselines.vanilla import SETFIT
+from agwm.registry import FinetuneMethod, positive, positive_lists, register_method
 
 
 @dataclass
@@ -52,7 +43,7 @@ class ProbeConfig:
     folds: int = 5
 
     def check(self) -> list[tuple[str, str]]:
-        return (_positive(self, ("c", "ridge_alpha")) + _positive_lists(self, ("cs", "ridge_alphas"))
+        return (positive(self, ("c", "ridge_alpha")) + positive_lists(self, ("cs", "ridge_alphas"))
                 + ([] if self.folds >= 2 else [("folds", "at least 2")]))
 
 
@@ -64,7 +55,7 @@ class CosineConfig:
     warmup_ratio: float = 0.1
 
     def check(self) -> list[tuple[str, str]]:
-        return (([] if self.epochs >= 1 else [("epochs", "at least 1")]) + _positive(self, ("lr",))
+        return (([] if self.epochs >= 1 else [("epochs", "at least 1")]) + positive(self, ("lr",))
                 + ([] if 0 <= self.warmup_ratio < 1 else [("warmup_ratio", "in [0, 1)")]))
 
 
@@ -78,14 +69,13 @@ class SetFitConfig:
     body_lr: float = 2e-5  # the library's default
 
     def check(self) -> list[tuple[str, str]]:
-        return [(name, "at least 1") for name in ("num_iterations", "epochs") if getattr(self, name) < 1] + _positive(
+        return [(name, "at least 1") for name in ("num_iterations", "epochs") if getattr(self, name) < 1] + positive(
             self, ("body_lr",))
 
 
 FIT = "agwm.baselines.sentence_encoder.encoder:fit"
 ENCODER = {"fit": FIT, "from_weights": False}  # each fits a head on the encoder's embeddings
 PAIRS = {"texts": "it scores the cosine of a pair's two embeddings"}
-SETFIT = {"texts": "SetFit takes one text per example", "labels": "SetFit's contrastive stage pairs texts by class"}
 register_method(FinetuneMethod("probe", "logistic regression on the frozen sentence embeddings", **ENCODER,
                                settings=("probe", ProbeConfig), candidate="everywhere"))
 register_method(FinetuneMethod("probe-tuned", "the probe at the C chosen by cross-validation on the sample",

@@ -3,7 +3,10 @@ a uniform soup of members, vanilla at a tuned lr and epochs, and vanilla from Se
 
 from dataclasses import dataclass, field
 
-from agwm.registry import FinetuneMethod, register_method
+from agwm.registry import FinetuneMethod, positive_lists, register_method
+
+# why SetFit and setfit-vanilla (SetFit's contrastive stage) refuse pairs and regression
+SETFIT = {"texts": "SetFit takes one text per example", "labels": "SetFit's contrastive stage pairs texts by class"}
 
 
 @dataclass
@@ -22,9 +25,7 @@ class TunedConfig:
     epochs: list = field(default_factory=lambda: [5.0, 10.0])
 
     def check(self) -> list[tuple[str, str]]:
-        return [(name, "a list of numbers greater than 0") for name in ("lrs", "epochs")
-                if not (isinstance(getattr(self, name), list) and getattr(self, name)
-                        and all(v > 0 for v in getattr(self, name)))]
+        return positive_lists(self, ("lrs", "epochs"))
 
 
 register_method(FinetuneMethod("vanilla", "plain finetuning of every weight", recipe="agwm.baselines.recipe:Recipe",
@@ -35,6 +36,5 @@ register_method(FinetuneMethod("soup", "the uniform average of soup.members vani
                                settings=("soup", SoupConfig)))
 register_method(FinetuneMethod("setfit-vanilla", "vanilla from the encoder SetFit's contrastive stage makes of the "
                                "sample", fit="agwm.finetune:fit_setfit_vanilla", texts=(1,), labels=("classes",),
-                               why={"texts": "SetFit takes one text per example",
-                                    "labels": "SetFit's contrastive stage pairs texts by class"},
+                               why=SETFIT,
                                needs=("setfit", "setfit"), from_weights=False, candidate="single texts"))
