@@ -191,7 +191,7 @@ def main_guard(body: Callable[[], None], stopped: str = RUN_STOPPED) -> None:
     run that diverged with one line and exit code 3, SIGINT / SIGTERM with one line (``stopped``
     says what is left) and 130 / 143."""
     from agwm.errors import ConfigError, DataError  # while a signal still ends the start in one line
-    from agwm.runtime import EXIT_FAILED, RunFailed, disk_full
+    from agwm.training.guards import EXIT_FAILED, RunFailed, disk_full
     from agwm_problems import ConfigError as ProblemsConfigError
 
     raise_on_signals()
@@ -313,7 +313,7 @@ def experiment(argv: list[str] | None = None) -> None:
     def body() -> None:
         from agwm.errors import ConfigError
         from agwm.experiments.grid import RayOptions, load_grid, part_of, read_records, run_grid
-        from agwm.runtime import EXIT_FAILED
+        from agwm.training.guards import EXIT_FAILED
 
         given = {name: value for name in ("address", "cpus_per_run", "gpus_per_run", "retries")
                  if (value := getattr(args, name)) is not None}  # the rest keep RayOptions' defaults

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from agwm.baselines.recipe import Fitted, make_recipe
+from agwm.baselines.recipe import Fitted, MethodRun, Recipe
 from agwm.config import RunConfig
 from agwm.data import data_fingerprint, random_splits, stream_seed, tokenize
 from agwm.errors import ConfigError
@@ -47,22 +47,12 @@ from agwm.run_folder import (
     write_metrics,
     write_predictions,
 )
-from agwm.runtime import (
-    RunLog,
-    UniformSoup,
-    autocast,
-    build_model,
-    check_loss,
-    check_parameters,
-    check_predictions,
-    load_run_data,
-    loader,
-    member_stream,
-    resolve_device,
-    set_aside_holdout,
-    steps_for,
-    weights_and_alphas_optimizer,
-)
+from agwm.training.averaging import UniformSoup
+from agwm.training.build import build_model, load_run_data, loader, member_stream, set_aside_holdout
+from agwm.training.device import autocast, resolve_device
+from agwm.training.guards import check_loss, check_parameters, check_predictions
+from agwm.training.log import RunLog
+from agwm.training.optim import steps_for, weights_and_alphas_optimizer
 
 
 def load_start_weights(model, path: str) -> None:
@@ -85,6 +75,16 @@ def load_start_weights(model, path: str) -> None:
     with torch.no_grad():
         for name, value in state.items():
             own[name].copy_(value)
+
+
+def make_recipe(cfg: RunConfig) -> Recipe:
+    """The recipe of ``finetune.method``, built with its own settings section; plain finetuning for
+    a method that fits otherwise (a soup's members)."""
+    chosen = method(cfg.finetune.method)
+    run = MethodRun(chosen.name, cfg.seed, cfg.batch_size, cfg.mixup.target_modules)
+    if not chosen.recipe:
+        return Recipe(None, run)
+    return chosen.runner()(getattr(cfg, chosen.settings[0]) if chosen.settings else None, run)
 
 
 def train(cfg: RunConfig, data, recipe, log: RunLog, alphas: str | None = None, start_weights: str | None = None,

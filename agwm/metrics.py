@@ -14,7 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from agwm.data import Task, make_loader
-from agwm.runtime import autocast, device_of
+from agwm.training.device import autocast, device_of
 
 
 def compute_metrics(task: Task, predictions, labels) -> dict:

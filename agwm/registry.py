@@ -7,8 +7,11 @@ A method runs in one of two ways:
 
 - ``recipe``: a :class:`~agwm.baselines.recipe.Recipe` subclass, hooks into the plain finetune loop
   of :mod:`agwm.finetune` (what the method's paper changes in it);
-- ``fit``: a function ``fit(cfg, data, log, alphas, start_weights) -> Fitted`` that makes the
+- ``fit``: a function ``fit(cfg, data, log, dev, alphas, start_weights) -> Fitted`` that makes the
   fitted model itself (an encoder used as a sentence encoder, a soup of members, ...).
+
+A recipe is built with its own settings section alone (and :class:`~agwm.baselines.recipe.MethodRun`:
+the seed, the batch size and the layers mixup targets), as a PEFT tuner gets its own config.
 
 Both are named as ``"module:attribute"`` and imported when the method runs, so that the registry,
 the schema and every ``--help`` load without torch."""
@@ -124,12 +127,19 @@ _SCHEMA = {"built": False}  # set by agwm.config once RunConfig has every sectio
 
 
 def sections_for_schema() -> list[tuple[str, type]]:
-    """``(section, dataclass)`` of every registered method that has settings, in registry order; after
+    """``(section, dataclass)`` of every registered method that has settings, in registry order, each
+    section once (methods of one family may share one: lora, prefix and prompt read ``peft``); after
     this call (by :mod:`agwm.config`, once) a method with settings can no longer register."""
     import agwm.baselines  # noqa: F401
 
     _SCHEMA["built"] = True
-    return [m.settings for m in METHODS.values() if m.settings is not None]
+    sections: dict[str, type] = {}
+    for m in METHODS.values():
+        if m.settings is not None:
+            name, cls = m.settings
+            if sections.setdefault(name, cls) is not cls:
+                raise ValueError(f"method {m.name}: section {name} is already {sections[name].__name__}'s")
+    return list(sections.items())
 
 
 def _others(accepts) -> str:

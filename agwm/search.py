@@ -39,25 +39,12 @@ from agwm.mixup import (
 )
 from agwm.resolved import write_resolved
 from agwm.run_folder import TASK_WEIGHTS_NAME, prepare_output_dir, write_metrics
-from agwm.runtime import (
-    RunData,
-    RunLog,
-    UniformSoup,
-    adamw,
-    autocast,
-    build_model,
-    check_box,
-    check_loss,
-    check_parameters,
-    load_run_data,
-    loader,
-    model_loss,
-    resolve_device,
-    schedule,
-    set_aside_holdout,
-    steps_for,
-    weights_and_alphas_optimizer,
-)
+from agwm.training.averaging import UniformSoup
+from agwm.training.build import RunData, build_model, load_run_data, loader, model_loss, set_aside_holdout
+from agwm.training.device import autocast, resolve_device
+from agwm.training.guards import check_box, check_loss, check_parameters
+from agwm.training.log import RunLog
+from agwm.training.optim import adamw, schedule, steps_for, weights_and_alphas_optimizer
 from agwm_problems import AttentionProblem, JointProblem, TaskWeightProblem, build_engine, engine_config_on
 from agwm_problems.engine_settings import EngineSettings
 

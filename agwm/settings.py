@@ -33,7 +33,7 @@ from agwm.data import METRICS, TASK_ALIASES, TASK_TYPES, TASKS, metric_error
 from agwm.errors import ConfigError, from_problems
 from agwm.mixup import FORMULATIONS
 from agwm.registry import METHODS, install_hint
-from agwm.runtime import REPORTERS, tensorboard_installed
+from agwm.training.log import REPORTERS, tensorboard_installed
 from agwm_problems.engine import HYPERGRADS, engine_config_dir
 from agwm_problems.engine_settings import EngineSettings, load_engine_settings
 from agwm_problems.overrides import parse_overrides, set_path

@@ -1,4 +1,4 @@
-"""Benchmark: does the grid's speed probe (``agwm.runtime.speed_probe``) track a real training step?
+"""Benchmark: does the grid's speed probe (``agwm.training.device.speed_probe``) track a real training step?
 
 A grid record stores its wall time t and its probe time p; the report compares runs by t / p. That
 is sound if a training step's time s moves with p when the machine gets slower, i.e. if s / p stays
@@ -30,7 +30,9 @@ from transformers import AutoConfig, AutoModelForSequenceClassification
 from agwm.cli import require_at_least
 from agwm.models import default_model
 from agwm.run_folder import machine_description
-from agwm.runtime import HIDDEN, INTERMEDIATE, adamw, model_loss, speed_probe
+from agwm.training.build import model_loss
+from agwm.training.device import HIDDEN, INTERMEDIATE, speed_probe
+from agwm.training.optim import adamw
 
 COMPETITOR = "import torch\na = torch.randn(1024, 1024)\nwhile True:\n    a @ a\n"
 

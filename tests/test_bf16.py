@@ -8,7 +8,7 @@ import torch
 
 from agwm.finetune import run_finetune
 from agwm.metrics import predict
-from agwm.runtime import build_model, load_run_data
+from agwm.training.build import build_model, load_run_data
 from agwm.search import run_search
 from agwm.settings import build_run_config, run_engine_settings
 

@@ -194,7 +194,8 @@ def test_setfit_vanilla_is_vanilla_from_setfits_body_and_repeats_itself(trec, ti
     from transformers import AutoModelForSequenceClassification
 
     from agwm.baselines.sentence_encoder.encoder import make_setfit_body
-    from agwm.runtime import load_run_data, resolve_device
+    from agwm.training.build import load_run_data
+    from agwm.training.device import resolve_device
 
     monkeypatch.chdir(tmp_path)
     setting = ("setfit.num_iterations=2", "finetune.epochs=2")

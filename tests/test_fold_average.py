@@ -78,9 +78,9 @@ def test_a_rerun_that_fails_leaves_no_finished_looking_outputs(tiny_model_dir, g
 def test_holdout_runs_search_and_finetune_on_the_training_part_and_score_on_the_rest(
         tiny_model_dir, glue_dir, tmp_path, monkeypatch):
     import agwm.metrics
-    import agwm.runtime
+    import agwm.training.build
     from agwm.data import tokenize
-    from agwm.runtime import load_run_data, set_aside_holdout
+    from agwm.training.build import load_run_data, set_aside_holdout
 
     flags = {"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
              "output_dir": str(tmp_path / "s"), "search.problem": "bilevel", "search.folds": 1, "search.max_steps": 1}
@@ -94,13 +94,13 @@ def test_holdout_runs_search_and_finetune_on_the_training_part_and_score_on_the_
     assert sorted(map(tuple, parts)) == sorted(map(tuple, sample))
 
     seen = []
-    original_loader = agwm.runtime.make_loader
+    original_loader = agwm.training.build.make_loader
 
     def recording_loader(dataset, *args, **kwargs):
         seen.append({tuple(ids) for ids in dataset["input_ids"]})
         return original_loader(dataset, *args, **kwargs)
 
-    monkeypatch.setattr(agwm.runtime, "make_loader", recording_loader)  # training batches
+    monkeypatch.setattr(agwm.training.build, "make_loader", recording_loader)  # training batches
     monkeypatch.setattr(agwm.metrics, "make_loader", recording_loader)  # evaluation batches
     run_search(cfg, load_engine_settings(engine_config_path(cfg)))
     finetune_cfg = build_run_config({**flags, "output_dir": str(tmp_path / "f")}, overrides)
@@ -146,15 +146,15 @@ def test_inner_only_trains_w_as_the_search_inner_level_does_and_leaves_alpha_at_
         tiny_model_dir, glue_dir, tmp_path, monkeypatch):
     import csv
 
-    import agwm.runtime
+    import agwm.training.build
     from agwm.mixup import alpha_state_dict
-    from agwm.runtime import build_model
+    from agwm.training.build import build_model
 
     flags = {"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
              "search.folds": 2, "search.max_steps": 2}
     seen = []
-    original_loader = agwm.runtime.make_loader
-    monkeypatch.setattr(agwm.runtime, "make_loader",
+    original_loader = agwm.training.build.make_loader
+    monkeypatch.setattr(agwm.training.build, "make_loader",
                         lambda dataset, *a, **k: (seen.append(len(dataset)), original_loader(dataset, *a, **k))[1])
 
     def search(problem):
@@ -212,7 +212,7 @@ def test_the_averaging_controls_one_fold_whole_sample_folds_and_swa(tiny_model_d
     """The controls of what the fold-averaged start is made of: one fold's W alone (folds=1 is fold 0
     of any K), folds trained on the whole sample, and vanilla averaged over its last epochs."""
     import agwm.finetune
-    import agwm.runtime
+    import agwm.training.build
 
     flags = {"task": "mrpc", "train_size": 20, "seed": 4, "data_dir": glue_dir, "model": tiny_model_dir,
              "search.max_steps": 2, "report_to": ["none"]}
@@ -225,8 +225,8 @@ def test_the_averaging_controls_one_fold_whole_sample_folds_and_swa(tiny_model_d
     one, two = (load_file(tmp_path / run / TASK_WEIGHTS_NAME) for run in ("one", "two"))
     assert one.keys() == two.keys()
 
-    seen, original = [], agwm.runtime.make_loader
-    monkeypatch.setattr(agwm.runtime, "make_loader", lambda d, *a, **k: seen.append(len(d)) or original(d, *a, **k))
+    seen, original = [], agwm.training.build.make_loader
+    monkeypatch.setattr(agwm.training.build, "make_loader", lambda d, *a, **k: seen.append(len(d)) or original(d, *a, **k))
     cfg = build_run_config({**flags, "search.folds": 2, "output_dir": str(tmp_path / "whole")},
                            inner_only + ["search.fold_data=whole"])
     run_search(cfg, load_engine_settings(engine_config_path(cfg)))

@@ -12,7 +12,8 @@ from transformers import AutoConfig, AutoModelForSequenceClassification
 
 import agwm_problems  # noqa: F401
 from agwm.mixup import alpha_parameters, inject_mixup, mixup_layers, project_alphas, task_parameters
-from agwm.runtime import UniformSoup, model_loss
+from agwm.training.averaging import UniformSoup
+from agwm.training.build import model_loss
 from agwm_problems import AttentionProblem, JointProblem, TaskWeightProblem, build_engine
 from agwm_problems.engine_settings import LevelConfig, load_engine_settings
 from agwm_problems.overrides import ConfigError

@@ -8,7 +8,7 @@ import pytest
 
 from agwm.experiments.executors import run_on_ray
 from agwm.experiments.grid import RayOptions, load_grid, read_records, run_grid
-from agwm.runtime import RunFailed
+from agwm.training.guards import RunFailed
 
 ray = pytest.importorskip("ray")
 

@@ -12,7 +12,7 @@ from torch import nn
 from agwm.baselines.recipe import Recipe
 from agwm.data import Task
 from agwm.errors import ConfigError
-from agwm.registry import METHODS, FinetuneMethod, methods_table, register_method
+from agwm.registry import METHODS, FinetuneMethod, methods_table, register_method, sections_for_schema
 from tests.conftest import REPO, run_script
 from tests.test_own_data import user_files
 
@@ -103,6 +103,23 @@ def test_each_methods_settings_are_checked_by_its_own_section():
                                "tuned.lrs=[0.1,-1] is not allowed: a list of numbers greater than 0")):
         with pytest.raises(ConfigError, match=re.escape(message)):
             build_run_config({"task": "rte", "output_dir": "x"}, [override])
+
+
+def test_a_family_shares_one_section_and_each_recipe_gets_its_own_section_alone(monkeypatch):
+    from agwm.config import METHOD_SECTIONS
+    from agwm.finetune import make_recipe
+    from agwm.settings import build_run_config
+
+    names = [name for name, _ in METHOD_SECTIONS]
+    assert len(names) == len(set(names)) and METHODS["prefix"].settings == METHODS["lora"].settings
+    for name, section in (("prefix", "peft"), ("child-tuning-f", "child_tuning"), ("mixout", "mixout")):
+        cfg = build_run_config({"task": "rte", "output_dir": "x", "finetune.method": name}, ["mixout.p=0.5"])
+        recipe = make_recipe(cfg)
+        assert recipe.settings is getattr(cfg, section) and recipe.run.method == name and recipe.run.seed == cfg.seed
+    clash = FinetuneMethod("clash", "a section of another dataclass", recipe="m:a", settings=("peft", dict))
+    monkeypatch.setitem(METHODS, clash.name, clash)
+    with pytest.raises(ValueError, match="section peft is already PeftConfig's"):
+        sections_for_schema()
 
 
 def test_help_builds_without_torch_transformers_or_betty():

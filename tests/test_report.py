@@ -21,7 +21,7 @@ from agwm.experiments.tables import (
     size_time_table,
     time_table,
 )
-from agwm.runtime import WORKLOAD
+from agwm.training.device import WORKLOAD
 from tests.conftest import REPO, run_script
 
 
@@ -253,7 +253,7 @@ def test_search_plots_from_a_search_folder(tmp_path, monkeypatch):
     from torch import nn
 
     from agwm.mixup import inject_mixup, save_alphas
-    from agwm.runtime import RunLog
+    from agwm.training.log import RunLog
 
     model = nn.Sequential(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), nn.Linear(2, 2))
     inject_mixup(model, target_modules=r"0\.\d", seed=0)

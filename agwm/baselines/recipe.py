@@ -15,21 +15,30 @@ a ``fit`` function instead, which returns :class:`Fitted`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from torch import nn
 
-from agwm.runtime import model_loss
+from agwm.training.build import model_loss
 
-if TYPE_CHECKING:
-    from agwm.settings import RunConfig
+
+@dataclass(frozen=True)
+class MethodRun:
+    """What a recipe reads of its run besides its own settings section."""
+
+    method: str
+    seed: int
+    batch_size: int
+    target_modules: list[str] | None  # the layers mixup targets (and Mixout replaces); None: every Linear
 
 
 class Recipe:
-    """Plain (vanilla) finetuning of every trainable weight."""
+    """Plain (vanilla) finetuning of every trainable weight. ``settings``: the method's own section
+    (its registered dataclass), or None."""
 
-    def __init__(self, cfg: RunConfig):
-        self.cfg = cfg
+    def __init__(self, settings: Any, run: MethodRun):
+        self.settings, self.run = settings, run
 
     def prepare(self, model: nn.Module, train_batches) -> nn.Module:
         return model
@@ -58,10 +67,3 @@ class Fitted(NamedTuple):
     steps: int
     final_loss: float | None
 
-
-def make_recipe(cfg: RunConfig) -> Recipe:
-    """The recipe of ``finetune.method``; plain finetuning for a method that fits otherwise (a soup's members)."""
-    from agwm.registry import method
-
-    chosen = method(cfg.finetune.method)
-    return chosen.runner()(cfg) if chosen.recipe else Recipe(cfg)

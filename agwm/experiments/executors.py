@@ -9,7 +9,7 @@ again.
 On Ray (an embedded local Ray, or a cluster given its address) only the driver writes records (the
 caller's ``record`` callback, one at a time), so the results file keeps one writer. A task whose
 worker dies is resubmitted at most ``retries`` times; a run still without a result is not recorded,
-and the grid ends with :class:`~agwm.runtime.RunFailed` naming it, after every other run has been
+and the grid ends with :class:`~agwm.training.guards.RunFailed` naming it, after every other run has been
 recorded, so rerunning the grid retries it alone. On a cluster, every node needs agwm installed and
 the grid's data, model and output paths readable at the same paths."""
 
@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from agwm.errors import ConfigError
 from agwm.registry import install_hint
-from agwm.runtime import RunFailed
+from agwm.training.guards import RunFailed
 
 
 def run_in_processes(fn: Callable, items: Iterable, workers: int, on_result: Callable[[object], None]) -> None:

@@ -25,8 +25,9 @@ from agwm.errors import ConfigError, from_problems
 from agwm.experiments.executors import run_in_processes
 from agwm.experiments.methods import PIPELINES, RENAMED_KINDS, grid_method, selectable_methods
 from agwm.resolved import as_recorded, changed_settings
-from agwm.runtime import WORKLOAD as PROBE_WORKLOAD
-from agwm.runtime import RunFailed, disk_full, peak_mib_since, reset_peak, resolve_device, speed_probe
+from agwm.training.device import WORKLOAD as PROBE_WORKLOAD
+from agwm.training.device import peak_mib_since, reset_peak, resolve_device, speed_probe
+from agwm.training.guards import RunFailed, disk_full
 from agwm.settings import RunConfig, build_run_config, refuse_unknown, run_engine_settings
 from agwm_problems import engine_config_on
 from agwm_problems.overrides import parse_overrides
@@ -272,7 +273,7 @@ def check_data(runs: list[Run]) -> None:
     grid with one line naming the task, with nothing run."""
     from agwm.inputs import check_model
     from agwm.registry import task_error
-    from agwm.runtime import load_examples
+    from agwm.training.build import load_examples
 
     tasks, models = {}, set()
     for run in runs:
@@ -318,9 +319,9 @@ def recorded_with_other_data(runs: list[Run], recorded: dict[str, dict]) -> tupl
 
 def execute(run: Run) -> dict:
     """Run one grid cell; the record to append. Its ``speed_probe_s`` is the mean of
-    :func:`~agwm.runtime.speed_probe` just before and just after the run, the machine's speed while it ran,
+    :func:`~agwm.training.device.speed_probe` just before and just after the run, the machine's speed while it ran,
     and ``speed_probe_workload`` names what the probe timed; ``peak_memory_mib`` is the run's peak above
-    what the worker held at its start (:mod:`agwm.runtime`: CUDA's allocator, or the resident set)."""
+    what the worker held at its start (:mod:`agwm.training.device`: CUDA's allocator, or the resident set)."""
     device = resolve_device(run.config.device)
     run_fields = {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
                   "task": run.task, "train_size": run.size, "seed": run.seed, "config": dataclasses.asdict(run.config),

@@ -103,7 +103,8 @@ def setfit_body(cfg: RunConfig) -> tuple[str, float]:
 
 def _make_setfit_body(cfg: RunConfig, path: str) -> None:
     from agwm.baselines.sentence_encoder.encoder import make_setfit_body
-    from agwm.runtime import load_run_data, resolve_device, set_aside_holdout
+    from agwm.training.build import load_run_data, set_aside_holdout
+    from agwm.training.device import resolve_device
 
     start = time.perf_counter()
     data = load_run_data(cfg, resolve_device(cfg.device))

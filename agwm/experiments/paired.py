@@ -11,7 +11,7 @@ import statistics
 from collections import defaultdict
 
 from agwm.data import TASKS
-from agwm.runtime import probe_workload
+from agwm.training.device import probe_workload
 
 BASELINE = "vanilla"
 
@@ -166,7 +166,7 @@ def seeds_needed(spread: float, resolution: float = 3.0, level: float = 0.95) ->
 
 def time_ratios(records: list[dict]) -> tuple[dict, dict]:
     """Each run's total wall time t over vanilla's t_v on the same (task, size, seed), by (method,
-    task, size). Where both records carry a speed probe p of the same workload (:mod:`agwm.runtime`)
+    task, size). Where both records carry a speed probe p of the same workload (:mod:`agwm.training.device`)
     the ratio is (t / p) / (t_v / p_v), which roughly cancels a difference in the machine's speed
     between the two runs (``scripts/bench_speed_probe.py`` measures how roughly). Also returns the
     count of those corrected ratios by method."""

@@ -18,7 +18,7 @@ from torch import nn
 
 from agwm.baselines.recipe import Recipe
 from agwm.data import generator
-from agwm.runtime import device_of
+from agwm.training.device import device_of
 
 
 def symmetric_divergence(a: torch.Tensor, b: torch.Tensor, regression: bool) -> torch.Tensor:
@@ -56,16 +56,16 @@ def r3f_loss(model: nn.Module, batch: dict, noise: str, eps: float, lam: float,
 
 class R3f(Recipe):
     def prepare(self, model, train_batches):
-        self.noise = generator(self.cfg.seed, "r3f", device_of(model))
+        self.noise = generator(self.run.seed, "r3f", device_of(model))
         return model
 
     def loss(self, model, batch):
-        r = self.cfg.r3f
+        r = self.settings
         return r3f_loss(model, batch, r.noise, r.eps, r.kl_lambda, self.noise)
 
 
 class RDropout(Recipe):
     def loss(self, model, batch):
-        return r_dropout_loss(model, batch, self.cfg.rdrop.kl_alpha)
+        return r_dropout_loss(model, batch, self.settings.kl_alpha)
 
 

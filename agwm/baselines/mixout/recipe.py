@@ -56,7 +56,7 @@ def merge_mixout(model: nn.Module) -> nn.Module:
 
 class Mixout(Recipe):
     def prepare(self, model, train_batches):
-        inject_mixout(model, self.cfg.mixout.p, stream_seed(self.cfg.seed, "mixout"), self.cfg.mixup.target_modules)
+        inject_mixout(model, self.settings.p, stream_seed(self.run.seed, "mixout"), self.run.target_modules)
         return model
 
     def finished(self, model):

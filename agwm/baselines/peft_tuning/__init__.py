@@ -21,5 +21,7 @@ class PeftConfig:
 RECIPE = "agwm.baselines.peft_tuning.recipe:Peft"
 register_method(FinetuneMethod("lora", "low-rank updates B A of the frozen weights (peft)", recipe=RECIPE,
                                settings=("peft", PeftConfig)))
-register_method(FinetuneMethod("prefix", "trained key/value vectors in every attention layer (peft)", recipe=RECIPE))
-register_method(FinetuneMethod("prompt", "trained input embeddings prepended to the input (peft)", recipe=RECIPE))
+register_method(FinetuneMethod("prefix", "trained key/value vectors in every attention layer (peft)", recipe=RECIPE,
+                               settings=("peft", PeftConfig)))
+register_method(FinetuneMethod("prompt", "trained input embeddings prepended to the input (peft)", recipe=RECIPE,
+                               settings=("peft", PeftConfig)))

@@ -83,7 +83,7 @@ def unwrap_peft(model: nn.Module) -> nn.Module:
 class Peft(Recipe):
     def prepare(self, model, train_batches):
         try:
-            return wrap_with_peft(model, self.cfg.finetune.method, self.cfg.peft)
+            return wrap_with_peft(model, self.run.method, self.settings)
         except PrefixTuningUnsupported as error:
             raise ConfigError(str(error)) from None
 

@@ -55,7 +55,7 @@ def reinit_top_layers(model: nn.Module, layers: int, seed: int) -> list[str]:
 
 class Reinit(Recipe):
     def prepare(self, model, train_batches):
-        reinit_top_layers(model, self.cfg.reinit.layers, stream_seed(self.cfg.seed, "re-init"))
+        reinit_top_layers(model, self.settings.layers, stream_seed(self.run.seed, "re-init"))
         return model
 
 

@@ -39,6 +39,7 @@ register_method(FinetuneMethod("child-tuning-d", "the gradient of a child networ
                                recipe="agwm.baselines.subnetworks.recipe:ChildTuningD",
                                settings=("child_tuning", ChildTuningConfig)))
 register_method(FinetuneMethod("child-tuning-f", "the gradient masked by a fresh Bernoulli draw each step",
-                               recipe="agwm.baselines.subnetworks.recipe:ChildTuningF"))
+                               recipe="agwm.baselines.subnetworks.recipe:ChildTuningF",
+                               settings=("child_tuning", ChildTuningConfig)))
 register_method(FinetuneMethod("dps", "DPS dense: stages of every weight, then of the top accumulated gradients",
                                recipe="agwm.baselines.subnetworks.recipe:Dps", settings=("dps", DpsConfig)))

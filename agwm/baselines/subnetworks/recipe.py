@@ -21,7 +21,9 @@ from torch import nn
 
 from agwm.baselines.recipe import Recipe
 from agwm.data import generator
-from agwm.runtime import device_of, model_loss, steps_for
+from agwm.training.build import model_loss
+from agwm.training.device import device_of
+from agwm.training.optim import steps_for
 
 
 def target_parameters(model: nn.Module, pattern: str) -> dict[str, nn.Parameter]:
@@ -140,24 +142,24 @@ class MaskedGradients(Recipe):
 
 class ChildTuningD(MaskedGradients):
     def prepare(self, model, train_batches):
-        params = target_parameters(model, self.cfg.child_tuning.target)
+        params = target_parameters(model, self.settings.target)
         fisher = fisher_information(model, params, train_batches, model_loss)
-        self.mask = FixedMask(params, top_fraction_masks(fisher, self.cfg.child_tuning.reserve_p))
+        self.mask = FixedMask(params, top_fraction_masks(fisher, self.settings.reserve_p))
         return model
 
 
 class ChildTuningF(MaskedGradients):
     def prepare(self, model, train_batches):
-        params = target_parameters(model, self.cfg.child_tuning.target)
-        self.mask = BernoulliGradientMask(params, self.cfg.child_tuning.reserve_p,
-                                          generator(self.cfg.seed, "child-tuning-f", device_of(model)))
+        params = target_parameters(model, self.settings.target)
+        self.mask = BernoulliGradientMask(params, self.settings.reserve_p,
+                                          generator(self.run.seed, "child-tuning-f", device_of(model)))
         return model
 
 
 class Dps(MaskedGradients):
     def prepare(self, model, train_batches):
-        d = self.cfg.dps
-        window = max(1, round(d.update_ratio * steps_for(1, len(train_batches.dataset), self.cfg.batch_size)))
+        d = self.settings
+        window = max(1, round(d.update_ratio * steps_for(1, len(train_batches.dataset), self.run.batch_size)))
         self.mask = DynamicSelection(target_parameters(model, d.target), d.reserve_p, window)
         return model
 
