@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 
 from agwm.baselines.recipe import Fitted, MethodRun, Recipe
 from agwm.config import RunConfig
-from agwm.data import data_fingerprint, random_splits, stream_seed, tokenize
+from agwm.data import random_splits, stream_seed, tokenize
 from agwm.errors import ConfigError
-from agwm.inputs import check_finetune_inputs, with_saved_alphas
+from agwm.inputs import check_alphas, check_model, check_start_weights
 from agwm.metrics import Predictions, compute_metrics, evaluate, predict
 from agwm.mixup import (
     alpha_parameters,
@@ -37,18 +37,28 @@ from agwm.mixup import (
     save_mixup_model,
     task_parameters,
 )
-from agwm.registry import method
+from agwm.registry import METHODS, method
 from agwm.resolved import write_resolved
 from agwm.run_folder import (
     MIXUP_MODEL_DIR,
+    TASK_WEIGHTS_NAME,
     TEST_PREDICTIONS_NAME,
     VALIDATION_PREDICTIONS_NAME,
+    check_output_dir,
     prepare_output_dir,
     write_metrics,
     write_predictions,
 )
+from agwm.settings import refuse_body
 from agwm.training.averaging import UniformSoup
-from agwm.training.build import build_model, load_run_data, loader, member_stream, set_aside_holdout
+from agwm.training.build import (
+    build_model,
+    load_run_data,
+    loader,
+    member_stream,
+    run_data_fingerprint,
+    set_aside_holdout,
+)
 from agwm.training.device import autocast, resolve_device
 from agwm.training.guards import check_loss, check_parameters, check_predictions
 from agwm.training.log import RunLog
@@ -218,6 +228,43 @@ def fit_setfit_vanilla(cfg: RunConfig, data, log: RunLog, dev, alphas: str | Non
         return fit_with_recipe(dataclasses.replace(cfg, model=body), data, log, dev, alphas, start_weights)
 
 
+def check_finetune_inputs(cfg: RunConfig, alphas: str | None,
+                          start_weights: str | None) -> tuple[dict | None, str | None]:
+    """What a finetune reads before any work: the combination of method, alphas and start weights,
+    its output folder, the model, the alphas and the start weights. Returns the alphas' ``alphas.json``
+    (for :func:`with_saved_alphas`) and the start weights: those given, else with ``alphas`` and
+    ``search.finetune_start=fold_average`` the search's fold-averaged task weights beside them."""
+    f = cfg.finetune
+    if alphas is not None and f.alpha_mode != "fixed":
+        raise ConfigError(f"finetune.alpha_mode={f.alpha_mode} is not allowed with --alphas: "
+                          "saved alphas are used fixed (alpha_mode=fixed)")
+    if alphas is not None and f.method != "vanilla":
+        raise ConfigError(f"--method {f.method} is not allowed with --alphas: the mixup finetune "
+                          "trains W plainly (finetune.method=vanilla)")
+    if start_weights is not None and not METHODS[f.method].from_weights:
+        raise ConfigError(f"--start-weights is not allowed with --method {f.method}: it starts from the encoder")
+    if alphas is not None and start_weights is None and cfg.search.finetune_start == "fold_average":
+        start_weights = os.path.join(os.path.dirname(alphas), TASK_WEIGHTS_NAME)
+        if not os.path.isfile(start_weights):
+            raise ConfigError(f"--alphas {alphas} is not allowed with search.finetune_start=fold_average (the "
+                              f"default): no {TASK_WEIGHTS_NAME} beside it to start from; give --start-weights, "
+                              "or search.finetune_start=pretrained to start from the pretrained weights")
+    refuse_body(cfg)
+    check_output_dir(cfg.output_dir, cfg.overwrite, "finetune")
+    check_model(cfg.model, cfg.max_length)
+    saved = check_alphas(alphas, cfg.model, cfg.mixup) if alphas is not None else None
+    if start_weights is not None:
+        check_start_weights(start_weights)
+    return saved, start_weights
+
+
+def with_saved_alphas(cfg: RunConfig, saved: dict) -> RunConfig:
+    """``cfg`` with the rank and formulation of the alphas it finetunes with (``saved``: their
+    ``alphas.json``, checked by :func:`agwm.inputs.check_alphas`)."""
+    mixup = dataclasses.replace(cfg.mixup, rank=saved["rank"], formulation=saved["formulation"])
+    return dataclasses.replace(cfg, mixup=mixup)
+
+
 def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str | None = None,
                  save_model: bool = False) -> dict:
     """Finetune with ``finetune.method`` (with the mixup of ``alphas`` if given, from ``start_weights``,
@@ -274,6 +321,6 @@ def run_finetune(cfg: RunConfig, alphas: str | None = None, start_weights: str |
                "score": dev_metrics["score"], "holdout" if f.holdout else "dev": dev_metrics,
                "alphas": alphas, "start_weights": start_weights, "alpha_mode": f.alpha_mode, **reported,
                "steps": steps, "final_train_loss": loss_value, "train_time_s": train_time,
-               "data": data_fingerprint(cfg),
+               "data": run_data_fingerprint(cfg),
                "wall_time_s": time.perf_counter() - start}
     return write_metrics(out, metrics, data.device)

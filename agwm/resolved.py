@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from agwm.config import RunConfig
 from agwm.files import atomic_path
 
 if TYPE_CHECKING:
@@ -51,13 +50,14 @@ def changed_settings(recorded: dict, current: dict, kind: str) -> dict[str, tupl
             if key in now and value != now[key] and read_by(key, kind)}
 
 
-def as_recorded(cfg: RunConfig) -> dict:
-    """``cfg`` as a results record stores it: JSON values (a tuple becomes a list)."""
-    return json.loads(json.dumps(to_dict(cfg)))
+def as_recorded(settings: Any) -> dict:
+    """A run's settings (a dataclass) as a results record stores them: JSON values (a tuple becomes a list)."""
+    return json.loads(json.dumps(to_dict(settings)))
 
 
-def write_resolved(path: str, cfg: RunConfig, engine: EngineSettings | None = None) -> None:
-    data = {"run": to_dict(cfg)}
+def write_resolved(path: str, settings: Any, engine: EngineSettings | None = None) -> None:
+    """config.yaml: the run's settings (a dataclass) under ``run``, and the engine's, if it has any."""
+    data = {"run": to_dict(settings)}
     if engine is not None:
         data.update(engine_config=engine.path, inner=to_dict(engine.inner),
                     outer=to_dict(engine.outer), engine=to_dict(engine.engine))

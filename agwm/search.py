@@ -23,9 +23,9 @@ from betty.configs import Config
 from tqdm.auto import tqdm
 
 from agwm.config import RunConfig
-from agwm.data import data_fingerprint, random_splits, stream_seed
+from agwm.data import random_splits, stream_seed
 from agwm.errors import from_problems
-from agwm.inputs import check_search_inputs
+from agwm.inputs import check_model
 from agwm.mixup import (
     alpha_parameters,
     alpha_state_dict,
@@ -38,9 +38,18 @@ from agwm.mixup import (
     task_parameters,
 )
 from agwm.resolved import write_resolved
-from agwm.run_folder import TASK_WEIGHTS_NAME, prepare_output_dir, write_metrics
+from agwm.run_folder import TASK_WEIGHTS_NAME, check_output_dir, prepare_output_dir, write_metrics
+from agwm.settings import refuse_body, refuse_unread_outer_level
 from agwm.training.averaging import UniformSoup
-from agwm.training.build import RunData, build_model, load_run_data, loader, model_loss, set_aside_holdout
+from agwm.training.build import (
+    RunData,
+    build_model,
+    load_run_data,
+    loader,
+    model_loss,
+    run_data_fingerprint,
+    set_aside_holdout,
+)
 from agwm.training.device import autocast, resolve_device
 from agwm.training.guards import check_box, check_loss, check_parameters
 from agwm.training.log import RunLog
@@ -170,6 +179,14 @@ def search_fold(cfg: RunConfig, settings: EngineSettings, data: RunData, fold: i
     return model, summary
 
 
+def check_search_inputs(cfg: RunConfig) -> None:
+    """What a search reads before any work: settings it would not read, its output folder and the model."""
+    refuse_unread_outer_level(cfg)
+    refuse_body(cfg)
+    check_output_dir(cfg.output_dir, cfg.overwrite, "search")
+    check_model(cfg.model, cfg.max_length)
+
+
 def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
     """Search on ``cfg.search.folds`` splits (one run on the whole sample for ``joint``); write
     the averaged ``alphas.safetensors`` / ``alphas.json``, each fold's under ``fold<k>/``, the
@@ -211,6 +228,6 @@ def run_search(cfg: RunConfig, settings: EngineSettings) -> dict:
                      os.path.join(out, TASK_WEIGHTS_NAME))
     bilevel = cfg.search.problem == "bilevel"
     metrics = {"phase": "search", "problem": cfg.search.problem, "hypergrad": cfg.hypergrad if bilevel else None,
-               "folds": summaries, "alpha": alpha_summary(model), "data": data_fingerprint(cfg),
+               "folds": summaries, "alpha": alpha_summary(model), "data": run_data_fingerprint(cfg),
                "wall_time_s": time.perf_counter() - start}
     return write_metrics(out, metrics, device)

@@ -42,10 +42,10 @@ from agwm.cli import require_at_least
 from agwm.mixup import alpha_parameters, inject_mixup, project_alphas, task_parameters
 from agwm.models import model_path
 from agwm.run_folder import machine_description
+from agwm.settings import device_allowed
 from agwm.training.build import model_loss
 from agwm.training.device import peak_mib_since, release_freed_memory, reset_peak, resolve_device, synchronize
 from agwm.training.optim import adamw
-from agwm.settings import device_allowed
 from agwm_problems import AttentionProblem, TaskWeightProblem, build_engine, engine_config_dir
 from agwm_problems.engine import attention_kernels
 from agwm_problems.engine_settings import load_engine_settings

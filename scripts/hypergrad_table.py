@@ -28,9 +28,9 @@ from torch.nn.functional import cosine_similarity as cosine
 from agwm.cli import main_guard, parser, run_config
 from agwm.data import random_splits, stream_seed
 from agwm.run_folder import machine_description
+from agwm.search import alpha_summary, bilevel_problems
 from agwm.training.build import build_model, load_run_data
 from agwm.training.device import peak_mib_since, reset_peak, resolve_device, synchronize
-from agwm.search import alpha_summary, bilevel_problems
 from agwm_problems import build_engine, engine_config_dir
 from agwm_problems.engine import attention_kernels
 from agwm_problems.engine_settings import load_engine_settings

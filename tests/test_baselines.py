@@ -10,17 +10,16 @@ from torch import nn
 from agwm.baselines.consistency.recipe import r3f_loss, r_dropout_loss, symmetric_divergence
 from agwm.baselines.mixout.recipe import MixoutLinear
 from agwm.baselines.peft_tuning.recipe import PrefixTuningUnsupported, wrap_with_peft
-from agwm.finetune import make_recipe
 from agwm.baselines.reinit.recipe import reinit_top_layers
 from agwm.baselines.subnetworks.recipe import BernoulliGradientMask, DynamicSelection, top_fraction_masks
 from agwm.data import get_task, make_loader
 from agwm.errors import ConfigError
-from agwm.finetune import run_finetune, train
+from agwm.finetune import make_recipe, run_finetune, train
+from agwm.settings import build_run_config
 from agwm.training.averaging import UniformSoup
 from agwm.training.build import build_model, load_run_data, model_loss
 from agwm.training.device import device_of
 from agwm.training.log import RunLog
-from agwm.settings import build_run_config
 
 CPU = torch.device("cpu")
 

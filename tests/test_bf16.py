@@ -8,9 +8,9 @@ import torch
 
 from agwm.finetune import run_finetune
 from agwm.metrics import predict
-from agwm.training.build import build_model, load_run_data
 from agwm.search import run_search
 from agwm.settings import build_run_config, run_engine_settings
+from agwm.training.build import build_model, load_run_data
 
 # A smoke run of the real default model: STS-B, 300 examples (240 trained on for 5 epochs, scored on the
 # other 60: finetune.holdout); bf16's Spearman must be within this many points of float32's.

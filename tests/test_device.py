@@ -7,11 +7,10 @@ import pytest
 import torch
 from betty.configs import EngineConfig
 
-from agwm.errors import ConfigError
 from agwm.experiments.methods import METHODS
 from agwm.finetune import run_finetune
-from agwm.training.device import resolve_device, speed_probe
 from agwm.settings import build_run_config
+from agwm.training.device import resolve_device, speed_probe
 from agwm_problems import HYPERGRADS, engine_config_on
 from tests.conftest import run_script
 from tests.test_cli import base

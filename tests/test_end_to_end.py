@@ -12,9 +12,9 @@ from agwm.data import get_task
 from agwm.finetune import run_finetune
 from agwm.metrics import evaluate
 from agwm.mixup import alpha_state_dict
-from agwm.training.build import build_model, load_dev, load_run_data
 from agwm.search import run_search
 from agwm.settings import build_run_config, engine_config_path
+from agwm.training.build import build_model, load_dev, load_run_data
 from agwm_problems.engine_settings import load_engine_settings
 
 CPU = torch.device("cpu")

@@ -226,7 +226,8 @@ def test_the_averaging_controls_one_fold_whole_sample_folds_and_swa(tiny_model_d
     assert one.keys() == two.keys()
 
     seen, original = [], agwm.training.build.make_loader
-    monkeypatch.setattr(agwm.training.build, "make_loader", lambda d, *a, **k: seen.append(len(d)) or original(d, *a, **k))
+    monkeypatch.setattr(agwm.training.build, "make_loader",
+                        lambda d, *a, **k: seen.append(len(d)) or original(d, *a, **k))
     cfg = build_run_config({**flags, "search.folds": 2, "output_dir": str(tmp_path / "whole")},
                            inner_only + ["search.fold_data=whole"])
     run_search(cfg, load_engine_settings(engine_config_path(cfg)))

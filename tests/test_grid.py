@@ -13,9 +13,9 @@ from agwm.experiments import grid as grid_module
 from agwm.experiments.grid import append_record, config_changes, load_grid, part_of, read_records, run_grid
 from agwm.experiments.methods import METHODS, joint_finetune, random_alpha, vanilla
 from agwm.mixup import alpha_state_dict
+from agwm.settings import build_run_config
 from agwm.training.build import build_model
 from agwm.training.device import WORKLOAD, speed_probe
-from agwm.settings import build_run_config
 
 CPU = torch.device("cpu")
 

@@ -400,16 +400,17 @@ def load_files(train_file: str, validation_file: str | None = None, test_file: s
     return Examples(task, train, validation, validation_rows, test, test_rows, notes)
 
 
-def data_files(cfg) -> dict[str, str]:
-    """The files a run (its :class:`~agwm.settings.RunConfig`) reads its examples from, by role: a
-    user's files, or a GLUE task's train and dev files in its folder (none when they come from the hub)."""
-    if cfg.train_file is not None:
-        roles = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
+def data_files(task: str, data_dir: str | None, train_file: str | None, validation_file: str | None,
+               test_file: str | None) -> dict[str, str]:
+    """The files a run reads its examples from, by role: a user's files (``train_file`` given), or
+    the GLUE ``task``'s train and dev files in its folder (none when they come from the hub)."""
+    if train_file is not None:
+        roles = {"train": train_file, "validation": validation_file, "test": test_file}
     else:
-        data_dir = resolve_data_dir(cfg.data_dir)
-        preset = get_preset(cfg.task)
+        data_dir = resolve_data_dir(data_dir)
+        preset = get_preset(task)
         roles = {} if data_dir is None else {split: preset.file(data_dir, split) for split in ("train", "dev")}
-        roles["test"] = cfg.test_file
+        roles["test"] = test_file
     return {role: path for role, path in roles.items() if path is not None}
 
 
@@ -422,10 +423,11 @@ def _digest(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def data_fingerprint(cfg) -> dict[str, dict]:
-    """Role -> the file and the SHA-256 (first 16 hex digits) of its content: what a record was made from."""
+def data_fingerprint(files: dict[str, str]) -> dict[str, dict]:
+    """Role -> the file and the SHA-256 (first 16 hex digits) of its content (``files``: role -> path,
+    :func:`data_files`): what a record was made from."""
     prints = {}
-    for role, path in data_files(cfg).items():
+    for role, path in files.items():
         status = os.stat(path)
         prints[role] = {"file": path, "sha256": _digest(os.path.abspath(path), status.st_size, status.st_mtime_ns)}
     return prints

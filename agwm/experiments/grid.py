@@ -20,15 +20,16 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from agwm.data import DataError, data_fingerprint
+from agwm.data import DataError
 from agwm.errors import ConfigError, from_problems
 from agwm.experiments.executors import run_in_processes
 from agwm.experiments.methods import PIPELINES, RENAMED_KINDS, grid_method, selectable_methods
 from agwm.resolved import as_recorded, changed_settings
+from agwm.settings import RunConfig, build_run_config, refuse_unknown, run_engine_settings
+from agwm.training.build import run_data_fingerprint
 from agwm.training.device import WORKLOAD as PROBE_WORKLOAD
 from agwm.training.device import peak_mib_since, reset_peak, resolve_device, speed_probe
 from agwm.training.guards import RunFailed, disk_full
-from agwm.settings import RunConfig, build_run_config, refuse_unknown, run_engine_settings
 from agwm_problems import engine_config_on
 from agwm_problems.overrides import parse_overrides
 
@@ -294,7 +295,7 @@ def check_data(runs: list[Run]) -> None:
             where = f" (a grid's relative paths are read from the folder it runs in, {os.getcwd()})" if relative else ""
             raise DataError(f"task {run.task}: {error}; no run was started{where}") from None
         if (cfg.model, cfg.max_length) not in models:
-            check_model(cfg)
+            check_model(cfg.model, cfg.max_length)
             models.add((cfg.model, cfg.max_length))
 
 
@@ -310,7 +311,7 @@ def recorded_with_other_data(runs: list[Run], recorded: dict[str, dict]) -> tupl
         was = recorded.get(run.key, {}).get("data")
         if was is None:
             continue
-        now = data_fingerprint(run.config)
+        now = run_data_fingerprint(run.config)
         for role in sorted(set(was) | set(now)):
             if (was.get(role) or {}).get("sha256") != (now.get(role) or {}).get("sha256"):
                 return run.key, (now.get(role) or was.get(role))["file"]
@@ -325,7 +326,7 @@ def execute(run: Run) -> dict:
     device = resolve_device(run.config.device)
     run_fields = {"key": run.key, "method": run.entry.name, "kind": run.entry.method, "settings": run.overrides,
                   "task": run.task, "train_size": run.size, "seed": run.seed, "config": dataclasses.asdict(run.config),
-                  "data": data_fingerprint(run.config)}
+                  "data": run_data_fingerprint(run.config)}
     probe_before = speed_probe(device)
     memory_before = reset_peak(device)
     start = time.perf_counter()

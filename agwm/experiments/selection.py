@@ -261,8 +261,8 @@ def select_on_file(fields: dict, methods: list[str] | None, seeds: int, margin: 
     ``text_columns``, ...), in ``output_dir`` (resumable), and the rule's recommendation; returns what
     to print (the plan is printed before the runs)."""
     from agwm.run_folder import check_output_dir, prepare_output_dir, unmake_output_dir
-    from agwm.training.build import load_examples
     from agwm.settings import build_run_config
+    from agwm.training.build import load_examples
 
     name = os.path.splitext(os.path.basename(fields["train_file"]))[0]
     task = {"name": name, **{k: v for k, v in fields.items() if v is not None}}

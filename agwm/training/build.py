@@ -15,6 +15,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from agwm.data import (
     Examples,
     Task,
+    data_files,
+    data_fingerprint,
     load_files,
     load_glue,
     make_loader,
@@ -48,6 +50,11 @@ def load_examples(cfg: RunConfig) -> Examples:
                           None if cfg.task_type == "auto" else cfg.task_type, cfg.metric, cfg.validation_split,
                           cfg.seed, with_validation=not cfg.finetune.holdout)
     return load_glue(cfg.task, cfg.data_dir, cfg.metric, cfg.test_file)
+
+
+def run_data_fingerprint(cfg: RunConfig) -> dict[str, dict]:
+    """The run's files by role, each with the SHA-256 of its content (:func:`agwm.data.data_fingerprint`)."""
+    return data_fingerprint(data_files(cfg.task, cfg.data_dir, cfg.train_file, cfg.validation_file, cfg.test_file))
 
 
 def load_run_data(cfg: RunConfig, device: torch.device) -> RunData:
