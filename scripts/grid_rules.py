@@ -23,6 +23,7 @@ RULES = {
                            ["results/peers/results.jsonl", "results/peers-stsb/results.jsonl"]),
     "cheaper-default": (lambda records, tasks, size: rules.cheaper_default(records, tasks[0], size), []),
     "mpnet": (rules.mpnet, []),
+    "default-classification": (rules.default_classification, []),
 }
 
 

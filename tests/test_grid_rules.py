@@ -89,6 +89,27 @@ def test_cheaper_default_passes_only_inside_both_bounds():
                                                                 and r["method"] != "fold-average"], "t")
 
 
+def test_default_classification_keeps_changes_or_drops_the_default_search():
+    wobble = lambda s: 0.5 * (-1) ** s
+
+    def grid(one_fold_b, fold_average_b, seeds=range(1, 11)):
+        return [r for task, one, two in (("a", 0.0, 0.0), ("b", one_fold_b, fold_average_b))
+                for r in runs("vanilla", 80, lambda s: 0, task=task, seeds=seeds)
+                + runs("one-fold", 80 + one, wobble, total=130, task=task, seeds=seeds)
+                + runs("fold-average", 80 + two, wobble, total=150, task=task, seeds=seeds)]
+
+    kept = rules.default_classification(grid(-0.2, 0.0), ["a", "b"])
+    assert "| one-fold - vanilla | +0.0 [-0.4, +0.4]: not shown to lose beyond 1.5 |" in kept
+    assert "one-fold 1.30x, fold-average 1.50x" in kept
+    assert "By the rule, one-fold is shown to lose on no task: it stays the default" in kept
+    changed = rules.default_classification(grid(-2.0, 0.0), ["a", "b"])
+    assert "-2.0 [-2.4, -1.6]: shown to lose by more than 1.5" in changed
+    assert "shown to lose on b: the default for classification changes to **fold-average**" in changed
+    dropped = rules.default_classification(grid(-2.0, -1.0), ["a", "b"])
+    assert "changes to **no search**" in dropped
+    assert "decides nothing yet" in rules.default_classification(grid(-2.0, 0.0, range(1, 10)), ["a", "b"])
+
+
 def test_the_mpnet_rule_answers_each_question_per_task():
     wobble = lambda s: 0.5 * (-1) ** s  # seeds 11-15: mean -0.1
     seeds = range(11, 16)

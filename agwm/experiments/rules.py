@@ -299,3 +299,40 @@ def mpnet(records: list[dict], tasks: list[str], size: int = 300, margin: float 
                               f"{interval[1]:+.1f}]{': learns it' if interval[0] > 0 else ''}")
         lines += ["", f"MRPC F1 minus the one-class F1 ({MRPC_ONE_CLASS_F1}): " + "; ".join(learns) + "."]
     return "\n".join(lines)
+
+
+def default_classification(records: list[dict], tasks: list[str], size: int = 300, default: str = "one-fold",
+                           fallback: str = "fold-average", margin: float = MARGIN) -> str:
+    """experiments/default-classification.yaml. Per task, paired by seed on held-out accuracy:
+    ``default`` - vanilla (shown to lose if hi < 0; by more than m if hi < -m; not beyond m if
+    lo > -m), ``fallback`` - vanilla and ``default`` - ``fallback``. The default stays if it is shown
+    to lose on no task; else it changes to ``fallback`` if that is shown to lose on none, else to no
+    search. Decides nothing before every task has ten seeds."""
+    cells, times = scores_by_cell(records), median_times(records, size)
+    lines = [f"| | {' | '.join(tasks)} |", "|---" * (len(tasks) + 1) + "|"]
+    intervals = {m: {t: paired(cells, m, "vanilla", t, size) for t in tasks} for m in (default, fallback)}
+
+    def reading(p: Paired | None) -> str:
+        if p is None:
+            return "-"
+        said = "shown to lose" + (f" by more than {margin:g}" if p.hi < -margin else "") if p.hi < 0 else \
+            f"not shown to lose beyond {margin:g}" if p.lo > -margin else "unresolved"
+        return f"{p}: {said}"
+
+    for m in (default, fallback):
+        lines.append(f"| {m} - vanilla | {' | '.join(reading(intervals[m][t]) for t in tasks)} |")
+    between = [paired(cells, default, fallback, t, size) for t in tasks]
+    lines.append(f"| {default} - {fallback} | {' | '.join(str(p) if p else '-' for p in between)} |")
+    lines.append(f"| time / vanilla (median) | {default} {times.get(default, float('nan')):.2f}x, "
+                 f"{fallback} {times.get(fallback, float('nan')):.2f}x |" + " |" * (len(tasks) - 1))
+    complete = all(p is not None and p.n >= 10 for ps in intervals.values() for p in ps.values())
+    if not complete:
+        return "\n".join(lines) + "\n\nNot every task has ten seeds of each method: the rule decides nothing yet."
+    loses = [t for t in tasks if intervals[default][t].hi < 0]
+    if not loses:
+        verdict = f"{default} is shown to lose on no task: it stays the default for classification"
+    else:
+        change = fallback if all(intervals[fallback][t].hi >= 0 for t in tasks) else "no search"
+        verdict = (f"{default} is shown to lose on {', '.join(loses)}: the default for classification changes to "
+                   f"**{change}**, and README and `agwm search --help` say so")
+    return "\n".join(lines) + f"\n\nBy the rule, {verdict}."
