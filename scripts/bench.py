@@ -13,6 +13,11 @@ resident set before the model was built.
     python scripts/bench.py                       # the bundled all-MiniLM-L6-v2, on this machine
     python scripts/bench.py --random-init --device cuda   # same shape, random weights (no files)
     python scripts/bench.py --scaling --output-dir results/bench/scaling-cpu   # cost against the shape
+    python scripts/bench.py --model all-mpnet-base-v2 --against all-MiniLM-L6-v2 --configs vanilla mixup search-darts
+
+``--against`` times a second model in the same rounds (each round runs every configuration of both
+models, interleaved) and adds each configuration's time and memory on ``--model`` over the same
+configuration on the second: the cost of switching models, measured side by side.
 
 ``--scaling`` times every configuration on random-initialised models of the default model's
 architecture, one shape setting changed at a time (``SCALING``: layers, hidden width with 64-wide
@@ -136,8 +141,13 @@ def timed(step, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def time_all(args) -> dict[str, float]:
-    steps = {name: make_step(name, args) for name in args.configs}
+def time_all(args, models: list) -> dict[tuple, float]:
+    """(model, configuration) -> median seconds, every model's configurations interleaved in each round."""
+    steps = {}
+    for model in models:
+        on_model = copy.copy(args)
+        on_model.model = model
+        steps.update({(model, name): make_step(name, on_model) for name in args.configs})
     for _ in range(args.warmup):
         for step in steps.values():
             step()
@@ -239,6 +249,8 @@ def plot_scaling(rows: list[dict], configs: list[str], folder: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=None)
+    p.add_argument("--against", default=None,
+                   help="a second model timed in the same rounds: each configuration's ratio of --model to it")
     p.add_argument("--random-init", action="store_true", help="the model's shape with random weights")
     p.add_argument("--device", default="auto", help="auto (the GPU if there is one), cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=16)
@@ -258,6 +270,8 @@ def main() -> None:
     args = p.parse_args()
     if args.scaling and args.output_dir is None:
         p.error("--scaling needs --output-dir")
+    if args.against and (args.scaling or args.against == args.model):
+        p.error(f"--against {args.against} is not allowed: a second model, other than --model, without --scaling")
     if args.configs is None:
         args.configs = list(SCALING_CONFIGS if args.scaling else CONFIGS)
     require_at_least(p, args, {"batch_size": 1, "length": 1, "rounds": 1, "warmup": 0})
@@ -286,22 +300,33 @@ def main() -> None:
     if args.memory_probe:
         print(json.dumps({"peak_mib": memory_probe(args.memory_probe, args)}))
         return
-    medians = time_all(args)
+    models = [args.model] + ([args.against] if args.against else [])
+    medians = time_all(args, models)
     release_freed_memory()  # the timed models are gone: give their memory back before the probes' subprocesses
     peaks = {}
-    for name in args.configs:
-        cmd = [sys.executable, __file__, "--memory-probe", name, "--device", str(args.device),
-               "--batch-size", str(args.batch_size), "--length", str(args.length)]
-        cmd += (["--model", args.model] if args.model else []) + (["--random-init"] if args.random_init else [])
-        peaks[name] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["peak_mib"]
+    for model in models:
+        for name in args.configs:
+            cmd = [sys.executable, __file__, "--memory-probe", name, "--device", str(args.device),
+                   "--batch-size", str(args.batch_size), "--length", str(args.length)]
+            cmd += (["--model", model] if model else []) + (["--random-init"] if args.random_init else [])
+            peaks[model, name] = json.loads(subprocess.run(cmd, check=True, capture_output=True,
+                                                           text=True).stdout)["peak_mib"]
 
     print(f"machine: {machine_description(args.device)}; batch {args.batch_size} x {args.length} tokens; "
           f"median of {args.rounds} rounds; {'random' if args.random_init else 'pretrained'} weights")
-    print("| configuration | step or outer iteration (s) | time / vanilla | peak memory (MiB) | memory / vanilla |")
-    print("|---|---|---|---|---|")
-    for name in args.configs:
-        print(f"| {name} | {medians[name]:.4g} | {medians[name] / medians['vanilla']:.2f}x | "
-              f"{peaks[name]:.0f} | {peaks[name] / peaks['vanilla']:.2f}x |")
+    against = f" | time / {args.against} | memory / {args.against}" if args.against else ""
+    print(f"| model | configuration | step or outer iteration (s) | time / vanilla | peak memory (MiB) | "
+          f"memory / vanilla{against} |")
+    print("|---" * (6 + 2 * bool(args.against)) + "|")
+    for model in models:
+        for name in args.configs:
+            t, m = medians[model, name], peaks[model, name]
+            row = (f"| {model or 'all-MiniLM-L6-v2'} | {name} | {t:.4g} | {t / medians[model, 'vanilla']:.2f}x | "
+                   f"{m:.0f} | {m / peaks[model, 'vanilla']:.2f}x")
+            if args.against:
+                row += (f" | {t / medians[args.against, name]:.2f}x | {m / peaks[args.against, name]:.2f}x"
+                        if model != args.against else " | | ")
+            print(row + " |")
 
 
 if __name__ == "__main__":

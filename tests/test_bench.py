@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from tests.conftest import REPO, run_script
 
@@ -20,7 +21,7 @@ def run_bench(script, *args):
 
 def table_rows(stdout: str) -> list[list[str]]:
     lines = [line for line in stdout.splitlines() if line.startswith("| ") and not line.startswith("| config")
-             and not line.startswith("| condition")]
+             and not line.startswith("| condition") and not line.startswith("| model")]
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
 
@@ -29,7 +30,7 @@ def test_bench_times_and_measures_every_configuration_against_vanilla(tiny_model
     done = run_bench("bench.py", "--model", tiny_model_dir, "--device", "cpu", "--batch-size", "2", "--length", "8",
                      "--rounds", "2", "--warmup", "0")
     assert done.returncode == 0, done.stderr
-    rows = table_rows(done.stdout)
+    rows = [row[1:] for row in table_rows(done.stdout)]  # after the model's column
     assert [row[0] for row in rows] == ["vanilla", "mixup", "search-darts", "search-opt_darts", "search-sama",
                                         "search-reverse", "search-reverse-T2", "search-reverse-T5", "search-neumann",
                                         "search-cg"]
@@ -39,6 +40,28 @@ def test_bench_times_and_measures_every_configuration_against_vanilla(tiny_model
         expected = seconds[name] / seconds["vanilla"]  # the ratio to 2 decimals
         assert abs(float(time_ratio.rstrip("x")) - expected) <= 0.005 + 1e-3 * expected
     assert rows[0][2] == "1.00x" and rows[0][4] == "1.00x"
+
+
+@pytest.mark.slow
+def test_bench_against_a_second_model_gives_each_configurations_ratio_to_it(tiny_model_dir, tmp_path):
+    wide = tmp_path / "wide"
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    config.hidden_size, config.intermediate_size = 32, 64
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(wide)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(wide)
+    done = run_bench("bench.py", "--model", str(wide), "--against", tiny_model_dir, "--device", "cpu",
+                     "--configs", "vanilla", "mixup", "--batch-size", "2", "--length", "8", "--rounds", "2",
+                     "--warmup", "0")
+    assert done.returncode == 0, done.stderr
+    rows = table_rows(done.stdout)
+    assert [(row[0], row[1]) for row in rows] == [(str(wide), "vanilla"), (str(wide), "mixup"),
+                                                  (tiny_model_dir, "vanilla"), (tiny_model_dir, "mixup")]
+    seconds = {(row[0], row[1]): float(row[2]) for row in rows}
+    for row in rows[:2]:  # the wide model's rows: its time over the tiny model's, same configuration
+        expected = seconds[row[0], row[1]] / seconds[tiny_model_dir, row[1]]
+        assert abs(float(row[6].rstrip("x")) - expected) <= 0.005 + 2e-3 * expected
+        assert float(row[7].rstrip("x")) > 0
+    assert rows[2][6] == "" and rows[3][7] == ""
 
 
 @pytest.mark.slow
@@ -83,6 +106,7 @@ def test_bench_speed_probe_prints_step_and_probe_ratios_against_its_first_row():
     ("bench.py", ["--rounds", "0"], "--rounds 0 is not allowed: at least 1"),
     ("bench.py", ["--warmup", "-1"], "--warmup -1 is not allowed: at least 0"),
     ("bench.py", ["--configs", "mixup"], "--configs mixup is not allowed: must include vanilla"),
+    ("bench.py", ["--model", "m", "--against", "m"], "--against m is not allowed: a second model, other than"),
     ("bench.py", ["--device", "tpu0"], "--device tpu0 is not allowed: auto, cpu, cuda or cuda:N"),
     ("bench.py", ["--device", "cuda:7"], "--device cuda:7 is not allowed: auto"),
     ("bench_speed_probe.py", ["--threads", "0"], "--threads [0] is not allowed: between 1 and"),
