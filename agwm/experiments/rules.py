@@ -243,14 +243,17 @@ def mpnet(records: list[dict], tasks: list[str], size: int = 300, margin: float 
     Q1 mixup - one-fold, with the search's W0 weight and mean alpha; Q2 one-fold and mixup - vanilla;
     Q3 the README's recommendation - the best all-mpnet-base-v2 mean (holds if best or lo > -m,
     shown not to if hi < -m); Q4 the best all-mpnet-base-v2 mean - the best minilm- mean, and their
-    median time ratio on the same seed. Says how many seeds it holds; decides nothing below five."""
+    median time ratio on the same seed. Says how many seeds each task holds (the grid runs task by
+    task); a task's questions are decided only once its five seeds are in."""
     f1 = scores_by_cell(records)
     read = [{**r, "score": r["dev"]["accuracy"]} if r["task"] == "mrpc" and r.get("dev") else r for r in records]
     cells = scores_by_cell(read)
-    seeds = sorted({r["seed"] for r in records})
+    seeds = {t: sorted({r["seed"] for r in records if r["task"] == t}) for t in tasks}
     ratios = time_ratios(records)[0]
-    pending = "" if len(seeds) >= 5 else "; nothing is decided before all five"
-    lines = [f"Seeds in: {', '.join(map(str, seeds))} ({len(seeds)} of 5){pending}.",
+    pending = [t for t in tasks if len(seeds[t]) < 5]
+    said = "; ".join(f"{t} {', '.join(map(str, seeds[t])) or 'none'} ({len(seeds[t])} of 5)" for t in tasks)
+    lines = [f"Seeds in: {said}." + (f" Nothing is decided on {', '.join(pending)} before its five seeds are in."
+                                     if pending else ""),
              "", f"| | {' | '.join(tasks)} |", "|---" * (len(tasks) + 1) + "|"]
 
     def row(label: str, values: list[str]) -> None:
