@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from agwm.config import RunConfig
 from agwm.data import random_splits, stream_seed
 from agwm.errors import from_problems
+from agwm.files import save_tensors
 from agwm.inputs import check_model
 from agwm.mixup import (
     alpha_parameters,
@@ -34,7 +35,6 @@ from agwm.mixup import (
     mixup_layers,
     project_alphas,
     save_alphas,
-    save_tensors,
     task_parameters,
 )
 from agwm.resolved import write_resolved
