@@ -13,13 +13,16 @@ A method runs in one of two ways:
 A recipe is built with its own settings section alone (and :class:`~agwm.baselines.recipe.MethodRun`:
 the seed, the batch size and the layers mixup targets), as a PEFT tuner gets its own config.
 
-Both are named as ``"module:attribute"`` and imported when the method runs, so that the registry,
-the schema and every ``--help`` load without torch."""
+Another package's methods register through the ``agwm.methods`` entry point group
+(:func:`load_methods`). Both ways of running are named as ``"module:attribute"`` and imported when
+the method runs, so that the registry, the schema and every ``--help`` load without torch."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,11 +129,34 @@ def register_method(method: FinetuneMethod) -> FinetuneMethod:
 _SCHEMA = {"built": False}  # set by agwm.config once RunConfig has every section
 
 
+ENTRY_POINTS = "agwm.methods"  # another package's methods: [project.entry-points."agwm.methods"] name = "its.module"
+_LOADED = {"done": False}
+
+
+def load_methods() -> None:
+    """Register the built-in methods (:mod:`agwm.baselines`), then, once, every installed package's:
+    each entry point of the group ``agwm.methods`` names a module whose import registers its methods
+    (torch-free, as the built-ins' ``__init__``). A module that cannot be imported is said in one
+    line on stderr and left out."""
+    import agwm.baselines  # noqa: F401
+
+    if _LOADED["done"]:
+        return
+    _LOADED["done"] = True
+    for entry in sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda e: e.name):
+        try:
+            entry.load()
+        except Exception as error:  # another package's bug must not stop agwm's own methods
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            print(f"agwm: the methods of {entry.value} (entry point {entry.name} of {ENTRY_POINTS}) are left out: "
+                  f"{type(error).__name__}: {reason}"[:300], file=sys.stderr)
+
+
 def sections_for_schema() -> list[tuple[str, type]]:
     """``(section, dataclass)`` of every registered method that has settings, in registry order, each
     section once (methods of one family may share one: lora, prefix and prompt read ``peft``); after
     this call (by :mod:`agwm.config`, once) a method with settings can no longer register."""
-    import agwm.baselines  # noqa: F401
+    load_methods()
 
     _SCHEMA["built"] = True
     sections: dict[str, type] = {}
@@ -149,27 +175,27 @@ def _others(accepts) -> str:
 
 
 def method(name: str) -> FinetuneMethod:
-    import agwm.baselines  # noqa: F401  (the built-in methods register)
+    load_methods()
 
     return METHODS[name]
 
 
 def task_error(name: str, task, option: str | None = None) -> str | None:
     """Why the method ``name`` cannot learn ``task``, or None (also for a name that is no finetune method)."""
-    import agwm.baselines  # noqa: F401
+    load_methods()
 
     return METHODS[name].task_error(task, option) if name in METHODS else None
 
 
 def method_names() -> list[str]:
-    import agwm.baselines  # noqa: F401
+    load_methods()
 
     return list(METHODS)
 
 
 def methods_help() -> str:
     """``--method``'s help: every method registered by now, with its one line."""
-    import agwm.baselines  # noqa: F401
+    load_methods()
 
     return ("; ".join(f"{m.name} ({m.summary})" for m in METHODS.values())
             + "; a method's own settings as key=value (e.g. mixout.p=0.5)")
@@ -177,7 +203,7 @@ def methods_help() -> str:
 
 def methods_table() -> str:
     """The Markdown table of docs/methods.md."""
-    import agwm.baselines  # noqa: F401
+    load_methods()
 
     rows = ["| method | what it does | texts | labels | settings | runs as |", "|---|---|---|---|---|---|"]
     for m in METHODS.values():

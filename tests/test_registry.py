@@ -2,6 +2,7 @@
 help, a grid and agwm select; every --help builds without torch; the docs' table is the registry's."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -145,3 +146,45 @@ def test_agwms_own_modules_load_without_betty():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+PLUGIN = '''from dataclasses import dataclass
+
+from agwm.registry import FinetuneMethod, register_method
+
+
+@dataclass
+class ToyConfig:
+    scale: float = 1.0
+
+    def check(self):
+        return [] if self.scale > 0 else [("scale", "greater than 0")]
+
+
+register_method(FinetuneMethod("toy-plugin", "another package's toy method", recipe="toy_plugin:Toy",
+                               settings=("toy", ToyConfig)))
+'''
+
+
+def test_an_installed_packages_methods_register_through_its_entry_point(tmp_path):
+    """Another package declares methods (with settings) through the ``agwm.methods`` entry point group;
+    one whose module cannot be imported is said in one line and left out."""
+    (tmp_path / "toy_plugin.py").write_text(PLUGIN)
+    for name, target in (("toy-plugin", "toy_plugin"), ("broken", "no_such_module_here")):
+        dist = tmp_path / f"{name.replace('-', '_')}-0.1.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text(f"[agwm.methods]\n{name} = {target}\n")
+    code = ("from agwm.cli import main\ntry:\n    main(['finetune', '--help'])\nexcept SystemExit:\n    pass\n"
+            "from agwm.errors import ConfigError\nfrom agwm.settings import build_run_config\n"
+            "flags = {'task': 'rte', 'output_dir': 'x', 'finetune.method': 'toy-plugin'}\n"
+            "print('scale', build_run_config(flags, ['toy.scale=2']).toy.scale)\n"
+            "try:\n    build_run_config(flags, ['toy.scale=0'])\nexcept ConfigError as error:\n    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"})
+    assert done.returncode == 0, done.stderr
+    assert "toy-plugin (another package's toy method)" in " ".join(done.stdout.split())
+    assert "scale 2.0" in done.stdout and "toy.scale=0 is not allowed: greater than 0" in done.stdout
+    assert done.stderr.strip().splitlines() == [
+        "agwm: the methods of no_such_module_here (entry point broken of agwm.methods) are left out: "
+        "ModuleNotFoundError: No module named 'no_such_module_here'"]

@@ -21,9 +21,11 @@ import shutil
 import time
 from collections.abc import Callable
 
-import agwm.baselines  # noqa: F401  (the finetune methods register)
 from agwm.config import RunConfig
 from agwm.registry import METHODS as FINETUNE_METHODS
+from agwm.registry import load_methods
+
+load_methods()  # the finetune methods register: the built-ins and every installed package's
 
 Method = Callable[[RunConfig, list], dict]
 METHODS: dict[str, Method] = {}  # the grid's own methods; the finetune methods come from the registry
