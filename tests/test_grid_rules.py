@@ -132,6 +132,8 @@ def test_the_mpnet_rule_answers_each_question_per_task():
     partial = rules.mpnet([r for r in records if r["seed"] < 14 or r["task"] == "stsb"], ["mr", "stsb"])
     assert partial.startswith("Seeds in: mr 11, 12, 13 (3 of 5); stsb 11, 12, 13, 14, 15 (5 of 5). Nothing is "
                               "decided on mr before its five seeds are in.")
+    unstarted = rules.mpnet(records, ["mr", "stsb", "mrpc"])  # a task without a record yet
+    assert "mrpc none (0 of 5)" in unstarted and unstarted.count("| - |") >= 4
     mrpc = [{**r, "dev": {"accuracy": r["score"] - 10.0}, "score": 81.2 + (2.0 if r["method"] == "mixup" else 0.0)
              + wobble(r["seed"]) / 5} for r in runs("vanilla", 70, wobble, 100, "mrpc", seeds=seeds)
             + runs("mixup", 72, wobble, 290, "mrpc", seeds=seeds)]

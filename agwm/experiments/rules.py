@@ -274,9 +274,13 @@ def mpnet(records: list[dict], tasks: list[str], size: int = 300, margin: float 
     row("Q2: mixup - vanilla", [pair("mixup", "vanilla", t) for t in tasks])
     ours = [m for m in _methods(cells, size) if not m.startswith(MINILM)]
     theirs = [m for m in _methods(cells, size) if m.startswith(MINILM)]
-    best = {t: best_by_mean(cells, ours, t, size) for t in tasks}
+    best = {t: best_by_mean(cells, ours, t, size) if any(cells.get((m, t, size)) for m in ours) else None
+            for t in tasks}
     q3 = []
     for t in tasks:
+        if best[t] is None:  # no record of the task yet
+            q3.append("-")
+            continue
         advice = RECOMMENDED.get(t)
         p = None if advice == best[t] else paired(cells, advice, best[t], t, size)
         verdict = "holds (best)" if advice == best[t] else "-" if p is None else \
@@ -285,6 +289,9 @@ def mpnet(records: list[dict], tasks: list[str], size: int = 300, margin: float 
     row("Q3: the recommendation - the best all-mpnet-base-v2 mean", q3)
     q4 = []
     for t in tasks:
+        if best[t] is None:
+            q4.append("-")
+            continue
         mine, other = best[t], best_by_mean(cells, theirs, t, size) if any(cells.get((m, t, size)) for m in theirs) \
             else None
         p = paired(cells, mine, other, t, size) if other else None
@@ -300,7 +307,8 @@ def mpnet(records: list[dict], tasks: list[str], size: int = 300, margin: float 
             if interval is not None:
                 learns.append(f"{m} {statistics.mean(scores) - MRPC_ONE_CLASS_F1:+.1f} [{interval[0]:+.1f}, "
                               f"{interval[1]:+.1f}]{': learns it' if interval[0] > 0 else ''}")
-        lines += ["", f"MRPC F1 minus the one-class F1 ({MRPC_ONE_CLASS_F1}): " + "; ".join(learns) + "."]
+        lines += ["", f"MRPC F1 minus the one-class F1 ({MRPC_ONE_CLASS_F1}): "
+                  + ("; ".join(learns) if learns else "no method with two seeds yet") + "."]
     return "\n".join(lines)
 
 
