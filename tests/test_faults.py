@@ -473,7 +473,9 @@ def test_a_reader_that_leaves_and_an_early_ctrl_c_end_without_a_traceback():
         time.sleep(delay)
         started.send_signal(signal.SIGINT)
         err = started.communicate()[1]
-        assert started.returncode in (0, 130) and "Traceback" not in err, err
+        # before the interpreter installs any handler, SIGINT's default ends the process silently (-2)
+        silent = started.returncode == -signal.SIGINT and not err.strip()
+        assert (started.returncode in (0, 130) or silent) and "Traceback" not in err, (started.returncode, err)
 
 
 def test_a_full_disk_is_one_line_and_a_grid_records_it_and_goes_on(glue_dir, tiny_model_dir, tmp_path, monkeypatch,
