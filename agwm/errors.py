@@ -9,6 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+def first_line(error: BaseException, empty: str | None = None) -> str:
+    """The first line of ``error``'s message, for a one-line refusal; ``empty`` (default: the
+    error's class name) when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__ if empty is None else empty
+
+
 class ConfigError(ValueError):
     """A setting, flag or file named by one that agwm refuses, before any work."""
 

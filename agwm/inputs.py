@@ -15,7 +15,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from agwm.config import MixupConfig
-from agwm.errors import ConfigError
+from agwm.errors import ConfigError, first_line
 from agwm.mixup import ALPHA_CONFIG_NAME, FORMULATIONS, read_alpha_settings
 from agwm.models import model_path
 
@@ -48,7 +48,7 @@ def model_config(model: str | None):
     except (OSError, ValueError) as error:
         if os.path.isabs(name) or name.startswith(".") or os.path.exists(name):
             raise ConfigError(f"--model {name} is not allowed: no such folder") from None
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise ConfigError(f"--model {name} is not allowed: no such folder here, and the hub did not give it "
                           f"(offline, or no such model: {reason[:160]})") from None
 

@@ -26,6 +26,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from agwm.errors import first_line
+
 TEXTS = {1: "one text column", 2: "two text columns"}
 LABELS = ("classes", "two classes", "regression")  # any number of classes; two only; real values
 CANDIDATES = ("everywhere", "pairs", "single texts")
@@ -147,7 +149,7 @@ def load_methods() -> None:
         try:
             entry.load()
         except Exception as error:  # another package's bug must not stop agwm's own methods
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            reason = first_line(error, empty="")
             print(f"agwm: the methods of {entry.value} (entry point {entry.name} of {ENTRY_POINTS}) are left out: "
                   f"{type(error).__name__}: {reason}"[:300], file=sys.stderr)
 

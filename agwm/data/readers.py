@@ -38,7 +38,7 @@ from agwm.data.tasks import (
     metric_error,
     resolve_data_dir,
 )
-from agwm.errors import DataError
+from agwm.errors import DataError, first_line
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 
@@ -294,7 +294,7 @@ def load_from_hub(preset: GluePreset, split: str) -> Dataset:
     try:
         ds = datasets.load_dataset("nyu-mll/glue", name, split=hub_split)
     except Exception as error:  # offline, or the hub refused: whatever the datasets library raised
-        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        reason = first_line(error)[:160]
         raise DataError(f"--task {name}: no --data-dir or $GLUE_DIR, and the hub did not give nyu-mll/glue "
                         f"({reason}); give --data-dir, a folder in the glue_data layout") from None
     text = [c for c in ds.column_names if c not in ("label", "idx")]

@@ -25,7 +25,7 @@ from agwm.data import (
     stream_seed,
     tokenize,
 )
-from agwm.errors import ConfigError
+from agwm.errors import ConfigError, first_line
 from agwm.mixup import inject_mixup
 from agwm.models import model_path
 
@@ -70,7 +70,7 @@ def load_run_data(cfg: RunConfig, device: torch.device) -> RunData:
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path(cfg.model))
     except (OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise ConfigError(f"--model {cfg.model} is not allowed: its tokenizer cannot be loaded ({reason[:160]})") \
             from None
     return RunData(examples.task, tokenizer, tokenize(sample, examples.task, tokenizer, cfg.max_length), device,
