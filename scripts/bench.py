@@ -14,10 +14,14 @@ resident set before the model was built.
     python scripts/bench.py --random-init --device cuda   # same shape, random weights (no files)
     python scripts/bench.py --scaling --output-dir results/bench/scaling-cpu   # cost against the shape
     python scripts/bench.py --model all-mpnet-base-v2 --against all-MiniLM-L6-v2 --configs vanilla mixup search-darts
+    python scripts/bench.py --shape 24x1024 --device cuda --configs vanilla mixup search-darts  # BERT-large's shape
 
 ``--against`` times a second model in the same rounds (each round runs every configuration of both
 models, interleaved) and adds each configuration's time and memory on ``--model`` over the same
 configuration on the second: the cost of switching models, measured side by side.
+
+``--shape LxH`` times random weights of ``--model``'s architecture at L layers and H wide (heads of 64,
+feed-forward 4 x H): ``24x1024`` is BERT-large's shape, the paper's model.
 
 ``--scaling`` times every configuration on random-initialised models of the default model's
 architecture, one shape setting changed at a time (``SCALING``: layers, hidden width with 64-wide
@@ -34,6 +38,7 @@ import copy
 import gc
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -179,6 +184,15 @@ def shaped(base, axis: str, value: int):
     return config
 
 
+def parse_shape(text: str) -> tuple[int, int] | None:
+    """``"LxH"`` as (layers, hidden); None unless both are positive and H is a multiple of 64."""
+    match = re.fullmatch(r"(\d+)x(\d+)", text)
+    if match is None:
+        return None
+    layers, hidden = map(int, match.groups())
+    return (layers, hidden) if layers > 0 and hidden > 0 and hidden % 64 == 0 else None
+
+
 def time_one(name: str, args) -> float:
     step = make_step(name, args)
     for _ in range(args.warmup):
@@ -252,6 +266,8 @@ def main() -> None:
     p.add_argument("--against", default=None,
                    help="a second model timed in the same rounds: each configuration's ratio of --model to it")
     p.add_argument("--random-init", action="store_true", help="the model's shape with random weights")
+    p.add_argument("--shape", default=None, metavar="LxH",
+                   help="random weights at L layers, H wide (heads of 64, feed-forward 4 x H); 24x1024 is BERT-large's")
     p.add_argument("--device", default="auto", help="auto (the GPU if there is one), cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--length", type=int, default=128)
@@ -270,8 +286,17 @@ def main() -> None:
     args = p.parse_args()
     if args.scaling and args.output_dir is None:
         p.error("--scaling needs --output-dir")
-    if args.against and (args.scaling or args.against == args.model):
-        p.error(f"--against {args.against} is not allowed: a second model, other than --model, without --scaling")
+    if args.against and (args.scaling or args.shape or args.against == args.model):
+        p.error(f"--against {args.against} is not allowed: a second model, other than --model, without --scaling "
+                "or --shape")
+    shape_text = args.shape
+    if shape_text is not None:
+        layers_hidden = parse_shape(shape_text)
+        if layers_hidden is None or args.scaling:
+            p.error(f"--shape {shape_text} is not allowed: LxH, L layers and H wide, H a multiple of 64 "
+                    "(24x1024 is BERT-large's), without --scaling")
+        base = AutoConfig.from_pretrained(model_path(args.model), num_labels=2)
+        args.shape = shaped(shaped(base, "layers", layers_hidden[0]), "hidden", layers_hidden[1])
     if args.configs is None:
         args.configs = list(SCALING_CONFIGS if args.scaling else CONFIGS)
     require_at_least(p, args, {"batch_size": 1, "length": 1, "rounds": 1, "warmup": 0})
@@ -309,11 +334,13 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--memory-probe", name, "--device", str(args.device),
                    "--batch-size", str(args.batch_size), "--length", str(args.length)]
             cmd += (["--model", model] if model else []) + (["--random-init"] if args.random_init else [])
+            cmd += ["--shape", shape_text] if shape_text else []
             peaks[model, name] = json.loads(subprocess.run(cmd, check=True, capture_output=True,
                                                            text=True).stdout)["peak_mib"]
 
     print(f"machine: {machine_description(args.device)}; batch {args.batch_size} x {args.length} tokens; "
-          f"median of {args.rounds} rounds; {'random' if args.random_init else 'pretrained'} weights")
+          f"median of {args.rounds} rounds; " + (f"random weights, {shape_text} (layers x hidden)" if shape_text else
+                                                 f"{'random' if args.random_init else 'pretrained'} weights"))
     against = f" | time / {args.against} | memory / {args.against}" if args.against else ""
     print(f"| model | configuration | step or outer iteration (s) | time / vanilla | peak memory (MiB) | "
           f"memory / vanilla{against} |")
@@ -321,7 +348,8 @@ def main() -> None:
     for model in models:
         for name in args.configs:
             t, m = medians[model, name], peaks[model, name]
-            row = (f"| {model or 'all-MiniLM-L6-v2'} | {name} | {t:.4g} | {t / medians[model, 'vanilla']:.2f}x | "
+            label = f"{shape_text}, random" if shape_text else model or "all-MiniLM-L6-v2"
+            row = (f"| {label} | {name} | {t:.4g} | {t / medians[model, 'vanilla']:.2f}x | "
                    f"{m:.0f} | {m / peaks[model, 'vanilla']:.2f}x")
             if args.against:
                 row += (f" | {t / medians[args.against, name]:.2f}x | {m / peaks[args.against, name]:.2f}x"

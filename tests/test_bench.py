@@ -3,8 +3,10 @@ ratio against the right denominator; bad input stops them with one line. Run in 
 a user runs them (they set torch's thread count and measure the process's memory); bad input is
 refused before either, so those checks run in process."""
 
+import argparse
 import json
 import os
+import runpy
 import subprocess
 import sys
 
@@ -64,6 +66,29 @@ def test_bench_against_a_second_model_gives_each_configurations_ratio_to_it(tiny
     assert rows[2][6] == "" and rows[3][7] == ""
 
 
+def test_bench_shape_is_layers_by_width_with_heads_of_64(tiny_model_dir):
+    bench = runpy.run_path(str(REPO / "scripts" / "bench.py"))
+    assert bench["parse_shape"]("24x1024") == (24, 1024)
+    assert [bench["parse_shape"](text) for text in ("24x1000", "0x64", "24", "x64", "24x64x2")] == [None] * 5
+    base = AutoConfig.from_pretrained(tiny_model_dir, num_labels=2)
+    args = argparse.Namespace(model=tiny_model_dir, random_init=False, device="cpu",
+                              shape=bench["shaped"](bench["shaped"](base, "layers", 3), "hidden", 128))
+    config = bench["build"](args, mixup=False).config
+    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size) == (
+        3, 128, 2, 512)
+
+
+@pytest.mark.slow
+def test_bench_at_a_shape_labels_its_rows_with_it(tiny_model_dir):
+    done = run_bench("bench.py", "--model", tiny_model_dir, "--shape", "3x64", "--device", "cpu", "--configs",
+                     "vanilla", "mixup", "search-darts", "--batch-size", "2", "--length", "8", "--rounds", "1",
+                     "--warmup", "0")
+    assert done.returncode == 0, done.stderr
+    assert "random weights, 3x64 (layers x hidden)" in done.stdout
+    assert [(row[0], row[1]) for row in table_rows(done.stdout)] == [
+        ("3x64, random", "vanilla"), ("3x64, random", "mixup"), ("3x64, random", "search-darts")]
+
+
 @pytest.mark.slow
 def test_bench_scaling_times_each_point_and_fits_an_exponent_per_axis(tiny_model_dir, tmp_path):
     done = run_bench("bench.py", "--scaling", "--model", tiny_model_dir, "--output-dir", str(tmp_path),
@@ -107,6 +132,9 @@ def test_bench_speed_probe_prints_step_and_probe_ratios_against_its_first_row():
     ("bench.py", ["--warmup", "-1"], "--warmup -1 is not allowed: at least 0"),
     ("bench.py", ["--configs", "mixup"], "--configs mixup is not allowed: must include vanilla"),
     ("bench.py", ["--model", "m", "--against", "m"], "--against m is not allowed: a second model, other than"),
+    ("bench.py", ["--shape", "24x1000"], "--shape 24x1000 is not allowed: LxH, L layers and H wide, H a multiple"),
+    ("bench.py", ["--shape", "2x64", "--scaling", "--output-dir", "o"], "--shape 2x64 is not allowed: LxH"),
+    ("bench.py", ["--shape", "2x64", "--against", "m"], "--against m is not allowed: a second model, other than"),
     ("bench.py", ["--device", "tpu0"], "--device tpu0 is not allowed: auto, cpu, cuda or cuda:N"),
     ("bench.py", ["--device", "cuda:7"], "--device cuda:7 is not allowed: auto"),
     ("bench_speed_probe.py", ["--threads", "0"], "--threads [0] is not allowed: between 1 and"),
