@@ -16,6 +16,8 @@ from tqdm.auto import tqdm
 from agwm.data import Task, make_loader
 from agwm.training.device import autocast, device_of
 
+FLAT = 0.05  # regression predictions whose spread is under this share of the labels' are "about one value"
+
 
 def compute_metrics(task: Task, predictions, labels) -> dict:
     """The metrics of ``task``'s kind (x100) and ``score``, its headline ``task.metric``.
@@ -25,7 +27,9 @@ def compute_metrics(task: Task, predictions, labels) -> dict:
     and with two classes f1 of class 1 (the second in label order); ``warning`` says when every
     prediction is one class. Regression (real-valued ``predictions``): pearson and spearman, which
     are undefined when the predictions (or the labels) are constant: then both are None and
-    ``undefined`` says why, never NaN.
+    ``undefined`` says why, never NaN; ``warning`` says when the predictions are nearly constant,
+    std(predictions) < FLAT x std(labels): a finetune that collapsed to about the labels' mean,
+    whose correlations rank differences of a thousandth.
     """
     predictions, labels = np.asarray(predictions), np.asarray(labels)
     notes = {}
@@ -37,6 +41,10 @@ def compute_metrics(task: Task, predictions, labels) -> dict:
         else:
             metrics = {"pearson": float(pearsonr(predictions, labels)[0]),
                        "spearman": float(spearmanr(predictions, labels)[0])}
+            spread, labels_spread = float(np.std(predictions)), float(np.std(labels))
+            if spread < FLAT * labels_spread:
+                notes["warning"] = (f"every prediction is about {float(np.mean(predictions)):.3g} (their standard "
+                                    f"deviation {spread:.2g}, the labels' {labels_spread:.2g})")
     else:
         classes = list(range(task.num_labels))
         metrics = {"accuracy": float(accuracy_score(labels, predictions)),

@@ -291,6 +291,15 @@ def test_an_undefined_metric_is_null_with_its_reason_never_nan():
     assert one_class["warning"] == "every prediction is class 'not_entailment'"
 
 
+def test_nearly_constant_regression_predictions_are_a_warning_with_their_value():
+    """A finetune that collapsed to the labels' mean still ranks its thousandths (Spearman 100 here)."""
+    task, gold = get_task("stsb"), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # standard deviation 1.71: FLAT x it is 0.085
+    flat = compute_metrics(task, [2.877 + 0.04 * i for i in range(6)], gold)  # spread 0.068
+    assert flat["spearman"] == pytest.approx(100.0)
+    assert flat["warning"] == "every prediction is about 2.98 (their standard deviation 0.068, the labels' 1.7)"
+    assert "warning" not in compute_metrics(task, [2.877 + 0.06 * i for i in range(6)], gold)  # spread 0.10
+
+
 def test_the_report_counts_failed_and_undefined_runs_apart_and_not_as_duplicates():
     def record(key, score, **extra):
         return {"key": key, "method": "m", "task": "stsb", "train_size": 300, "seed": int(key[-1]), "score": score,

@@ -5,6 +5,7 @@ for every format, and every mistake is one line (exit 2) that names its cause.""
 import json
 import os
 import random
+import runpy
 import signal
 import subprocess
 import sys
@@ -128,6 +129,22 @@ def test_a_second_run_into_a_folder_that_a_run_is_writing_is_refused(tmp_path):
             prepare_output_dir(str(out), "finetune")
     prepare_output_dir(str(out), "finetune")  # free again
     prepare_output_dir(str(out), "finetune")  # this process's next run there takes it again
+
+
+def test_the_command_says_when_a_model_learned_nothing_and_what_to_try(tiny_model_dir, tmp_path, monkeypatch,
+                                                                        capsys):
+    import agwm.finetune
+
+    warning = "every prediction is about 2.88 (their standard deviation 0.00051, the labels' 1.5)"
+    monkeypatch.setattr(agwm.finetune, "run_finetune", lambda *args: {
+        "evaluated_on": "dev", "metric": "spearman", "score": 46.47, "wall_time_s": 1.0,
+        "dev": {"pearson": 44.87, "spearman": 46.47, "score": 46.47, "warning": warning}})
+    monkeypatch.setattr(sys, "argv", ["finetune.py", *files(tmp_path), *tiny(tiny_model_dir, tmp_path / "run")])
+    runpy.run_path(str(REPO / "scripts" / "finetune.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == (f"warning: {warning}: the model did not learn to tell the examples apart (the "
+                                    "defaults were chosen on all-MiniLM-L6-v2: with a larger model try a smaller "
+                                    "finetune.lr, e.g. finetune.lr=2e-5, or agwm select)")
 
 
 def run_script_ok(args, monkeypatch, capsys):
