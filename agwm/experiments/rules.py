@@ -238,20 +238,35 @@ RECOMMENDED = {"mr": "setfit-vanilla", "stsb": "cosine-finetune", "mrpc": "cosin
 MRPC_ONE_CLASS_F1 = 81.2
 
 
+def mpnet_methods(task: str) -> set[str]:
+    """The methods experiments/mpnet.yaml runs on ``task``."""
+    mine = {"vanilla", "one-fold", "mixup", RECOMMENDED[task]}
+    return mine | {MINILM + m for m in ("vanilla", RECOMMENDED[task])}
+
+
 def mpnet(records: list[dict], tasks: list[str], size: int = 300, margin: float = MARGIN) -> str:
     """experiments/mpnet.yaml. Per task, paired by seed (MRPC on dev accuracy, its learning on F1):
     Q1 mixup - one-fold, with the search's W0 weight and mean alpha; Q2 one-fold and mixup - vanilla;
     Q3 the README's recommendation - the best all-mpnet-base-v2 mean (holds if best or lo > -m,
     shown not to if hi < -m); Q4 the best all-mpnet-base-v2 mean - the best minilm- mean, and their
     median time ratio on the same seed. Says how many seeds each task holds (the grid runs task by
-    task); a task's questions are decided only once its five seeds are in."""
+    task; a seed is in when every method of the task has run it); a task's intervals are read only
+    once its five seeds are in, and marked "not decided" before."""
     f1 = scores_by_cell(records)
     read = [{**r, "score": r["dev"]["accuracy"]} if r["task"] == "mrpc" and r.get("dev") else r for r in records]
     cells = scores_by_cell(read)
-    seeds = {t: sorted({r["seed"] for r in records if r["task"] == t}) for t in tasks}
+    ran = {(r["task"], r["seed"], r["method"]) for r in records}
+    begun = {t: sorted({seed for task, seed, _ in ran if task == t}) for t in tasks}
+    seeds = {t: [s for s in begun[t] if all((t, s, m) in ran for m in mpnet_methods(t))] for t in tasks}
     ratios = time_ratios(records)[0]
     pending = [t for t in tasks if len(seeds[t]) < 5]
-    said = "; ".join(f"{t} {', '.join(map(str, seeds[t])) or 'none'} ({len(seeds[t])} of 5)" for t in tasks)
+
+    def seeds_in(t: str) -> str:
+        partly = [s for s in begun[t] if s not in seeds[t]]
+        return (f"{t} {', '.join(map(str, seeds[t])) or 'none'} ({len(seeds[t])} of 5"
+                + (f"; partly {', '.join(map(str, partly))}" if partly else "") + ")")
+
+    said = "; ".join(seeds_in(t) for t in tasks)
     lines = [f"Seeds in: {said}." + (f" Nothing is decided on {', '.join(pending)} before its five seeds are in."
                                      if pending else ""),
              "", f"| | {' | '.join(tasks)} |", "|---" * (len(tasks) + 1) + "|"]
@@ -261,7 +276,7 @@ def mpnet(records: list[dict], tasks: list[str], size: int = 300, margin: float 
 
     def pair(method: str, base: str, task: str, reading=gain_or_none) -> str:
         p = paired(cells, method, base, task, size)
-        return "-" if p is None else f"{p}: {reading(p, margin)}"
+        return "-" if p is None else f"{p}: {reading(p, margin) if task not in pending else 'not decided'}"
 
     def alpha(task: str, key: str) -> str:
         values = [r["alpha"][key] for r in records if r["method"] == "mixup" and r["task"] == task and "alpha" in r]
@@ -283,8 +298,15 @@ def mpnet(records: list[dict], tasks: list[str], size: int = 300, margin: float 
             continue
         advice = RECOMMENDED.get(t)
         p = None if advice == best[t] else paired(cells, advice, best[t], t, size)
-        verdict = "holds (best)" if advice == best[t] else "-" if p is None else \
-            f"{p}: " + ("holds" if p.lo > -margin else "shown not to hold" if p.hi < -margin else "unresolved")
+        if advice != best[t] and p is None:
+            verdict = "-"
+        elif t in pending:
+            verdict = f"{p}: not decided" if p else "best so far, not decided"
+        elif advice == best[t]:
+            verdict = "holds (best)"
+        else:
+            reading = "holds" if p.lo > -margin else "shown not to hold" if p.hi < -margin else "unresolved"
+            verdict = f"{p}: {reading}"
         q3.append(f"{advice} - {best[t]}: {verdict}")
     row("Q3: the recommendation - the best all-mpnet-base-v2 mean", q3)
     q4 = []
@@ -297,7 +319,7 @@ def mpnet(records: list[dict], tasks: list[str], size: int = 300, margin: float 
         p = paired(cells, mine, other, t, size) if other else None
         mine_t, other_t = ratios.get((mine, t, size)), ratios.get((other, t, size))
         time = f", {statistics.median(mine_t) / statistics.median(other_t):.1f}x its time" if mine_t and other_t else ""
-        q4.append("-" if p is None else f"{mine} - {other}: {p}{time}")
+        q4.append("-" if p is None else f"{mine} - {other}: {p}{time}" + (", not decided" if t in pending else ""))
     row("Q4: best all-mpnet-base-v2 - best minilm", q4)
     if "mrpc" in tasks:
         learns = []
@@ -305,8 +327,9 @@ def mpnet(records: list[dict], tasks: list[str], size: int = 300, margin: float 
             scores = list(f1.get((m, "mrpc", size), {}).values())
             interval = mean_interval([s - MRPC_ONE_CLASS_F1 for s in scores]) if len(scores) > 1 else None
             if interval is not None:
+                said = "" if interval[0] <= 0 else ": not decided" if "mrpc" in pending else ": learns it"
                 learns.append(f"{m} {statistics.mean(scores) - MRPC_ONE_CLASS_F1:+.1f} [{interval[0]:+.1f}, "
-                              f"{interval[1]:+.1f}]{': learns it' if interval[0] > 0 else ''}")
+                              f"{interval[1]:+.1f}]{said}")
         lines += ["", f"MRPC F1 minus the one-class F1 ({MRPC_ONE_CLASS_F1}): "
                   + ("; ".join(learns) if learns else "no method with two seeds yet") + "."]
     return "\n".join(lines)
