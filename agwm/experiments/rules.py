@@ -341,14 +341,18 @@ def default_classification(records: list[dict], tasks: list[str], size: int = 30
     ``default`` - vanilla (shown to lose if hi < 0; by more than m if hi < -m; not beyond m if
     lo > -m), ``fallback`` - vanilla and ``default`` - ``fallback``. The default stays if it is shown
     to lose on no task; else it changes to ``fallback`` if that is shown to lose on none, else to no
-    search. Decides nothing before every task has ten seeds."""
+    search. Decides nothing, and reads no interval, before every task has ten seeds."""
     cells, times = scores_by_cell(records), median_times(records, size)
     lines = [f"| | {' | '.join(tasks)} |", "|---" * (len(tasks) + 1) + "|"]
     intervals = {m: {t: paired(cells, m, "vanilla", t, size) for t in tasks} for m in (default, fallback)}
 
+    complete = all(p is not None and p.n >= 10 for ps in intervals.values() for p in ps.values())
+
     def reading(p: Paired | None) -> str:
         if p is None:
             return "-"
+        if not complete:
+            return f"{p}: not decided"
         said = "shown to lose" + (f" by more than {margin:g}" if p.hi < -margin else "") if p.hi < 0 else \
             f"not shown to lose beyond {margin:g}" if p.lo > -margin else "unresolved"
         return f"{p}: {said}"
@@ -359,7 +363,6 @@ def default_classification(records: list[dict], tasks: list[str], size: int = 30
     lines.append(f"| {default} - {fallback} | {' | '.join(str(p) if p else '-' for p in between)} |")
     lines.append(f"| time / vanilla (median) | {default} {times.get(default, float('nan')):.2f}x, "
                  f"{fallback} {times.get(fallback, float('nan')):.2f}x |" + " |" * (len(tasks) - 1))
-    complete = all(p is not None and p.n >= 10 for ps in intervals.values() for p in ps.values())
     if not complete:
         return "\n".join(lines) + "\n\nNot every task has ten seeds of each method: the rule decides nothing yet."
     loses = [t for t in tasks if intervals[default][t].hi < 0]
