@@ -263,6 +263,7 @@ def finetune(argv: list[str] | None = None) -> None:
             if path is not None and not os.path.isfile(path):
                 raise ConfigError(f"{flag} {path} is not allowed: no such file")
         from agwm.finetune import run_finetune
+        from agwm.models import DEFAULT_MODEL_NAME
 
         metrics = run_finetune(cfg, args.alphas, args.start_weights, args.save_model)
         scores = metrics[metrics["evaluated_on"]]
@@ -274,9 +275,10 @@ def finetune(argv: list[str] | None = None) -> None:
                   + ", ".join(f"{k} {v:.2f}" for k, v in scores.items() if isinstance(v, float) and k != "score")
                   + f"; {metrics['wall_time_s']:.0f} s)")
         if "warning" in scores:
-            print(f"warning: {scores['warning']}: the model did not learn to tell the examples apart (the defaults "
-                  "were chosen on all-MiniLM-L6-v2: with a larger model try a smaller finetune.lr, e.g. "
-                  "finetune.lr=2e-5, or agwm select)")
+            print(f"warning: {scores['warning']}: the model did not learn to tell the examples apart ("
+                  + ("agwm select compares the methods on your file)" if cfg.model in (None, DEFAULT_MODEL_NAME) else
+                     f"the defaults were chosen on {DEFAULT_MODEL_NAME}: with {cfg.model} try a smaller "
+                     "finetune.lr, e.g. finetune.lr=2e-5, or agwm select)"))
         if cfg.test_file:
             print(f"predictions written to {os.path.join(cfg.output_dir, 'predictions.csv')}")
         if args.save_model:
