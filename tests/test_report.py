@@ -12,6 +12,7 @@ from agwm.experiments.grid import append_record
 from agwm.experiments.paired import mean_std, merge_records, paired_p_value, paired_spread, seeds_needed
 from agwm.experiments.tables import (
     ablation_table,
+    learned_nothing_table,
     markdown_report,
     method_changes,
     paired_table,
@@ -37,6 +38,17 @@ RECORDS = [
     record("mixup", "rte", 300, 2, 55.0, 50.0), record("vanilla", "stsb", 300, 1, 70.0),
     record("mixup", "stsb", 300, 1, 72.0, 30.0), record("vanilla", "rte", 1000, 1, 60.0),
 ]
+
+
+def test_the_report_counts_the_runs_that_learned_nothing_per_method_and_task():
+    flat = {"spearman": 46.5, "score": 46.5, "warning": "every prediction is about 2.88 (...)"}
+    records = [{**r, "dev": flat} if (r["method"], r["seed"]) in (("vanilla", 1), ("vanilla", 3)) else r
+               for r in RECORDS]
+    assert learned_nothing_table(records).splitlines()[2:] == ["| vanilla | rte | 300 | 2 of 3 | seeds 1, 3 |",
+                                                               "| vanilla | rte | 1000 | 1 of 1 | seed 1 |",
+                                                               "| vanilla | stsb | 300 | 1 of 1 | seed 1 |"]
+    assert "## Runs that learned nothing" in markdown_report(records)
+    assert learned_nothing_table(RECORDS) is None and "learned nothing" not in markdown_report(RECORDS)
 
 
 def test_mean_and_sample_std():

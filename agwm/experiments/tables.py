@@ -309,6 +309,23 @@ def constant_table(constant: dict[str, tuple[float, str | None]]) -> str:
     return "\n".join(lines)
 
 
+def learned_nothing_table(records: list[dict]) -> str | None:
+    """The runs whose score carries a ``warning`` (every prediction one class, or a regression's
+    predictions nearly constant: :func:`agwm.metrics.compute_metrics`), counted per method and task;
+    None if there are none."""
+    warned: dict = defaultdict(list)
+    for r in records:
+        if (r.get("dev") or {}).get("warning"):
+            warned[r["method"], r["task"], r["train_size"]].append(r["seed"])
+    if not warned:
+        return None
+    lines = ["| method | task | size | runs | seeds |", "|---|---|---|---|---|"]
+    for (method, task, size), seeds in sorted(warned.items(), key=lambda cell: (*cell[0][:2], size_order(cell[0][2]))):
+        ran = sum(1 for r in records if (r["method"], r["task"], r["train_size"]) == (method, task, size))
+        lines.append(f"| {method} | {task} | {size} | {len(seeds)} of {ran} | {_seeds_text(seeds)} |")
+    return "\n".join(lines)
+
+
 def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | None]] | None = None) -> str:
     """The report; ``constant`` (task -> best one-class score on the scored split) adds the level a
     model must pass to have learned anything."""
@@ -328,6 +345,10 @@ def markdown_report(records: list[dict], constant: dict[str, tuple[float, str | 
     if constant:
         parts.append("## What one class predicted everywhere scores\n\nThe best of the task's classes on the "
                      f"same split; a method at or below it has not learned the task.\n\n{constant_table(constant)}\n")
+    nothing = learned_nothing_table(records)
+    if nothing:
+        parts.append("## Runs that learned nothing\n\nEvery prediction one class, or regression predictions that "
+                     "barely vary (a `warning` in the record); they stay in every table.\n\n" + nothing + "\n")
     has_baseline = any(r["method"] == BASELINE for r in records)
     for size in sizes:
         parts.append(f"## {size} training examples\n\n{score_table(records, size)}\n")
