@@ -13,7 +13,7 @@ import pytest
 from agwm.data import get_task, load_files, load_split, stratified_holdout
 from agwm.errors import ConfigError
 from agwm.experiments.grid import load_grid, read_records, run_grid
-from agwm.experiments.selection import select
+from agwm.experiments.selection import select, selection_text
 from tests.conftest import REPO, run_script
 
 ROWS = pd.DataFrame({"review": ["good film", "bad film", "great plot", "awful acting", "fine", "dull", "superb",
@@ -288,6 +288,18 @@ def test_the_selection_rule_takes_the_cheapest_method_shown_within_the_margin_of
     assert result["methods"]["vanilla"]["interval"][0] < -3.0 < 0.0 < result["methods"]["vanilla"]["interval"][1]
     assert not result["methods"]["vanilla"]["within_margin"] and result["recommended"] == "mixup"
     assert select(best + noisy, ["vanilla", "mixup"], margin=30.0)["recommended"] == "vanilla"
+
+
+def test_the_selection_names_the_runs_that_learned_nothing():
+    flat = {"dev": {"warning": "every prediction is about 2.88 (...)"}, "task": "pairs", "train_size": "all"}
+    runs = [record("a", s, 70 + s, 100) for s in (1, 2, 3)]
+    runs += [{**record("b", s, 40 + s, 100), **(flat if s != 2 else {})} for s in (1, 2, 3)]
+    result = select(runs, ["a", "b"])
+    assert result["learned_nothing"] == {"b": [1, 3]}
+    assert "Learned nothing (every prediction one class, or nearly constant): b on seeds 1, 3" in selection_text(
+        result, "spearman")
+    assert "Learned nothing" not in selection_text(select(runs[:3] + [record("b", s, 40, 100) for s in (1, 2, 3)],
+                                                          ["a", "b"]), "spearman")
 
 
 def test_the_selection_estimate_scores_each_seed_by_the_choice_made_without_it():

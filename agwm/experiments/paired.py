@@ -55,6 +55,16 @@ def split_unscored(records: list[dict]) -> tuple[list[dict], str | None]:
     return scored, f"Left out of every table: {'; '.join(parts)}."
 
 
+def learned_nothing(records: list[dict]) -> dict[tuple[str, str, int | str], list[int]]:
+    """(method, task, size) -> the seeds whose score carries a ``warning``: every prediction one
+    class, or a regression's predictions nearly constant (:func:`agwm.metrics.compute_metrics`)."""
+    warned: dict = defaultdict(list)
+    for r in records:
+        if (r.get("dev") or {}).get("warning"):
+            warned[r["method"], r["task"], r["train_size"]].append(r["seed"])
+    return dict(warned)
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 

@@ -28,7 +28,7 @@ from agwm.data import DataError, Task
 from agwm.errors import ConfigError
 from agwm.experiments.grid import Entry, Grid, read_records, run_grid, task_flags
 from agwm.experiments.methods import MARGIN, PIPELINES, selectable_methods  # noqa: F401
-from agwm.experiments.paired import mean_interval, split_unscored
+from agwm.experiments.paired import learned_nothing, mean_interval, split_unscored
 from agwm.registry import METHODS as FINETUNE_METHODS
 from agwm.registry import method, task_error  # noqa: F401
 
@@ -99,7 +99,8 @@ def select(records: list[dict], methods: list[str], margin: float = MARGIN) -> d
     return {"seeds": seeds, "best": best, "recommended": recommended, "margin": margin, "rule": rule_text(margin),
             "methods": rows, "estimate": held_out_estimate(scores, times, methods, seeds, margin,
                                                            records[0].get("metric") if records else None),
-            "unscored": unscored}
+            "unscored": unscored,
+            "learned_nothing": {m: seeds for (m, _, _), seeds in learned_nothing(records).items()}}
 
 
 def apply_rule(scores: dict, times: dict, methods: list[str], seeds: list[int], margin: float):
@@ -160,6 +161,10 @@ def selection_text(result: dict, metric: str) -> str:
                   "of several and so biased upward"]
     else:
         lines += ["", "No estimate of what following the rule scores: it needs 3 seeds or more (--seeds)"]
+    if result.get("learned_nothing"):
+        lines += ["", "Learned nothing (every prediction one class, or nearly constant): " + "; ".join(
+            f"{m} on seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, sorted(seeds)))}"
+            for m, seeds in result["learned_nothing"].items())]
     if result.get("unscored"):
         lines += ["", result["unscored"]]
     return "\n".join(lines)

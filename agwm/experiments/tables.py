@@ -13,6 +13,7 @@ from agwm.experiments.paired import (
     BASELINE,
     best_by_mean,
     in_order,
+    learned_nothing,
     mean_interval,
     mean_std,
     median_times,
@@ -310,13 +311,9 @@ def constant_table(constant: dict[str, tuple[float, str | None]]) -> str:
 
 
 def learned_nothing_table(records: list[dict]) -> str | None:
-    """The runs whose score carries a ``warning`` (every prediction one class, or a regression's
-    predictions nearly constant: :func:`agwm.metrics.compute_metrics`), counted per method and task;
-    None if there are none."""
-    warned: dict = defaultdict(list)
-    for r in records:
-        if (r.get("dev") or {}).get("warning"):
-            warned[r["method"], r["task"], r["train_size"]].append(r["seed"])
+    """The runs that learned nothing (:func:`~agwm.experiments.paired.learned_nothing`) per method
+    and task; None if there are none."""
+    warned = learned_nothing(records)
     if not warned:
         return None
     lines = ["| method | task | size | runs | seeds |", "|---|---|---|---|---|"]
