@@ -55,6 +55,12 @@ def split_unscored(records: list[dict]) -> tuple[list[dict], str | None]:
     return scored, f"Left out of every table: {'; '.join(parts)}."
 
 
+def seeds_text(seeds) -> str:
+    """``seed 1`` or ``seeds 1, 2``, in order."""
+    seeds = sorted(seeds)
+    return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+
+
 def learned_nothing(records: list[dict]) -> dict[tuple[str, str, int | str], list[int]]:
     """(method, task, size) -> the seeds whose score carries a ``warning``: every prediction one
     class, or a regression's predictions nearly constant (:func:`agwm.metrics.compute_metrics`)."""

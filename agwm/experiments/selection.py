@@ -28,7 +28,7 @@ from agwm.data import DataError, Task
 from agwm.errors import ConfigError
 from agwm.experiments.grid import Entry, Grid, read_records, run_grid, task_flags
 from agwm.experiments.methods import MARGIN, PIPELINES, selectable_methods  # noqa: F401
-from agwm.experiments.paired import learned_nothing, mean_interval, split_unscored
+from agwm.experiments.paired import learned_nothing, mean_interval, seeds_text, split_unscored
 from agwm.registry import METHODS as FINETUNE_METHODS
 from agwm.registry import method, task_error  # noqa: F401
 
@@ -163,7 +163,7 @@ def selection_text(result: dict, metric: str) -> str:
         lines += ["", "No estimate of what following the rule scores: it needs 3 seeds or more (--seeds)"]
     if result.get("learned_nothing"):
         lines += ["", "Learned nothing (every prediction one class, or nearly constant): " + "; ".join(
-            f"{m} on seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, sorted(seeds)))}"
+            f"{m} on {seeds_text(seeds)}"
             for m, seeds in result["learned_nothing"].items())]
     if result.get("unscored"):
         lines += ["", result["unscored"]]

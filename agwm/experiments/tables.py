@@ -23,6 +23,7 @@ from agwm.experiments.paired import (
     paired_spread,
     scores_by_cell,
     seeds_needed,
+    seeds_text,
     size_order,
     time_ratios,
     wilcoxon_p_value,
@@ -34,12 +35,6 @@ def format_cell(values: list[float], signed: bool = False) -> str:
     mean, std = mean_std(values)
     text = f"{mean:+.1f}" if signed else f"{mean:.1f}"
     return f"{text} +- {std:.1f} ({len(values)})" if len(values) > 1 else f"{text} (1)"
-
-
-def _seeds_text(seeds) -> str:
-    """``seed 1`` or ``seeds 1, 2``, in order."""
-    seeds = sorted(seeds)
-    return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
 
 
 def score_table(records: list[dict], size: int) -> str:
@@ -56,7 +51,7 @@ def score_table(records: list[dict], size: int) -> str:
     common = sorted(set.intersection(*seed_sets)) if seed_sets else []
     header = " average |"
     if common and any(len(seeds) > len(common) for seeds in seed_sets):
-        header = f" average ({_seeds_text(common)}: those every cell has) |"
+        header = f" average ({seeds_text(common)}: those every cell has) |"
     lines = [f"| method | {' | '.join(tasks)} |" + header * averaged, "|---" * (len(tasks) + 1 + averaged) + "|"]
     for method in methods:
         row = [format_cell(list(cells[method, task, size].values())) if cells.get((method, task, size)) else "-"
@@ -277,7 +272,7 @@ def ablation_table(records: list[dict], size: int, base: str = BASELINE) -> str:
             task_means = [statistics.mean(d[s] for s in common) for d in by_task.values()]
             average = f"{statistics.mean(task_means):+.1f}"
             if any(len(d) > len(common) for d in by_task.values()):
-                average += f" ({_seeds_text(common)})"
+                average += f" ({seeds_text(common)})"
         changes = " ".join(method_changes(configs[method], kinds[method], reference)) or "none"
         lines.append(f"| {method} | {kinds[method]} | {changes} | {' | '.join(row)} |" + f" {average} |" * averaged)
     return "\n".join(lines)
@@ -319,7 +314,7 @@ def learned_nothing_table(records: list[dict]) -> str | None:
     lines = ["| method | task | size | runs | seeds |", "|---|---|---|---|---|"]
     for (method, task, size), seeds in sorted(warned.items(), key=lambda cell: (*cell[0][:2], size_order(cell[0][2]))):
         ran = sum(1 for r in records if (r["method"], r["task"], r["train_size"]) == (method, task, size))
-        lines.append(f"| {method} | {task} | {size} | {len(seeds)} of {ran} | {_seeds_text(seeds)} |")
+        lines.append(f"| {method} | {task} | {size} | {len(seeds)} of {ran} | {seeds_text(seeds)} |")
     return "\n".join(lines)
 
 
