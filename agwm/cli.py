@@ -17,26 +17,18 @@ every other setting is a ``key=value`` override.
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
+from agwm.starting import stop_while_starting
 
-
-def _stopped_while_starting(signum, frame):
-    """Ends the process at once: a ``SystemExit`` raised inside a library's import can come out as
-    another error (transformers' lazy imports turn it into ``ModuleNotFoundError``), with a traceback."""
-    print(f"stopped by {signal.Signals(signum).name} while starting: nothing was run", file=sys.stderr, flush=True)
-    os._exit(128 + signum)
-
-
-# first of all, so that Ctrl-C while the modules below load is one line too (exit_on_signals keeps it)
-_DEFAULT_HANDLERS = {signum: signal.signal(signum, _stopped_while_starting) for signum in (signal.SIGINT,
-                                                                                           signal.SIGTERM)}
+# first of all, so that Ctrl-C while the modules below load is one line too
+_DEFAULT_HANDLERS = stop_while_starting()
 
 import argparse  # noqa: E402
 import functools  # noqa: E402
 import multiprocessing  # noqa: E402
+import os  # noqa: E402
 import re  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
 import typing  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
@@ -47,13 +39,6 @@ class Interrupted(BaseException):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.code = 128 + signum
-
-
-def exit_on_signals() -> None:
-    """While a script starts (its libraries load), end it at SIGINT or SIGTERM with one line and
-    exit code 130 / 143: nothing has run yet. :func:`raise_on_signals` takes over for the run."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _stopped_while_starting)
 
 
 def raise_on_signals() -> None:

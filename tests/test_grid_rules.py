@@ -45,7 +45,8 @@ def test_paired_is_the_t_interval_over_common_seeds():
 
 
 def test_recommendation_takes_the_cheapest_within_the_margin_else_the_highest_mean():
-    noise = lambda s: 0.3 * (-1) ** s
+    def noise(s):
+        return 0.3 * (-1) ** s
     records = (runs("vanilla", 80, lambda s: 0) + runs("slow-best", 82, noise, total=300)
                + runs("cheap-close", 81.8, lambda s: -noise(s), total=150))
     assert "**cheap-close**, the cheapest (1.50x)" in rules.recommendation(records, ["t"], 300)
@@ -66,7 +67,8 @@ def test_moves_alpha_counts_seeds_at_ten_times_darts():
 
 
 def test_averaging_controls_reads_each_contrast():
-    wobble = lambda s: 0.2 * (-1) ** s
+    def wobble(s):
+        return 0.2 * (-1) ** s
     records = (runs("vanilla", 65, lambda s: 0) + runs("fold-average", 70, wobble) + runs("one-fold", 66, wobble)
                + runs("whole-average", 70, lambda s: 0) + runs("vanilla-swa", 65, wobble)
                + runs("vanilla-extra", 66, lambda s: 0))
@@ -76,7 +78,8 @@ def test_averaging_controls_reads_each_contrast():
 
 
 def test_cheaper_default_passes_only_inside_both_bounds():
-    wobble = lambda s: 0.5 * (-1) ** s
+    def wobble(s):
+        return 0.5 * (-1) ** s
     records = (runs("vanilla", 65, lambda s: 0, total=100) + runs("mixup", 70, lambda s: 0, total=280)
                + runs("fold-average", 70, wobble, total=145) + runs("one-fold", 69.9, wobble, total=120)
                + runs("alpha-every-10", 68, wobble, total=110) + runs("slow", 71, lambda s: 0, total=160))
@@ -90,7 +93,8 @@ def test_cheaper_default_passes_only_inside_both_bounds():
 
 
 def test_default_classification_keeps_changes_or_drops_the_default_search():
-    wobble = lambda s: 0.5 * (-1) ** s
+    def wobble(s):
+        return 0.5 * (-1) ** s
 
     def grid(one_fold_b, fold_average_b, seeds=range(1, 11)):
         return [r for task, one, two in (("a", 0.0, 0.0), ("b", one_fold_b, fold_average_b))
@@ -112,7 +116,8 @@ def test_default_classification_keeps_changes_or_drops_the_default_search():
 
 
 def test_the_mpnet_rule_answers_each_question_per_task():
-    wobble = lambda s: 0.5 * (-1) ** s  # seeds 11-15: mean -0.1
+    def wobble(s):  # seeds 11-15: mean -0.1
+        return 0.5 * (-1) ** s
     seeds = range(11, 16)
     records = []
     for task, advice, level in (("stsb", "cosine-finetune", 70), ("mr", "setfit-vanilla", 74)):

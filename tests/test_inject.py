@@ -166,8 +166,8 @@ def test_a_finetuned_mixup_model_restores_exactly(tmp_path):
     perturb(model)
     save_mixup_model(model, str(tmp_path))
     restored = MixupModel.from_pretrained(str(tmp_path)).base_model.eval()
-    assert [(n, l.rank, l.formulation) for n, l in mixup_layers(restored)] == \
-        [(n, l.rank, l.formulation) for n, l in mixup_layers(model)]
+    assert [(n, layer.rank, layer.formulation) for n, layer in mixup_layers(restored)] == \
+        [(n, layer.rank, layer.formulation) for n, layer in mixup_layers(model)]
     for (name, saved), (_, loaded) in zip(model.state_dict().items(), restored.state_dict().items()):
         assert torch.equal(saved, loaded), name
     assert torch.equal(logits(restored, "bert"), logits(model, "bert"))

@@ -56,7 +56,7 @@ def bilevel(model, inner_config, inner_lr, alpha_lr, train, val, outer_cls=Atten
 
 def test_search_moves_alpha_keeps_it_in_the_box_and_never_touches_w0():
     model = tiny_mixup_bert()
-    w0 = {n: l.base_layer.weight.detach().clone() for n, l in mixup_layers(model)}
+    w0 = {n: layer.base_layer.weight.detach().clone() for n, layer in mixup_layers(model)}
     a0 = [p.detach().clone() for p in alpha_parameters(model)]
     w_start = [p.detach().clone() for p in task_parameters(model)]
     inner, outer = bilevel(model, Config(type="agwm_darts"), 0.1, 5.0, batches(3, 1), batches(2, 2))
@@ -65,7 +65,7 @@ def test_search_moves_alpha_keeps_it_in_the_box_and_never_touches_w0():
     assert any((a - b).abs().max() > 1e-3 for a, b in zip(alphas, a0))
     assert all(a.min() >= 0 and a.max() <= 1 for a in alphas)
     assert any(a.min() == 0 or a.max() == 1 for a in alphas)  # the large step hit the box: projected
-    assert all(torch.equal(l.base_layer.weight, w0[n]) for n, l in mixup_layers(model))
+    assert all(torch.equal(layer.base_layer.weight, w0[n]) for n, layer in mixup_layers(model))
     assert any(not torch.equal(a, b) for a, b in zip(task_parameters(model), w_start))
 
 

@@ -40,7 +40,9 @@ def paired(cells: dict, method: str, base: str, task: str, size: int) -> Paired 
     """method minus base on the seeds both have; None below two seeds."""
     diffs = paired_differences(cells, method, task, size, base=base)
     interval = mean_interval(diffs)
-    return None if interval is None else Paired(statistics.mean(diffs), float(interval[0]), float(interval[1]), len(diffs))
+    if interval is None:
+        return None
+    return Paired(statistics.mean(diffs), float(interval[0]), float(interval[1]), len(diffs))
 
 
 def loses_or_within(p: Paired, margin: float = MARGIN) -> str:
@@ -91,7 +93,8 @@ def recommendation(records: list[dict], tasks: list[str], size: int, time_bound:
     methods = [m for m in _methods(cells, size) if all(cells.get((m, t, size)) for t in tasks)]
     best = {t: best_by_mean(cells, methods, t, size) for t in tasks}
     mean_over = {m: statistics.mean(task_mean(cells, m, t, size) for t in tasks) for m in methods}
-    header = f"| method | {' | '.join(f'to the best, {t}' for t in tasks)} | mean | time / vanilla | within {margin:g} everywhere |"
+    columns = " | ".join(f"to the best, {t}" for t in tasks)
+    header = f"| method | {columns} | mean | time / vanilla | within {margin:g} everywhere |"
     lines = [header, "|---" * (len(tasks) + 4) + "|"]
     within = []
     for m in sorted(methods, key=lambda m: -mean_over[m]):
