@@ -42,3 +42,17 @@ def run_script(name, args, monkeypatch, capsys):
         runpy.run_path(str(REPO / "scripts" / name), run_name="__main__")
     err = capsys.readouterr().err
     return stopped.value.code, err
+
+
+def write_grid(tmp_path, methods, tasks=("rte",), seeds=(1,), overrides=(), **settings) -> Path:
+    """``tmp_path/grid.yaml`` at 16 examples: its runs in ``tmp_path/runs``, its records in
+    ``tmp_path/results.jsonl``; ``methods`` are names or method entries, ``settings`` the grid's other keys
+    (``data_dir``, ``model``, ...)."""
+    import yaml
+
+    grid = {"tasks": list(tasks), "sizes": [16], "seeds": list(seeds), **settings,
+            "output_dir": str(tmp_path / "runs"), "results": str(tmp_path / "results.jsonl"),
+            "overrides": list(overrides), "methods": [m if isinstance(m, dict) else {"name": m} for m in methods]}
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid, sort_keys=False))
+    return path

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from agwm.data import get_task
 from agwm.experiments.paired import merge_records, split_unscored
 from agwm.metrics import compute_metrics
-from tests.conftest import REPO, run_script
+from tests.conftest import REPO, run_script, write_grid
 
 STSB_HEADER = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
 
@@ -347,11 +347,9 @@ def children_of(pid: int) -> list[int]:
 
 def write_rte_grid(tmp_path, glue_dir, tiny_model_dir, seeds, overrides):
     """A vanilla grid on 16 RTE examples of the tiny model; the paths of the grid file and its results."""
-    grid, results = tmp_path / "grid.yaml", tmp_path / "results.jsonl"
-    grid.write_text(f"tasks: [rte]\nsizes: [16]\nseeds: {seeds}\ndata_dir: {glue_dir}\nmodel: {tiny_model_dir}\n"
-                    f"output_dir: {tmp_path / 'runs'}\nresults: {results}\n"
-                    f"overrides: {overrides}\nmethods:\n  - name: vanilla\n")
-    return grid, results
+    grid = write_grid(tmp_path, ["vanilla"], seeds=seeds, overrides=overrides, data_dir=glue_dir,
+                      model=tiny_model_dir)
+    return grid, tmp_path / "results.jsonl"
 
 
 def running(pid: int) -> bool:
@@ -364,8 +362,8 @@ def running(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_a_grid_stopped_by_sigterm_stops_its_workers_at_once(glue_dir, tiny_model_dir, tmp_path):
-    grid, results = write_rte_grid(tmp_path, glue_dir, tiny_model_dir, "[1, 2, 3]",
-                                   "[finetune.epochs=1000, report_to=csv]")
+    grid, results = write_rte_grid(tmp_path, glue_dir, tiny_model_dir, [1, 2, 3],
+                                   ["finetune.epochs=1000", "report_to=csv"])
     driver = run_in_background(str(REPO / "scripts" / "experiment.py"), "--grid", str(grid), "--workers", "2")
     logs = [tmp_path / "runs" / "vanilla" / f"rte-16-s{seed}" / "finetune" / "log.csv" for seed in (1, 2, 3)]
     try:
@@ -391,7 +389,7 @@ def test_a_grid_stopped_by_sigterm_stops_its_workers_at_once(glue_dir, tiny_mode
 
 @pytest.mark.slow
 def test_two_grid_runners_on_one_results_file_never_both_run(glue_dir, tiny_model_dir, tmp_path):
-    grid, results = write_rte_grid(tmp_path, glue_dir, tiny_model_dir, "[1, 2]", "[finetune.epochs=1, report_to=none]")
+    grid, results = write_rte_grid(tmp_path, glue_dir, tiny_model_dir, [1, 2], ["finetune.epochs=1", "report_to=none"])
     first = run_in_background(str(REPO / "scripts" / "experiment.py"), "--grid", str(grid))
     deadline = time.time() + 60
     while not (tmp_path / "results.jsonl.lock").exists():
@@ -430,14 +428,17 @@ def test_the_same_finetune_and_search_twice_give_the_same_scores_and_alphas(glue
                                                       for v in outputs[0][1].values())
 
 
+def diverging_grid(tmp_path, glue_dir, tiny_model_dir):
+    """A grid of one STS-B run at lr 1e8, which diverges."""
+    return write_grid(tmp_path, [{"name": "diverging", "method": "vanilla", "overrides": ["finetune.lr=1e8"]}],
+                      tasks=["stsb"], overrides=["report_to=none", "finetune.warmup_ratio=0"], data_dir=glue_dir,
+                      model=tiny_model_dir)
+
+
 def test_a_grid_records_a_diverged_run_as_failed_not_as_a_score(glue_dir, tiny_model_dir, tmp_path):
     from agwm.experiments.grid import load_grid, read_records, run_grid
 
-    grid = tmp_path / "grid.yaml"
-    grid.write_text(f"tasks: [stsb]\nsizes: [16]\nseeds: [1]\ndata_dir: {glue_dir}\nmodel: {tiny_model_dir}\n"
-                    f"output_dir: {tmp_path / 'runs'}\nresults: {tmp_path / 'results.jsonl'}\n"
-                    "overrides: [report_to=none, finetune.warmup_ratio=0]\nmethods:\n"
-                    "  - {name: diverging, method: vanilla, overrides: [finetune.lr=1e8]}\n")
+    grid = diverging_grid(tmp_path, glue_dir, tiny_model_dir)
     assert run_grid(load_grid(str(grid))) == (1, 0)
     (record,) = read_records(str(tmp_path / "results.jsonl"))
     assert record["score"] is None and "the run diverged" in record["failed"]
@@ -446,11 +447,7 @@ def test_a_grid_records_a_diverged_run_as_failed_not_as_a_score(glue_dir, tiny_m
 
 
 def test_the_grid_command_says_a_run_failed_and_exits_3(glue_dir, tiny_model_dir, tmp_path, monkeypatch, capsys):
-    grid = tmp_path / "grid.yaml"
-    grid.write_text(f"tasks: [stsb]\nsizes: [16]\nseeds: [1]\ndata_dir: {glue_dir}\nmodel: {tiny_model_dir}\n"
-                    f"output_dir: {tmp_path / 'runs'}\nresults: {tmp_path / 'results.jsonl'}\n"
-                    "overrides: [report_to=none, finetune.warmup_ratio=0]\nmethods:\n"
-                    "  - {name: diverging, method: vanilla, overrides: [finetune.lr=1e8]}\n")
+    grid = diverging_grid(tmp_path, glue_dir, tiny_model_dir)
     monkeypatch.setattr(sys, "argv", ["experiment.py", "--grid", str(grid)])
     with pytest.raises(SystemExit) as stopped:
         runpy.run_path(str(REPO / "scripts" / "experiment.py"), run_name="__main__")
@@ -517,9 +514,7 @@ def test_a_full_disk_is_one_line_and_a_grid_records_it_and_goes_on(glue_dir, tin
 
     monkeypatch.setitem(METHODS, "fake", fake)
     monkeypatch.setattr(grid_module, "speed_probe", lambda device: 0.25)
-    grid = tmp_path / "grid.yaml"
-    grid.write_text(f"tasks: [rte]\nsizes: [16]\nseeds: [1, 2]\ndata_dir: {glue_dir}\noutput_dir: {tmp_path}/runs\n"
-                    f"results: {tmp_path}/results.jsonl\nmethods: [{{name: fake}}]\n")
+    grid = write_grid(tmp_path, ["fake"], seeds=[1, 2], data_dir=glue_dir)
     assert run_grid(load_grid(str(grid))) == (2, 0) and calls == [1, 2]
     first, second = read_records(str(tmp_path / "results.jsonl"))
     assert first["score"] is None and "the disk is full" in first["failed"] and second["score"] == 1.0

@@ -156,35 +156,35 @@ def test_the_mpnet_rule_answers_each_question_per_task():
     assert "mixup +2.0 [+1.8, +2.1]: not decided;" in unfinished
 
 
-def test_the_committed_grids_answer_as_their_readmes_say(capsys):
-    grid_rules.main(["experiments/peers.yaml"])
+COMMITTED_ANSWERS = {
+    "peers": ["| Q1: mixup - best peer | +1.4 [-0.0, +2.8]: within 1.5 | -0.3 [-0.7, +0.2]: within 1.5 | "
+              "-1.7 [-3.1, -0.3]: shown to lose |",
+              "the highest mean, **setfit** (86.03), not shown to match the best"],
+    "stacked": ["| setfit-vanilla | +1.5 [+0.1, +3.0] | +0.4 [-0.4, +1.2] | -0.2 [-1.0, +0.7] | no |",
+                "**setfit-vanilla**, the cheapest (2.48x)"],
+    "peers-1000": ["| Q2: fold-average - best peer | -0.1 [-1.6, +1.5]: unresolved | "
+                   "-2.0 [-2.4, -1.5]: shown to lose |",
+                   "the highest mean, **setfit-vanilla** (87.30), not shown to match the best"],
+    "averaging-controls": ["| a restarted schedule | one-fold - vanilla-extra | "
+                           "+9.6 [+3.8, +15.4]: shown to carry gain | +0.1 [-1.0, +1.3]: none beyond 1.5 |",
+                           "| averaging across runs | fold-average - one-fold | -1.5 [-3.6, +0.7]: unresolved |"],
+    "reverse-horizon": ["| reverse-T5 | stsb | 0 of 10 | no | +1.0 [-1.6, +3.7]: unresolved | "
+                        "+0.6 [-1.8, +3.0]: unresolved |",
+                        "| reverse-T10 | mr | 0 of 10 | no | +0.2 [-0.3, +0.7]: within 1.5 | "
+                        "+0.3 [-0.5, +1.2]: within 1.5 |",
+                        "reverse-T10 3.14x vanilla's time, peak 22.4 GiB"],
+    "cheaper-default": ["| one-fold | +1.4 [-0.3, +3.1] | 1.28x | yes | +8.3 [+5.5, +11.1] |",
+                        "| fold-average | +0.3 [-0.9, +1.6] | 1.52x | no | +7.3 [+4.8, +9.7] |",
+                        "mixup itself: 2.85x vanilla's time. By the rule, **one-fold** becomes the default."],
+}
+
+
+@pytest.mark.parametrize("grid", COMMITTED_ANSWERS)
+def test_the_committed_grids_answer_as_their_readmes_say(grid, capsys):
+    grid_rules.main([f"experiments/{grid}.yaml"])
     out = capsys.readouterr().out
-    assert "| Q1: mixup - best peer | +1.4 [-0.0, +2.8]: within 1.5 | -0.3 [-0.7, +0.2]: within 1.5 | " \
-           "-1.7 [-3.1, -0.3]: shown to lose |" in out
-    assert "the highest mean, **setfit** (86.03), not shown to match the best" in out
-    grid_rules.main(["experiments/stacked.yaml"])
-    out = capsys.readouterr().out
-    assert "| setfit-vanilla | +1.5 [+0.1, +3.0] | +0.4 [-0.4, +1.2] | -0.2 [-1.0, +0.7] | no |" in out
-    assert "**setfit-vanilla**, the cheapest (2.48x)" in out
-    grid_rules.main(["experiments/peers-1000.yaml"])
-    out = capsys.readouterr().out
-    assert "| Q2: fold-average - best peer | -0.1 [-1.6, +1.5]: unresolved | -2.0 [-2.4, -1.5]: shown to lose |" in out
-    assert "the highest mean, **setfit-vanilla** (87.30), not shown to match the best" in out
-    grid_rules.main(["experiments/averaging-controls.yaml"])
-    out = capsys.readouterr().out
-    assert "| a restarted schedule | one-fold - vanilla-extra | +9.6 [+3.8, +15.4]: shown to carry gain | " \
-           "+0.1 [-1.0, +1.3]: none beyond 1.5 |" in out
-    assert "| averaging across runs | fold-average - one-fold | -1.5 [-3.6, +0.7]: unresolved |" in out
-    grid_rules.main(["experiments/reverse-horizon.yaml"])
-    out = capsys.readouterr().out
-    assert "| reverse-T5 | stsb | 0 of 10 | no | +1.0 [-1.6, +3.7]: unresolved | +0.6 [-1.8, +3.0]: unresolved |" in out
-    assert "| reverse-T10 | mr | 0 of 10 | no | +0.2 [-0.3, +0.7]: within 1.5 | +0.3 [-0.5, +1.2]: within 1.5 |" in out
-    assert "reverse-T10 3.14x vanilla's time, peak 22.4 GiB" in out
-    grid_rules.main(["experiments/cheaper-default.yaml"])
-    out = capsys.readouterr().out
-    assert "| one-fold | +1.4 [-0.3, +3.1] | 1.28x | yes | +8.3 [+5.5, +11.1] |" in out
-    assert "| fold-average | +0.3 [-0.9, +1.6] | 1.52x | no | +7.3 [+4.8, +9.7] |" in out
-    assert "mixup itself: 2.85x vanilla's time. By the rule, **one-fold** becomes the default." in out
+    for line in COMMITTED_ANSWERS[grid]:
+        assert line in out
 
 
 def test_a_grid_without_a_coded_rule_is_refused():

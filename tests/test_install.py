@@ -8,7 +8,7 @@ import sys
 import pytest
 from safetensors.torch import load_file
 
-from tests.conftest import REPO
+from tests.conftest import REPO, write_grid
 
 
 @pytest.mark.slow
@@ -75,9 +75,7 @@ def test_search_and_finetune_run_without_the_optional_extras_and_each_extra_is_a
                   "--output-dir", str(tmp_path / "x"))
     assert setfit.returncode == 2 and setfit.stderr.strip().count("\n") == 0
     assert 'pip install ".[setfit]"' in setfit.stderr
-    grid = tmp_path / "grid.yaml"
-    grid.write_text(f"tasks: [rte]\nsizes: [16]\nseeds: [1]\ndata_dir: {glue_dir}\nmodel: {tiny_model_dir}\n"
-                    f"output_dir: {tmp_path}/runs\nresults: {tmp_path}/results.jsonl\nmethods: [{{name: vanilla}}]\n")
+    grid = write_grid(tmp_path, ["vanilla"], data_dir=glue_dir, model=tiny_model_dir)
     ray = agwm("experiment", "--grid", str(grid), "--executor", "ray")
     assert ray.returncode == 2 and ray.stderr.strip().count("\n") == 0 and 'pip install ".[ray]"' in ray.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "x").exists()

@@ -14,7 +14,7 @@ from agwm.baselines.recipe import Recipe
 from agwm.data import Task
 from agwm.errors import ConfigError
 from agwm.registry import METHODS, FinetuneMethod, methods_table, register_method, sections_for_schema
-from tests.conftest import REPO, run_script
+from tests.conftest import REPO, run_script, write_grid
 from tests.test_own_data import user_files
 
 
@@ -49,11 +49,8 @@ def test_a_method_registered_in_a_test_file_is_in_the_help_a_grid_and_select(toy
         main(["finetune", "--help"])
     assert "head-only (only the classification head trains (a test's toy))" in capsys.readouterr().out
 
-    grid = tmp_path / "grid.yaml"
-    grid.write_text(f"tasks: [cola]\nsizes: [16]\nseeds: [1]\ndata_dir: {glue_dir}\nmodel: {tiny_model_dir}\n"
-                    f"output_dir: {tmp_path / 'runs'}\nresults: {tmp_path / 'results.jsonl'}\n"
-                    "overrides: [report_to=none, finetune.epochs=1]\nmethods:\n"
-                    "  - {name: head-only}\n  - {name: vanilla}\n")
+    grid = write_grid(tmp_path, ["head-only", "vanilla"], tasks=["cola"],
+                      overrides=["report_to=none", "finetune.epochs=1"], data_dir=glue_dir, model=tiny_model_dir)
     assert run_grid(load_grid(str(grid))) == (2, 0)
     scores = {r["method"]: r["score"] for r in read_records(str(tmp_path / "results.jsonl"))}
     assert set(scores) == {"head-only", "vanilla"} and all(s is not None for s in scores.values())
