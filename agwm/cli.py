@@ -262,8 +262,8 @@ def finetune(argv: list[str] | None = None) -> None:
         if "warning" in scores:
             print(f"warning: {scores['warning']}: the model did not learn to tell the examples apart ("
                   + ("agwm select compares the methods on your file)" if cfg.model in (None, DEFAULT_MODEL_NAME) else
-                     f"the defaults were chosen on {DEFAULT_MODEL_NAME}: with {cfg.model} try a smaller "
-                     "finetune.lr, e.g. finetune.lr=2e-5, or agwm select)"))
+                     f"the defaults were chosen on {DEFAULT_MODEL_NAME}: with {cfg.model} try "
+                     "--method vanilla-tuned, which chooses lr and epochs on held-out rows, or agwm select)"))
         if cfg.test_file:
             print(f"predictions written to {os.path.join(cfg.output_dir, 'predictions.csv')}")
         if args.save_model:

@@ -143,7 +143,8 @@ def test_the_command_says_when_a_model_learned_nothing_and_what_to_try(tiny_mode
     runpy.run_path(str(REPO / "scripts" / "finetune.py"), run_name="__main__")
     assert capsys.readouterr().out.splitlines()[-1] == (
         f"warning: {warning}: the model did not learn to tell the examples apart (the defaults were chosen on "
-        f"all-MiniLM-L6-v2: with {tiny_model_dir} try a smaller finetune.lr, e.g. finetune.lr=2e-5, or agwm select)")
+        f"all-MiniLM-L6-v2: with {tiny_model_dir} try --method vanilla-tuned, which chooses lr and epochs on held-out "
+        "rows, or agwm select)")
     default = [a for a in tiny(tiny_model_dir, tmp_path / "run2") if a not in ("--model", tiny_model_dir)]
     monkeypatch.setattr(sys, "argv", ["finetune.py", *files(tmp_path), *default])
     runpy.run_path(str(REPO / "scripts" / "finetune.py"), run_name="__main__")
