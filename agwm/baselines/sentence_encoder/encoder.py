@@ -4,6 +4,7 @@ linear head on the encoder's embeddings (:class:`ProbeModel`), SetFit through it
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -73,6 +74,10 @@ def class_probabilities(scores: np.ndarray, classes: np.ndarray, num_labels: int
 # the classification metrics (agwm.data.CLASSIFICATION_METRICS) as scikit-learn scorers, for probe-tuned's
 # cross-validation
 SCORERS = {"accuracy": "accuracy", "f1": "f1", "macro-f1": "f1_macro", "mcc": make_scorer(matthews_corrcoef)}
+# scikit-learn 1.9 warns unless the plain L2 penalty is named as l1_ratios=(0,) and the 1.10 attributes are
+# asked for; earlier versions take neither (the fit is the same)
+L2_CV_SETTINGS = ({"l1_ratios": (0.0,), "use_legacy_attributes": False}
+                  if "use_legacy_attributes" in inspect.signature(LogisticRegressionCV).parameters else {})
 
 
 
@@ -115,8 +120,8 @@ class ProbeModel:
                 fitted["folds"] = k
                 folds = StratifiedKFold(k, shuffle=True, random_state=stream_seed(seed, "probe") % 2**32)
                 head = LogisticRegressionCV(Cs=probe.cs, cv=folds, scoring=SCORERS[self.task.metric],
-                                            max_iter=1000).fit(x, y)
-                fitted["c"] = float(np.ravel(head.C_)[0])  # one C for all classes; C_ is simplified in 1.10
+                                            max_iter=1000, **L2_CV_SETTINGS).fit(x, y)
+                fitted["c"] = float(np.ravel(head.C_)[0])  # one C for all classes (one per class before 1.9)
             else:
                 head = LogisticRegression(C=probe.c, max_iter=1000).fit(x, y)
             self.coef, self.intercept, self.classes = head.coef_, head.intercept_, head.classes_
