@@ -35,6 +35,14 @@ def tiny_model_dir(tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture
+def quick_probe(monkeypatch):
+    """The grid's speed probe (about a second, before and after each run) as a constant 0.25 s."""
+    from agwm.experiments import grid
+
+    monkeypatch.setattr(grid, "speed_probe", lambda device: 0.25)
+
+
 def run_script(name, args, monkeypatch, capsys):
     """Run ``scripts/<name>`` in this process with ``args``; its exit code and stderr (it must exit)."""
     monkeypatch.setattr(sys, "argv", [name, *args])

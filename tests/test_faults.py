@@ -435,7 +435,7 @@ def diverging_grid(tmp_path, glue_dir, tiny_model_dir):
                       model=tiny_model_dir)
 
 
-def test_a_grid_records_a_diverged_run_as_failed_not_as_a_score(glue_dir, tiny_model_dir, tmp_path):
+def test_a_grid_records_a_diverged_run_as_failed_not_as_a_score(glue_dir, tiny_model_dir, tmp_path, quick_probe):
     from agwm.experiments.grid import load_grid, read_records, run_grid
 
     grid = diverging_grid(tmp_path, glue_dir, tiny_model_dir)
@@ -446,7 +446,8 @@ def test_a_grid_records_a_diverged_run_as_failed_not_as_a_score(glue_dir, tiny_m
     assert run_grid(load_grid(str(grid))) == (0, 1)  # recorded: a resumed grid does not rerun it
 
 
-def test_the_grid_command_says_a_run_failed_and_exits_3(glue_dir, tiny_model_dir, tmp_path, monkeypatch, capsys):
+def test_the_grid_command_says_a_run_failed_and_exits_3(glue_dir, tiny_model_dir, tmp_path, monkeypatch, capsys,
+                                                          quick_probe):
     grid = diverging_grid(tmp_path, glue_dir, tiny_model_dir)
     monkeypatch.setattr(sys, "argv", ["experiment.py", "--grid", str(grid)])
     with pytest.raises(SystemExit) as stopped:
@@ -485,11 +486,10 @@ def test_a_reader_that_leaves_and_an_early_ctrl_c_end_without_a_traceback():
 
 
 def test_a_full_disk_is_one_line_and_a_grid_records_it_and_goes_on(glue_dir, tiny_model_dir, tmp_path, monkeypatch,
-                                                                   capsys):
+                                                                   capsys, quick_probe):
     import errno
 
     import agwm.finetune
-    from agwm.experiments import grid as grid_module
     from agwm.experiments.grid import load_grid, read_records, run_grid
     from agwm.experiments.methods import METHODS
 
@@ -513,7 +513,6 @@ def test_a_full_disk_is_one_line_and_a_grid_records_it_and_goes_on(glue_dir, tin
                 "machine": "m"}
 
     monkeypatch.setitem(METHODS, "fake", fake)
-    monkeypatch.setattr(grid_module, "speed_probe", lambda device: 0.25)
     grid = write_grid(tmp_path, ["fake"], seeds=[1, 2], data_dir=glue_dir)
     assert run_grid(load_grid(str(grid))) == (2, 0) and calls == [1, 2]
     first, second = read_records(str(tmp_path / "results.jsonl"))

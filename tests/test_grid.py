@@ -9,7 +9,6 @@ from safetensors.torch import load_file
 
 from agwm.data import DataError, get_task
 from agwm.errors import ConfigError
-from agwm.experiments import grid as grid_module
 from agwm.experiments.grid import append_record, config_changes, load_grid, part_of, read_records, run_grid
 from agwm.experiments.methods import METHODS, joint_finetune, random_alpha, vanilla
 from agwm.mixup import alpha_state_dict
@@ -36,7 +35,7 @@ methods:
 
 
 @pytest.fixture
-def fake_method(monkeypatch):
+def fake_method(monkeypatch, quick_probe):
     calls = []
 
     def fake(cfg, engine_overrides):
@@ -51,7 +50,6 @@ def fake_method(monkeypatch):
     fake.crash_at = None
     fake.calls = calls
     monkeypatch.setitem(METHODS, "fake", fake)
-    monkeypatch.setattr(grid_module, "speed_probe", lambda device: 0.25)  # the real one takes seconds
     return fake
 
 

@@ -248,7 +248,8 @@ def test_the_recommended_classification_command_predicts_label_names(user_style_
 
 
 @pytest.mark.slow  # reads every task's files (several seconds): the quick loop stays under two minutes
-def test_a_grid_takes_a_user_task_beside_a_glue_name(user_style_csvs, glue_dir, tiny_model_dir, tmp_path):
+def test_a_grid_takes_a_user_task_beside_a_glue_name(user_style_csvs, glue_dir, tiny_model_dir, tmp_path,
+                                                      quick_probe):
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text(f"""
 tasks:

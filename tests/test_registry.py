@@ -38,7 +38,8 @@ def toy(monkeypatch):
 
 
 def test_a_method_registered_in_a_test_file_is_in_the_help_a_grid_and_select(toy, glue_dir, tiny_model_dir,
-                                                                                tmp_path, monkeypatch, capsys):
+                                                                                tmp_path, monkeypatch, capsys,
+                                                                                quick_probe):
     from agwm.cli import main
     from agwm.experiments.grid import load_grid, read_records, run_grid
     from agwm.experiments.methods import selectable_methods
