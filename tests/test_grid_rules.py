@@ -130,7 +130,7 @@ def test_the_mpnet_rule_answers_each_question_per_task():
     text = rules.mpnet(records, ["mr", "stsb"])
     assert text.startswith("Seeds in: mr 11, 12, 13, 14, 15 (5 of 5); stsb 11, 12, 13, 14, 15 (5 of 5).\n")
     assert "| Q1: mixup - one-fold | +0.2 [-0.5, +0.9]: none beyond 1.5 | +0.2 [-0.5, +0.9]: none beyond 1.5 |" in text
-    assert "| mixup's W0 weight after the search (mean) | 0.2500 | 0.2500 |" in text
+    assert "| mixup's W0 weight after the search (mean) | 2.5e-01 | 2.5e-01 |" in text
     assert "| Q2: one-fold - vanilla | +5.1 [+4.4, +5.8]: shown to carry gain |" in text
     assert "setfit-vanilla - mixup: -1.3 [-1.3, -1.3]: holds |" in text
     assert "cosine-finetune - mixup: -5.3 [-5.3, -5.3]: shown not to hold |" in text

@@ -281,13 +281,13 @@ def mpnet(records: list[dict], tasks: list[str], size: int = 300, margin: float 
         p = paired(cells, method, base, task, size)
         return "-" if p is None else f"{p}: {reading(p, margin) if task not in pending else 'not decided'}"
 
-    def alpha(task: str, key: str) -> str:
+    def alpha(task: str, key: str, form: str) -> str:
         values = [r["alpha"][key] for r in records if r["method"] == "mixup" and r["task"] == task and "alpha" in r]
-        return f"{statistics.mean(values):.4f}" if values else "-"
+        return format(statistics.mean(values), form) if values else "-"
 
     row("Q1: mixup - one-fold", [pair("mixup", "one-fold", t) for t in tasks])
-    row("mixup's W0 weight after the search (mean)", [alpha(t, "w0_weight_mean") for t in tasks])
-    row("mixup's mean alpha after the search", [alpha(t, "alpha_mean") for t in tasks])
+    row("mixup's W0 weight after the search (mean)", [alpha(t, "w0_weight_mean", ".1e") for t in tasks])
+    row("mixup's mean alpha after the search", [alpha(t, "alpha_mean", ".4f") for t in tasks])
     row("Q2: one-fold - vanilla", [pair("one-fold", "vanilla", t) for t in tasks])
     row("Q2: mixup - vanilla", [pair("mixup", "vanilla", t) for t in tasks])
     ours = [m for m in _methods(cells, size) if not m.startswith(MINILM)]
