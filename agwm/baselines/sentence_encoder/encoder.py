@@ -10,6 +10,7 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -175,10 +176,12 @@ class SetFitPeer:
             texts, labels = examples["text_a"][:], examples["label"][:]
             trainer = Trainer(model=self.model, args=args, train_dataset=Dataset.from_dict({"text": texts,
                                                                                           "label": labels}))
-            if body_only:
-                trainer.train_embeddings(texts, labels, args=args)
-            else:
-                trainer.train()
+            with warnings.catch_warnings():  # SetFit's own loader asks for pinned memory on every device
+                warnings.filterwarnings("ignore", "'pin_memory' argument is set as true but no accelerator")
+                if body_only:
+                    trainer.train_embeddings(texts, labels, args=args)
+                else:
+                    trainer.train()
         return {"steps": epochs * math.ceil(pairs / self.batch_size), "pairs": pairs}
 
     def save_body(self, directory: str) -> None:
